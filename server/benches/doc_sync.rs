@@ -1,0 +1,2 @@
+//! Document sync benchmark (filled in by the document store work).
+fn main() {}

@@ -1,0 +1,16 @@
+//! codetier: AI code actions served over LSP and from the command line.
+//!
+//! See `ARCHITECTURE.md` at the repository root for the code map and invariants.
+
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod docs;
+pub mod engine;
+pub mod logging;
+pub mod lsp;
+pub mod prompts;
+pub mod provider;
+pub mod render;
+pub mod router;
+pub mod usage;

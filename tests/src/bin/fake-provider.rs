@@ -1,0 +1,2 @@
+//! The fake provider as a standalone binary.
+fn main() {}

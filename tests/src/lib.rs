@@ -1,0 +1,1 @@
+//! Test support: the fake provider and the LSP test client.
