@@ -1,1 +1,51 @@
-//! TODO: lsp
+//! LSP protocol layer: the only module that sees `ls_types` and JSON-RPC; handlers only translate.
+
+mod backend;
+mod dispatch;
+mod editor;
+mod handlers;
+mod proto;
+mod session;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tower_lsp_server::{LspService, Server};
+
+pub use session::Session;
+
+/// How many handler futures the framework polls at once. Far above the number of AI
+/// commands that may wait in a slot ([`MAX_WAITING_COMMANDS`]), so typing and
+/// `codeAction` always find a free slot.
+pub const CONCURRENCY_LEVEL: usize = 128;
+
+/// AI commands allowed to hold a slot while waiting for their answer; beyond this a
+/// command replies `{ "pending": true }` at once and delivers its answer later.
+pub const MAX_WAITING_COMMANDS: usize = 32;
+
+/// Options the binary passes to the server.
+#[derive(Clone, Debug, Default)]
+pub struct ServeOptions {
+    /// `--config FILE`: replaces the user configuration file.
+    pub config_file: Option<PathBuf>,
+    /// `--tier NAME`: default tier for every action.
+    pub tier: Option<String>,
+}
+
+/// Serves LSP on stdin/stdout until the client sends `exit` or closes the pipe.
+pub async fn serve_stdio(options: ServeOptions) -> anyhow::Result<()> {
+    let session = Arc::new(Session::new(options));
+    let publisher = session.clone();
+    let (service, socket) = LspService::build(|client| {
+        publisher.attach_client(client.clone());
+        backend::Backend::new(publisher.clone())
+    })
+    .finish();
+    let service = dispatch::Dispatch::new(service, session.clone());
+    Server::new(tokio::io::stdin(), tokio::io::stdout(), socket)
+        .concurrency_level(CONCURRENCY_LEVEL)
+        .serve(service)
+        .await;
+    session.shutdown_background();
+    Ok(())
+}

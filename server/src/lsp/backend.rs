@@ -1,0 +1,183 @@
+//! The `LanguageServer` implementation: lifecycle and configuration. Document sync and the
+//! AI requests are routed by the dispatcher before they reach this switchboard.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tower_lsp_server::jsonrpc::Result;
+use tower_lsp_server::ls_types as lsp;
+use tower_lsp_server::LanguageServer;
+
+use super::editor;
+use super::handlers::{code_action, command};
+use super::proto;
+use super::session::{ClientFlags, Session};
+use crate::config::{self, Config, ConfigErrors};
+use crate::docs::PositionEncoding;
+use crate::engine::Engine;
+
+pub struct Backend {
+    session: Arc<Session>,
+}
+
+impl Backend {
+    pub fn new(session: Arc<Session>) -> Backend {
+        Backend { session }
+    }
+}
+
+fn negotiate_encoding(params: &lsp::InitializeParams) -> PositionEncoding {
+    let offered = params.capabilities.general.as_ref().and_then(|g| g.position_encodings.as_ref());
+    match offered {
+        Some(kinds) if kinds.iter().any(|k| *k == lsp::PositionEncodingKind::UTF8) => PositionEncoding::Utf8,
+        _ => PositionEncoding::Utf16,
+    }
+}
+
+fn client_flags(params: &lsp::InitializeParams) -> ClientFlags {
+    let caps = &params.capabilities;
+    ClientFlags {
+        work_done_progress: caps.window.as_ref().and_then(|w| w.work_done_progress).unwrap_or(false),
+        apply_edit: caps.workspace.as_ref().and_then(|w| w.apply_edit).unwrap_or(false),
+        hover_markdown: caps
+            .text_document
+            .as_ref()
+            .and_then(|t| t.hover.as_ref())
+            .and_then(|h| h.content_format.as_ref())
+            .is_none_or(|f| f.contains(&lsp::MarkupKind::Markdown)),
+    }
+}
+
+#[allow(deprecated)]
+fn workspace_root(params: &lsp::InitializeParams) -> Option<PathBuf> {
+    let uri = params
+        .workspace_folders
+        .as_ref()
+        .and_then(|f| f.first())
+        .map(|f| f.uri.as_str().to_owned())
+        .or_else(|| params.root_uri.as_ref().map(|u| u.as_str().to_owned()))?;
+    uri.strip_prefix("file://").map(|p| PathBuf::from(crate::engine::display_path(&format!("file://{p}"))))
+}
+
+impl Backend {
+    /// Builds the configuration from every layer; errors are kept to show the user.
+    fn configure(&self, params: &lsp::InitializeParams) -> Config {
+        let session = &self.session;
+        let mut errors = Vec::new();
+        let mut loader = config::Loader::new();
+        match loader.clone().with_user_file(session.options.config_file.as_deref()) {
+            Ok(l) => loader = l,
+            Err(e) => errors.push(e),
+        }
+        match loader.clone().with_workspace_file(workspace_root(params).as_deref()) {
+            Ok(l) => loader = l,
+            Err(e) => errors.push(e),
+        }
+        if let Some(opts) = &params.initialization_options {
+            if let Err(e) = loader.set_init_options(opts) {
+                errors.push(e);
+            }
+        }
+        let config = match loader.resolve() {
+            Ok(c) => c,
+            Err(e) => {
+                errors.push(e);
+                Config::default()
+            }
+        };
+        *session.loader.lock().unwrap_or_else(|e| e.into_inner()) = loader;
+        let mut pending = session.startup_errors.lock().unwrap_or_else(|e| e.into_inner());
+        pending.extend(errors.iter().map(ConfigErrors::to_string));
+        config
+    }
+}
+
+impl LanguageServer for Backend {
+    async fn initialize(&self, params: lsp::InitializeParams) -> Result<lsp::InitializeResult> {
+        let encoding = negotiate_encoding(&params);
+        self.session.set_encoding(encoding);
+        let config = self.configure(&params);
+        match Engine::new(config) {
+            Ok(engine) => self.session.set_engine(Arc::new(engine)),
+            Err(e) => self
+                .session
+                .startup_errors
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(format!("codetier cannot reach its provider: {e}")),
+        }
+        self.session.set_initialized(client_flags(&params));
+        self.session.start_publisher();
+        let capabilities = lsp::ServerCapabilities {
+            position_encoding: Some(proto::position_encoding_kind(encoding)),
+            text_document_sync: Some(lsp::TextDocumentSyncCapability::Options(lsp::TextDocumentSyncOptions {
+                open_close: Some(true),
+                change: Some(lsp::TextDocumentSyncKind::INCREMENTAL),
+                ..Default::default()
+            })),
+            code_action_provider: Some(lsp::CodeActionProviderCapability::Options(lsp::CodeActionOptions {
+                code_action_kinds: Some(code_action::kinds()),
+                resolve_provider: Some(false),
+                ..Default::default()
+            })),
+            execute_command_provider: Some(lsp::ExecuteCommandOptions {
+                commands: command::COMMANDS.iter().map(|c| (*c).to_owned()).collect(),
+                ..Default::default()
+            }),
+            hover_provider: Some(lsp::HoverProviderCapability::Simple(true)),
+            ..Default::default()
+        };
+        Ok(lsp::InitializeResult {
+            capabilities,
+            server_info: Some(lsp::ServerInfo {
+                name: "codetier".into(),
+                version: Some(env!("CARGO_PKG_VERSION").into()),
+            }),
+            offset_encoding: None,
+        })
+    }
+
+    async fn initialized(&self, _: lsp::InitializedParams) {
+        let errors: Vec<String> = std::mem::take(&mut *self.session.startup_errors.lock().unwrap_or_else(|e| e.into_inner()));
+        if let Some(client) = self.session.client() {
+            for error in errors {
+                tracing::error!("{error}");
+                editor::show_message(client, lsp::MessageType::ERROR, error).await;
+            }
+        }
+        if let Some(engine) = self.session.engine().cloned() {
+            tokio::spawn(async move { engine.warm_up().await });
+        }
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        self.session.shutdown_background();
+        Ok(())
+    }
+
+    async fn did_change_configuration(&self, params: lsp::DidChangeConfigurationParams) {
+        let result = {
+            let mut loader = self.session.loader.lock().unwrap_or_else(|e| e.into_inner());
+            let mut candidate = loader.clone();
+            candidate.set_did_change(&params.settings).and_then(|()| candidate.resolve()).map(|config| {
+                *loader = candidate;
+                config
+            })
+        };
+        let message = match (result, self.session.engine()) {
+            (Ok(config), Some(engine)) => match engine.set_config(config) {
+                Ok(()) => {
+                    tracing::info!("configuration updated");
+                    return;
+                }
+                Err(e) => format!("codetier: the new configuration cannot be used ({e}); the previous one stays in force"),
+            },
+            (Ok(_), None) => return,
+            (Err(errors), _) => format!("{errors}\nThe previous configuration stays in force."),
+        };
+        tracing::error!("{message}");
+        if let Some(client) = self.session.client() {
+            editor::show_message(client, lsp::MessageType::ERROR, message).await;
+        }
+    }
+}

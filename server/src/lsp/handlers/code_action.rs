@@ -1,0 +1,191 @@
+//! `textDocument/codeAction`: the action list, answered from memory; never calls the model.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use ropey::Rope;
+use serde_json::{json, Value};
+use tower_lsp_server::ls_types as lsp;
+
+use super::{ready, Reply};
+use crate::config::Config;
+use crate::docs::AnchorState;
+use crate::engine::Action;
+use crate::lsp::proto;
+use crate::lsp::session::Session;
+use crate::{prompts, render};
+
+/// Kind of every codetier action; clients filter with `only: ["refactor"]` or finer.
+pub const KIND_BASE: &str = "refactor.codetier";
+
+pub fn kind(action: Action) -> lsp::CodeActionKind {
+    lsp::CodeActionKind::from(format!("{KIND_BASE}.{}", action.as_str()))
+}
+
+pub fn kinds() -> Vec<lsp::CodeActionKind> {
+    let mut all: Vec<_> = Action::ALL.into_iter().map(kind).collect();
+    all.push(lsp::CodeActionKind::QUICKFIX);
+    all
+}
+
+pub fn handle(session: &Arc<Session>, params: lsp::CodeActionParams) -> Reply {
+    let uri = params.text_document.uri.as_str().to_owned();
+    let Some(snap) = session.docs.snapshot(&uri) else {
+        tracing::debug!(%uri, "codeAction for a document that is not open");
+        return ready(Ok(Value::Null));
+    };
+    let enc = session.encoding();
+    let config = session.config();
+    let requested = proto::chars(&snap.text, params.range, enc);
+    let selection = widen_if_cursor(&snap.text, requested);
+    let range = proto::lsp_range_of(&snap.text, selection.clone(), enc);
+    let diagnostics: Vec<String> = params
+        .context
+        .diagnostics
+        .iter()
+        .filter(|d| d.source.as_deref() != Some(super::publish::SOURCE))
+        .map(|d| match &d.source {
+            Some(src) => format!("{src}: {}", d.message),
+            None => d.message.clone(),
+        })
+        .collect();
+    let only = params.context.only.clone();
+    let wanted = |k: &lsp::CodeActionKind| match &only {
+        None => true,
+        Some(only) => only.iter().any(|o| k.as_str() == o.as_str() || k.as_str().starts_with(&format!("{}.", o.as_str()))),
+    };
+
+    let mut actions: Vec<lsp::CodeActionOrCommand> = Vec::new();
+    for fix in quick_fixes(session, &uri, &snap.text, snap.version, &params.context.diagnostics) {
+        if wanted(&lsp::CodeActionKind::QUICKFIX) {
+            actions.push(lsp::CodeActionOrCommand::CodeAction(fix));
+        }
+    }
+    let answers = session.answers(&uri);
+    for action in Action::ALL {
+        let kind = kind(action);
+        if !wanted(&kind) {
+            continue;
+        }
+        let base = &config.action(action).tier;
+        let args = |tier: Option<&str>, fresh: bool| {
+            json!({ "uri": uri, "range": range, "tier": tier, "fresh": fresh, "diagnostics": diagnostics })
+        };
+        actions.push(command_action(format!("{} ({})", action.title(), label(&config, base)), &kind, action, args(None, false)));
+        let answered = answers.iter().any(|a| {
+            a.action == action
+                && matches!(session.docs.resolve(&uri, a.origin), AnchorState::Live(r) if overlaps(&r, &selection))
+        });
+        if answered {
+            for tier in &config.action(action).escalate {
+                actions.push(command_action(
+                    format!("{} with {}", action.title(), label(&config, tier)),
+                    &kind,
+                    action,
+                    args(Some(tier), false),
+                ));
+            }
+            actions.push(command_action(
+                format!("Regenerate: {} ({})", action.title(), label(&config, base)),
+                &kind,
+                action,
+                args(None, true),
+            ));
+        }
+    }
+    ready(serde_json::to_value(actions).map_err(|e| super::failure(-32603, e.to_string())))
+}
+
+/// An empty or one-character range (a cursor in Helix or Neovim) means the enclosing block.
+pub fn widen_if_cursor(text: &Rope, chars: Range<usize>) -> Range<usize> {
+    if chars.end.saturating_sub(chars.start) <= 1 {
+        prompts::widen(text, chars)
+    } else {
+        chars
+    }
+}
+
+pub fn label(config: &Config, tier: &str) -> String {
+    config.tiers.get(tier).map(|t| t.label.clone()).unwrap_or_else(|| tier.to_owned())
+}
+
+fn overlaps(a: &Range<usize>, b: &Range<usize>) -> bool {
+    a.start <= b.end && b.start <= a.end
+}
+
+fn command_action(title: String, kind: &lsp::CodeActionKind, action: Action, args: Value) -> lsp::CodeActionOrCommand {
+    lsp::CodeActionOrCommand::CodeAction(lsp::CodeAction {
+        title: title.clone(),
+        kind: Some(kind.clone()),
+        command: Some(lsp::Command { title, command: format!("codetier.{}", action.as_str()), arguments: Some(vec![args]) }),
+        ..Default::default()
+    })
+}
+
+/// Quick fixes for codetier diagnostics in range: from `Diagnostic.data` the client sent back.
+fn quick_fixes(
+    session: &Session,
+    uri: &str,
+    text: &Rope,
+    version: i32,
+    diagnostics: &[lsp::Diagnostic],
+) -> Vec<lsp::CodeAction> {
+    let enc = session.encoding();
+    let mut out = Vec::new();
+    for diag in diagnostics {
+        if diag.source.as_deref() != Some(super::publish::SOURCE) {
+            continue;
+        }
+        let Some(replacement) = diag.data.as_ref().and_then(|d| d.get("replacement")).and_then(Value::as_str) else {
+            continue;
+        };
+        // The client sends the diagnostics at the requested range; trust its choice.
+        let chars = proto::chars(text, diag.range, enc);
+        let new_text = fit(text, chars.clone(), replacement);
+        let Some(edit) = versioned_edit(uri, version, proto::lsp_range_of(text, chars, enc), new_text) else { continue };
+        out.push(lsp::CodeAction {
+            title: format!("Apply codetier fix: {}", first_line(&diag.message)),
+            kind: Some(lsp::CodeActionKind::QUICKFIX),
+            diagnostics: Some(vec![diag.clone()]),
+            edit: Some(edit),
+            is_preferred: Some(true),
+            ..Default::default()
+        });
+    }
+    out
+}
+
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or("");
+    if line.chars().count() > 60 {
+        format!("{}…", line.chars().take(60).collect::<String>())
+    } else {
+        line.to_owned()
+    }
+}
+
+/// Code indented to sit where `range` starts in `text`.
+pub fn fit(text: &Rope, range: Range<usize>, code: &str) -> String {
+    let start = range.start.min(text.len_chars());
+    let line = text.char_to_line(start);
+    let line_start = text.line_to_char(line);
+    let indent: String = text.line(line).chars().take_while(|c| *c == ' ' || *c == '\t').collect();
+    let fitted = render::reindent(code.trim_end_matches(['\n', '\r']), &indent);
+    if start > line_start {
+        // The range starts after the indentation, which stays in the document.
+        fitted.strip_prefix(indent.as_str()).map(str::to_owned).unwrap_or(fitted)
+    } else {
+        fitted
+    }
+}
+
+pub fn versioned_edit(uri: &str, version: i32, range: lsp::Range, new_text: String) -> Option<lsp::WorkspaceEdit> {
+    let uri = proto::uri(uri)?;
+    Some(lsp::WorkspaceEdit {
+        document_changes: Some(lsp::DocumentChanges::Edits(vec![lsp::TextDocumentEdit {
+            text_document: lsp::OptionalVersionedTextDocumentIdentifier { uri, version: Some(version) },
+            edits: vec![lsp::OneOf::Left(lsp::TextEdit { range, new_text })],
+        }])),
+        ..Default::default()
+    })
+}

@@ -1,0 +1,405 @@
+//! `workspace/executeCommand`: runs an action with progress and cancellation, replies within
+//! `command_reply_ms` (else `{ "pending": true }`), and delivers the answer as an edit,
+//! diagnostics or a message.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ropey::Rope;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use tower_lsp_server::jsonrpc::{Error, Result};
+use tower_lsp_server::ls_types as lsp;
+use tower_lsp_server::Client;
+
+use super::code_action::{fit, label, versioned_edit, widen_if_cursor};
+use super::{failure, ready, unknown_document, Reply};
+use crate::docs::{AnchorId, AnchorState};
+use crate::engine::{Action, Engine, EngineError, Job, Outcome, Progress as EngineProgress};
+use crate::lsp::dispatch::token_key;
+use crate::lsp::editor::{self, Progress};
+use crate::lsp::proto;
+use crate::lsp::session::{AnswerRecord, Note, NoteKind, Session};
+use crate::lsp::MAX_WAITING_COMMANDS;
+
+/// Every command the server runs; all are listed in `executeCommandProvider`.
+pub const COMMANDS: &[&str] = &["codetier.explain", "codetier.generate", "codetier.review", "codetier.usage"];
+
+/// JSON-RPC code of a failed AI request (LSP's RequestFailed).
+const REQUEST_FAILED: i64 = -32803;
+
+#[derive(Deserialize)]
+struct ActionArgs {
+    uri: String,
+    range: lsp::Range,
+    #[serde(default)]
+    tier: Option<String>,
+    #[serde(default)]
+    fresh: bool,
+    #[serde(default)]
+    diagnostics: Vec<String>,
+}
+
+pub fn handle(session: &Arc<Session>, params: lsp::ExecuteCommandParams, cancel: CancellationToken) -> Reply {
+    if params.command == "codetier.usage" {
+        return usage(session);
+    }
+    let Some(action) = params.command.strip_prefix("codetier.").and_then(Action::parse) else {
+        return ready(Err(Error::invalid_params(format!(
+            "unknown command `{}`; codetier runs {}",
+            params.command,
+            COMMANDS.join(", ")
+        ))));
+    };
+    let args = match params.arguments.into_iter().next().map(serde_json::from_value::<ActionArgs>) {
+        Some(Ok(args)) => args,
+        Some(Err(e)) => return ready(Err(Error::invalid_params(format!("{}: bad argument: {e}", params.command)))),
+        None => {
+            return ready(Err(Error::invalid_params(format!(
+                "{} expects one argument {{ uri, range, tier?, fresh? }}",
+                params.command
+            ))))
+        }
+    };
+    let Some(engine) = session.engine().cloned() else {
+        return ready(Err(failure(REQUEST_FAILED, "codetier has no usable configuration; see the earlier message")));
+    };
+    // Stamped now, in arrival order: the request refers to this version of the document.
+    let Some(snap) = session.docs.snapshot(&args.uri) else { return ready(Err(unknown_document(&args.uri))) };
+    let config = engine.config();
+    if let Some(tier) = &args.tier {
+        if !config.tiers.contains_key(tier) {
+            let known: Vec<&str> = config.tiers.keys().map(String::as_str).collect();
+            return ready(Err(Error::invalid_params(format!("unknown tier `{tier}`; configured tiers: {}", known.join(", ")))));
+        }
+    }
+    let enc = session.encoding();
+    let requested = proto::chars(&snap.text, args.range, enc);
+    let mut selection = widen_if_cursor(&snap.text, requested);
+    if action == Action::Generate {
+        selection = whole_lines(&snap.text, selection);
+    }
+    let origin = session.docs.anchor(&args.uri, selection.clone());
+    let tier = args.tier.clone().or_else(|| session.options.tier.clone());
+    let job = Job {
+        action,
+        tier,
+        fresh: args.fresh,
+        file_name: args.uri.clone(),
+        language_id: snap.language_id.clone(),
+        text: snap.text.clone(),
+        selection,
+        diagnostics: args.diagnostics,
+    };
+    let reply_after = Duration::from_millis(config.command_reply_ms);
+    let detached = Arc::new(AtomicBool::new(false));
+    let task = run(
+        session.clone(),
+        engine,
+        job,
+        args.uri,
+        origin,
+        params.work_done_progress_params.work_done_token,
+        cancel.clone(),
+        detached.clone(),
+    );
+    let session = session.clone();
+    Box::pin(async move {
+        let waiting = session.waiting_commands.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Decrement(&session);
+        let mut handle = tokio::spawn(task);
+        // Dropping this handler (a `$/cancelRequest`) cancels the work and its upstream call.
+        let guard = cancel.drop_guard();
+        if waiting >= MAX_WAITING_COMMANDS {
+            detached.store(true, Ordering::SeqCst);
+            guard.disarm();
+            return Ok(pending("many commands are running; the answer will arrive when ready"));
+        }
+        match tokio::time::timeout(reply_after, &mut handle).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(failure(
+                -32603,
+                if join.is_panic() {
+                    "codetier hit an internal error running this command; the server keeps running (details in its log)"
+                } else {
+                    "the command was stopped"
+                },
+            )),
+            Err(_) => {
+                detached.store(true, Ordering::SeqCst);
+                guard.disarm();
+                Ok(pending("still waiting for the model; the answer will be applied when it arrives"))
+            }
+        }
+    })
+}
+
+struct Decrement<'a>(&'a Session);
+
+impl Drop for Decrement<'_> {
+    fn drop(&mut self) {
+        self.0.waiting_commands.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn pending(message: &str) -> Value {
+    json!({ "pending": true, "message": message })
+}
+
+/// From the start of the first selected line to the end of the last one.
+fn whole_lines(text: &Rope, sel: Range<usize>) -> Range<usize> {
+    let len = text.len_chars();
+    let start_line = text.char_to_line(sel.start.min(len));
+    let mut end_line = text.char_to_line(sel.end.min(len));
+    if sel.end > sel.start && end_line > start_line && text.line_to_char(end_line) == sel.end {
+        end_line -= 1;
+    }
+    let start = text.line_to_char(start_line);
+    let line = text.line(end_line);
+    let mut end = text.line_to_char(end_line) + line.len_chars();
+    while end > start && matches!(text.char(end - 1), '\n' | '\r') {
+        end -= 1;
+    }
+    start..end
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    session: Arc<Session>,
+    engine: Arc<Engine>,
+    job: Job,
+    uri: String,
+    origin: Option<AnchorId>,
+    given_token: Option<lsp::ProgressToken>,
+    cancel: CancellationToken,
+    detached: Arc<AtomicBool>,
+) -> Result<Value> {
+    let Some(client) = session.client().cloned() else { return Err(failure(-32603, "no client")) };
+    let config = engine.config();
+    let tier = engine.tier_for(job.action, job.tier.as_deref());
+    let title = format!("codetier: {} ({})", job.action.title(), label(&config, &tier));
+    let create = session.flags().work_done_progress.then(|| session.new_progress_token());
+    let progress = Progress::begin(&client, given_token, create, title).await;
+    let progress_key = progress.token().map(|t| token_key(&serde_json::to_value(t).unwrap_or(Value::Null)));
+    if let Some(key) = &progress_key {
+        session.register_progress(key, cancel.clone());
+    }
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let work = engine.run(job.clone(), Some(tx));
+    let reports = async {
+        let mut last = Instant::now() - Duration::from_secs(1);
+        while let Some(event) = rx.recv().await {
+            let message = match event {
+                EngineProgress::Asking { tier, model } => format!("asking {tier} ({model})…"),
+                EngineProgress::Tokens { count } => {
+                    if last.elapsed() < Duration::from_millis(100) {
+                        continue;
+                    }
+                    format!("{count} tokens…")
+                }
+                EngineProgress::Retrying { attempt, reason } => format!("retrying ({attempt}): {reason}"),
+                EngineProgress::Hedged => "slow first token: asked again in parallel".into(),
+                EngineProgress::FellBack { model } => format!("falling back to {model}"),
+            };
+            last = Instant::now();
+            progress.report(message).await;
+        }
+    };
+    let result = tokio::select! {
+        biased;
+        () = cancel.cancelled() => Err(EngineError::Cancelled),
+        (r, ()) = async { tokio::join!(work, reports) } => r,
+    };
+    if let Some(key) = &progress_key {
+        session.finish_progress(key);
+    }
+    match result {
+        Ok(outcome) => {
+            let delivered = deliver(&session, &client, &uri, origin, &job, &outcome).await;
+            progress.end(summary(&outcome, &label(&config, &outcome.tier))).await;
+            let mut value = serde_json::to_value(&outcome).unwrap_or(Value::Null);
+            if let Value::Object(map) = &mut value {
+                map.insert("tier_label".into(), json!(label(&config, &outcome.tier)));
+                for (k, v) in delivered {
+                    map.insert(k.into(), v);
+                }
+            }
+            Ok(value)
+        }
+        Err(EngineError::Cancelled) => {
+            progress.end("cancelled".into()).await;
+            if let Some(origin) = origin {
+                session.docs.release(&uri, origin);
+            }
+            Err(Error::request_cancelled())
+        }
+        Err(err) => {
+            if let Some(origin) = origin {
+                session.docs.release(&uri, origin);
+            }
+            let message = format!("codetier: {err}");
+            tracing::warn!("{} failed: {err}", job.action.as_str());
+            progress.end(message.clone()).await;
+            if detached.load(Ordering::SeqCst) {
+                editor::show_message(&client, lsp::MessageType::ERROR, message.clone()).await;
+            }
+            Err(failure(REQUEST_FAILED, message))
+        }
+    }
+}
+
+fn summary(outcome: &Outcome, label: &str) -> String {
+    if outcome.cached {
+        return format!("{label} · cached");
+    }
+    match outcome.cost_usd {
+        Some(cost) => format!("{label} · {} ms · ${cost:.5}", outcome.latency_ms),
+        None => format!("{label} · {} ms · cost unknown", outcome.latency_ms),
+    }
+}
+
+/// Puts the answer where the user sees it; returns extra fields for the command result.
+async fn deliver(
+    session: &Session,
+    client: &Client,
+    uri: &str,
+    origin: Option<AnchorId>,
+    job: &Job,
+    outcome: &Outcome,
+) -> Vec<(&'static str, Value)> {
+    let live = origin.map(|o| session.docs.resolve(uri, o));
+    let live = match live {
+        Some(AnchorState::Live(r)) => Some(r),
+        _ => None,
+    };
+    if let Some(origin) = origin {
+        if live.is_some() {
+            session.record_answer(uri, AnswerRecord { origin, action: job.action, tier: outcome.tier.clone() });
+        }
+    }
+    let Some(range) = live else {
+        let what = match job.action {
+            Action::Generate => "nothing was applied",
+            Action::Review => "the findings were not attached",
+            Action::Explain => "the explanation was not attached",
+        };
+        let message = format!(
+            "codetier: the code was edited while {} was answering, so {what}. Run it again on the new code.",
+            job.action.title().to_lowercase()
+        );
+        editor::show_message(client, lsp::MessageType::WARNING, message.clone()).await;
+        return vec![("applied", json!(false)), ("message", json!(message))];
+    };
+    match job.action {
+        Action::Generate => generate(session, client, uri, range, outcome).await,
+        Action::Review => {
+            let notes = origin.map(|o| review_notes(session, uri, o, job, &range, outcome)).unwrap_or_default();
+            let count = notes.len();
+            session.replace_notes(uri, Action::Review, range, notes);
+            session.republish(uri);
+            if count == 0 {
+                editor::show_message(client, lsp::MessageType::INFO, "codetier review: no findings").await;
+            }
+            vec![]
+        }
+        Action::Explain => {
+            let Some(explanation) = outcome.explanation.clone() else { return vec![] };
+            let headline = explanation.headline.clone();
+            let mut notes = Vec::new();
+            if let Some(anchor) = session.docs.anchor(uri, range.clone()) {
+                if let Some(origin) = origin {
+                    notes.push(Note {
+                        anchor,
+                        origin,
+                        action: Action::Explain,
+                        tier: outcome.tier.clone(),
+                        kind: NoteKind::Explanation(explanation),
+                    });
+                }
+            }
+            session.replace_notes(uri, Action::Explain, range, notes);
+            session.republish(uri);
+            editor::show_message(client, lsp::MessageType::INFO, format!("codetier: {headline}")).await;
+            vec![("headline", json!(headline))]
+        }
+    }
+}
+
+fn review_notes(session: &Session, uri: &str, origin: AnchorId, job: &Job, live: &Range<usize>, outcome: &Outcome) -> Vec<Note> {
+    let text = &job.text;
+    let old = &job.selection;
+    let shift = live.start as i64 - old.start as i64;
+    let lines = text.len_lines().max(1);
+    let mut notes = Vec::new();
+    for finding in &outcome.findings {
+        let first = (finding.start_line as usize).min(lines - 1);
+        let last = (finding.end_line as usize).clamp(first, lines - 1);
+        let start = text.line_to_char(first).max(old.start);
+        let line = text.line(last);
+        let mut end = text.line_to_char(last) + line.len_chars();
+        while end > start && matches!(text.char(end - 1), '\n' | '\r') {
+            end -= 1;
+        }
+        let end = end.min(old.end).max(start);
+        let (s, e) = ((start as i64 + shift).max(0) as usize, (end as i64 + shift).max(0) as usize);
+        if let Some(anchor) = session.docs.anchor(uri, s..e) {
+            notes.push(Note {
+                anchor,
+                origin,
+                action: Action::Review,
+                tier: outcome.tier.clone(),
+                kind: NoteKind::Finding(finding.clone()),
+            });
+        }
+    }
+    notes
+}
+
+async fn generate(session: &Session, client: &Client, uri: &str, range: Range<usize>, outcome: &Outcome) -> Vec<(&'static str, Value)> {
+    let Some(snap) = session.docs.snapshot(uri) else { return vec![("applied", json!(false))] };
+    let code = outcome.code.clone().unwrap_or_default();
+    if code.trim().is_empty() {
+        let message = "codetier: the model returned no code; nothing was applied";
+        editor::show_message(client, lsp::MessageType::WARNING, message).await;
+        return vec![("applied", json!(false)), ("message", json!(message))];
+    }
+    let new_text = fit(&snap.text, range.clone(), &code);
+    let lsp_range = proto::lsp_range_of(&snap.text, range, session.encoding());
+    let Some(edit) = versioned_edit(uri, snap.version, lsp_range, new_text) else {
+        return vec![("applied", json!(false))];
+    };
+    if !session.flags().apply_edit {
+        return vec![("applied", json!(false)), ("message", json!("the editor cannot apply edits; the code is in `text`"))];
+    }
+    let params = lsp::ApplyWorkspaceEditParams { label: Some("codetier: generate function".into()), edit };
+    match editor::request::<lsp::request::ApplyWorkspaceEdit>(client, params).await {
+        Ok(resp) if resp.applied => vec![("applied", json!(true))],
+        Ok(resp) => {
+            let why = resp.failure_reason.unwrap_or_else(|| "the document changed".into());
+            let message = format!("codetier: the editor did not apply the generated code ({why}); run Generate again");
+            editor::show_message(client, lsp::MessageType::WARNING, message.clone()).await;
+            vec![("applied", json!(false)), ("message", json!(message))]
+        }
+        Err(err) => {
+            let message = format!("codetier: {err}; the generated code was not applied");
+            editor::show_message(client, lsp::MessageType::WARNING, message.clone()).await;
+            vec![("applied", json!(false)), ("message", json!(message))]
+        }
+    }
+}
+
+fn usage(session: &Arc<Session>) -> Reply {
+    let Some(engine) = session.engine().cloned() else { return ready(Ok(Value::Null)) };
+    let session = session.clone();
+    Box::pin(async move {
+        let report = engine.usage().report();
+        if let Some(client) = session.client() {
+            editor::show_message(client, lsp::MessageType::INFO, format!("codetier usage this session:\n{report}")).await;
+        }
+        serde_json::to_value(&report).map_err(|e| failure(-32603, e.to_string()))
+    })
+}

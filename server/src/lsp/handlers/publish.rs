@@ -1,0 +1,51 @@
+//! Turns a document's notes (review findings, explanations) into published diagnostics.
+
+use serde_json::json;
+use tower_lsp_server::ls_types as lsp;
+
+use crate::docs::AnchorState;
+use crate::lsp::proto;
+use crate::lsp::session::{NoteKind, Session};
+
+pub const SOURCE: &str = "codetier";
+
+/// The diagnostics of `uri` as they stand now; `None` when the document is closed.
+pub fn diagnostics(session: &Session, uri: &str) -> Option<(i32, Vec<lsp::Diagnostic>)> {
+    let snap = session.docs.snapshot(uri)?;
+    let enc = session.encoding();
+    let mut out = Vec::new();
+    for note in session.notes(uri) {
+        let AnchorState::Live(chars) = session.docs.resolve(uri, note.anchor) else { continue };
+        let range = proto::lsp_range_of(&snap.text, chars, enc);
+        let (severity, message, data) = match &note.kind {
+            NoteKind::Finding(f) => (
+                proto::diagnostic_severity(&f.severity),
+                f.message.clone(),
+                json!({ "action": "review", "tier": note.tier, "replacement": f.replacement }),
+            ),
+            NoteKind::Explanation(e) => (
+                lsp::DiagnosticSeverity::INFORMATION,
+                e.headline.clone(),
+                json!({ "action": "explain", "tier": note.tier, "replacement": e.fix }),
+            ),
+        };
+        out.push(lsp::Diagnostic {
+            range,
+            severity: Some(severity),
+            source: Some(SOURCE.into()),
+            message,
+            data: Some(data),
+            ..Default::default()
+        });
+    }
+    Some((snap.version, out))
+}
+
+pub async fn publish(session: &Session, uri: &str) {
+    let Some(client) = session.client() else { return };
+    let Some(lsp_uri) = proto::uri(uri) else { return };
+    match diagnostics(session, uri) {
+        Some((version, diags)) => client.publish_diagnostics(lsp_uri, diags, Some(version)).await,
+        None => client.publish_diagnostics(lsp_uri, Vec::new(), None).await,
+    }
+}

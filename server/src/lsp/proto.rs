@@ -1,0 +1,54 @@
+//! Conversions between protocol types and ours, named after the type produced.
+
+use std::ops::Range;
+
+use ropey::Rope;
+use tower_lsp_server::ls_types as lsp;
+
+use crate::docs::{self, PositionEncoding};
+use crate::render::Severity;
+
+pub fn position(p: lsp::Position) -> docs::Position {
+    docs::Position { line: p.line, character: p.character }
+}
+
+pub fn lsp_position(p: docs::Position) -> lsp::Position {
+    lsp::Position { line: p.line, character: p.character }
+}
+
+pub fn range(r: lsp::Range) -> docs::Range {
+    docs::Range { start: position(r.start), end: position(r.end) }
+}
+
+pub fn lsp_range(r: docs::Range) -> lsp::Range {
+    lsp::Range { start: lsp_position(r.start), end: lsp_position(r.end) }
+}
+
+/// A protocol range as char offsets in `text` (clamped, start <= end).
+pub fn chars(text: &Rope, r: lsp::Range, enc: PositionEncoding) -> Range<usize> {
+    docs::range_to_chars(text, range(r), enc)
+}
+
+pub fn lsp_range_of(text: &Rope, r: Range<usize>, enc: PositionEncoding) -> lsp::Range {
+    lsp_range(docs::chars_to_range(text, r, enc))
+}
+
+pub fn diagnostic_severity(s: &Severity) -> lsp::DiagnosticSeverity {
+    match s {
+        Severity::Error => lsp::DiagnosticSeverity::ERROR,
+        Severity::Warning => lsp::DiagnosticSeverity::WARNING,
+        Severity::Info => lsp::DiagnosticSeverity::INFORMATION,
+        Severity::Hint => lsp::DiagnosticSeverity::HINT,
+    }
+}
+
+pub fn position_encoding_kind(enc: PositionEncoding) -> lsp::PositionEncodingKind {
+    match enc {
+        PositionEncoding::Utf8 => lsp::PositionEncodingKind::UTF8,
+        PositionEncoding::Utf16 => lsp::PositionEncodingKind::UTF16,
+    }
+}
+
+pub fn uri(s: &str) -> Option<lsp::Uri> {
+    s.parse().ok()
+}

@@ -1,0 +1,302 @@
+//! Per-connection state: documents, configuration, in-flight work and the notes (findings,
+//! explanations) the server has attached to documents.
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use dashmap::DashMap;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tower_lsp_server::Client;
+
+use super::ServeOptions;
+use crate::config::{self, Config};
+use crate::docs::{AnchorId, AnchorState, PositionEncoding, Store};
+use crate::engine::{Action, Engine};
+use crate::render::{Explanation, Finding};
+
+/// Client capabilities resolved once at `initialize`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClientFlags {
+    /// The client accepts `window/workDoneProgress/create`.
+    pub work_done_progress: bool,
+    /// The client can apply `workspace/applyEdit` with versioned document edits.
+    pub apply_edit: bool,
+    /// The client renders markdown in hover.
+    pub hover_markdown: bool,
+}
+
+/// What the server attached to a range of a document.
+#[derive(Clone, Debug)]
+pub enum NoteKind {
+    Finding(Finding),
+    Explanation(Explanation),
+}
+
+#[derive(Clone, Debug)]
+pub struct Note {
+    pub anchor: AnchorId,
+    /// The action run that produced it; a new run on the same range replaces it.
+    pub origin: AnchorId,
+    pub action: Action,
+    pub tier: String,
+    pub kind: NoteKind,
+}
+
+/// An answer that exists for a range, so escalations can be offered there.
+#[derive(Clone, Debug)]
+pub struct AnswerRecord {
+    pub origin: AnchorId,
+    pub action: Action,
+    pub tier: String,
+}
+
+#[derive(Default, Debug)]
+pub struct DocNotes {
+    pub notes: Vec<Note>,
+    pub answers: Vec<AnswerRecord>,
+}
+
+/// Bound on answers remembered per document (oldest dropped).
+const MAX_ANSWERS_PER_DOC: usize = 256;
+
+pub struct Session {
+    pub options: ServeOptions,
+    client: OnceLock<Client>,
+    pub docs: Store,
+    utf8: AtomicBool,
+    initialized: AtomicBool,
+    flags: OnceLock<ClientFlags>,
+    engine: OnceLock<Arc<Engine>>,
+    pub loader: Mutex<config::Loader>,
+    /// Cancellation of requests we handle, by JSON-RPC id.
+    requests: DashMap<String, CancellationToken>,
+    /// Cancellation of running commands, by work-done progress token.
+    progress: DashMap<String, CancellationToken>,
+    notes: DashMap<String, DocNotes>,
+    publish_tx: mpsc::UnboundedSender<String>,
+    publish_rx: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
+    pub waiting_commands: AtomicUsize,
+    next_token: AtomicU64,
+    shutdown: CancellationToken,
+    /// Errors found before the client could be told (shown at `initialized`).
+    pub startup_errors: Mutex<Vec<String>>,
+}
+
+impl Session {
+    pub fn new(options: ServeOptions) -> Session {
+        let (publish_tx, publish_rx) = mpsc::unbounded_channel();
+        Session {
+            options,
+            client: OnceLock::new(),
+            docs: Store::new(),
+            utf8: AtomicBool::new(false),
+            initialized: AtomicBool::new(false),
+            flags: OnceLock::new(),
+            engine: OnceLock::new(),
+            loader: Mutex::new(config::Loader::new()),
+            requests: DashMap::new(),
+            progress: DashMap::new(),
+            notes: DashMap::new(),
+            publish_tx,
+            publish_rx: Mutex::new(Some(publish_rx)),
+            waiting_commands: AtomicUsize::new(0),
+            next_token: AtomicU64::new(1),
+            shutdown: CancellationToken::new(),
+            startup_errors: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn attach_client(self: &Arc<Self>, client: Client) {
+        let _ = self.client.set(client);
+    }
+
+    pub fn client(&self) -> Option<&Client> {
+        self.client.get()
+    }
+
+    /// Starts the task that publishes diagnostics, in order, one document at a time.
+    pub fn start_publisher(self: &Arc<Self>) {
+        let Some(mut rx) = self.publish_rx.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        let session = Arc::downgrade(self);
+        let stop = self.shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let first = tokio::select! {
+                    () = stop.cancelled() => return,
+                    uri = rx.recv() => match uri { Some(u) => u, None => return },
+                };
+                // Coalesce a burst of edits into one publish per document.
+                let mut uris = HashSet::from([first]);
+                while let Ok(uri) = rx.try_recv() {
+                    uris.insert(uri);
+                }
+                let Some(session) = session.upgrade() else { return };
+                for uri in uris {
+                    super::handlers::publish::publish(&session, &uri).await;
+                }
+            }
+        });
+    }
+
+    pub fn shutdown_background(&self) {
+        self.shutdown.cancel();
+        for entry in self.requests.iter() {
+            entry.value().cancel();
+        }
+        for entry in self.progress.iter() {
+            entry.value().cancel();
+        }
+    }
+
+    pub fn set_encoding(&self, encoding: PositionEncoding) {
+        self.utf8.store(encoding == PositionEncoding::Utf8, Ordering::SeqCst);
+    }
+
+    pub fn encoding(&self) -> PositionEncoding {
+        if self.utf8.load(Ordering::SeqCst) {
+            PositionEncoding::Utf8
+        } else {
+            PositionEncoding::Utf16
+        }
+    }
+
+    pub fn set_initialized(&self, flags: ClientFlags) {
+        let _ = self.flags.set(flags);
+        self.initialized.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        self.initialized.load(Ordering::SeqCst)
+    }
+
+    pub fn flags(&self) -> ClientFlags {
+        self.flags.get().copied().unwrap_or_default()
+    }
+
+    pub fn set_engine(&self, engine: Arc<Engine>) {
+        let _ = self.engine.set(engine);
+    }
+
+    pub fn engine(&self) -> Option<&Arc<Engine>> {
+        self.engine.get()
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        match self.engine.get() {
+            Some(e) => e.config(),
+            None => Arc::new(Config::default()),
+        }
+    }
+
+    // ---- cancellation -------------------------------------------------------------
+
+    pub fn register_request(&self, id: String) -> CancellationToken {
+        let token = self.shutdown.child_token();
+        self.requests.insert(id, token.clone());
+        token
+    }
+
+    pub fn finish_request(&self, id: &str) {
+        self.requests.remove(id);
+    }
+
+    /// `$/cancelRequest`: acted on the moment it arrives, not when a slot frees.
+    pub fn cancel_request(&self, id: &str) {
+        if let Some((_, token)) = self.requests.remove(id) {
+            tracing::debug!(id, "request cancelled by the client");
+            token.cancel();
+        }
+    }
+
+    pub fn new_progress_token(&self) -> String {
+        format!("codetier/{}", self.next_token.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub fn register_progress(&self, token: &str, cancel: CancellationToken) {
+        self.progress.insert(token.to_owned(), cancel);
+    }
+
+    pub fn finish_progress(&self, token: &str) {
+        self.progress.remove(token);
+    }
+
+    /// `window/workDoneProgress/cancel`: the cancel button of the progress notification.
+    pub fn cancel_progress(&self, token: &str) {
+        if let Some((_, cancel)) = self.progress.remove(token) {
+            tracing::debug!(token, "command cancelled from its progress notification");
+            cancel.cancel();
+        }
+    }
+
+    // ---- notes --------------------------------------------------------------------
+
+    /// Asks the publisher to send the document's diagnostics again.
+    pub fn republish(&self, uri: &str) {
+        let _ = self.publish_tx.send(uri.to_owned());
+    }
+
+    pub fn has_notes(&self, uri: &str) -> bool {
+        self.notes.get(uri).is_some_and(|n| !n.notes.is_empty())
+    }
+
+    /// Replaces the notes an earlier run of `action` attached to the same range.
+    pub fn replace_notes(&self, uri: &str, action: Action, origin: Range<usize>, new: Vec<Note>) {
+        let mut entry = self.notes.entry(uri.to_owned()).or_default();
+        let docs = &self.docs;
+        let mut released = Vec::new();
+        entry.notes.retain(|n| {
+            let same = n.action == action
+                && matches!(docs.resolve(uri, n.origin), AnchorState::Live(r) if r == origin);
+            let dead = !matches!(docs.resolve(uri, n.anchor), AnchorState::Live(_));
+            if same || dead {
+                released.push(n.anchor);
+            }
+            !(same || dead)
+        });
+        entry.notes.extend(new);
+        drop(entry);
+        for anchor in released {
+            self.docs.release(uri, anchor);
+        }
+    }
+
+    pub fn notes(&self, uri: &str) -> Vec<Note> {
+        self.notes.get(uri).map(|n| n.notes.clone()).unwrap_or_default()
+    }
+
+    /// Drops notes whose range was edited; returns whether any were dropped.
+    pub fn prune_notes(&self, uri: &str) -> bool {
+        let Some(mut entry) = self.notes.get_mut(uri) else { return false };
+        let before = entry.notes.len();
+        let docs = &self.docs;
+        entry.notes.retain(|n| matches!(docs.resolve(uri, n.anchor), AnchorState::Live(_)));
+        entry.answers.retain(|a| matches!(docs.resolve(uri, a.origin), AnchorState::Live(_)));
+        before != entry.notes.len()
+    }
+
+    pub fn record_answer(&self, uri: &str, record: AnswerRecord) {
+        let mut entry = self.notes.entry(uri.to_owned()).or_default();
+        let docs = &self.docs;
+        let origin = docs.resolve(uri, record.origin);
+        entry.answers.retain(|a| {
+            !(a.action == record.action && docs.resolve(uri, a.origin) == origin)
+        });
+        entry.answers.push(record);
+        if entry.answers.len() > MAX_ANSWERS_PER_DOC {
+            entry.answers.remove(0);
+        }
+    }
+
+    pub fn answers(&self, uri: &str) -> Vec<AnswerRecord> {
+        self.notes.get(uri).map(|n| n.answers.clone()).unwrap_or_default()
+    }
+
+    pub fn forget_document(&self, uri: &str) {
+        self.notes.remove(uri);
+    }
+}
