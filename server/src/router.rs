@@ -11,6 +11,8 @@ mod breaker;
 mod stats;
 
 #[cfg(test)]
+mod sim;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
@@ -33,9 +35,14 @@ pub use stats::LatencyStats;
 /// Until a model has this many time-to-first-token samples, the hedge delay is a fixed share of the budget.
 const MIN_HEDGE_SAMPLES: usize = 10;
 /// Hedge delay while a model has too few samples, as a share of the tier's budget.
-const COLD_HEDGE_SHARE: f64 = 0.4;
+const COLD_HEDGE_SHARE: f64 = 0.6;
 /// The quantile of time-to-first-token after which a hedge is sent.
 const HEDGE_QUANTILE: f64 = 0.9;
+/// At most this share of requests is hedged: the hedge delay never goes below the observed
+/// quantile `1 - MAX_HEDGE_SHARE`, even when `hedge.max_delay_ms` is lower. When a provider's
+/// tail is as slow as the budget, the ceiling alone would hedge a large share of requests (more
+/// spend, and more load on a provider that is already slow); this caps it.
+const MAX_HEDGE_SHARE: f64 = 0.15;
 /// Upper bound on the backoff exponent, so a large `max_attempts` cannot overflow.
 const MAX_BACKOFF_DOUBLINGS: u32 = 10;
 
@@ -239,18 +246,23 @@ impl<U: Upstream> Router<U> {
         Err(RouteError::CircuitOpen { model: own.clone(), retry_in_ms: retry_in.as_millis() as u64 })
     }
 
-    /// Observed p90 time to first token, clamped to the configured floor and ceiling.
+    /// Observed p90 time to first token, clamped to the configured floor and ceiling, but never
+    /// below the observed p85 (see `MAX_HEDGE_SHARE`).
     fn hedge_delay(&self, model: &str, ctx: &Ask<'_>) -> Duration {
         let hedge = &ctx.config.hedge;
+        let floor = hedge.min_delay_ms as f64;
+        let ceiling = (hedge.max_delay_ms as f64).max(floor);
+        let now = Instant::now();
         let observed = self
             .models()
             .get(model)
             .filter(|m| m.stats.ttft_samples() >= MIN_HEDGE_SAMPLES)
-            .and_then(|m| m.stats.ttft_quantile_ms(HEDGE_QUANTILE));
-        let cold = (ctx.budget.as_secs_f64() * 1000.0 * COLD_HEDGE_SHARE).max(hedge.min_delay_ms as f64);
-        let floor = hedge.min_delay_ms as f64;
-        let ceiling = (hedge.max_delay_ms as f64).max(floor);
-        Duration::from_secs_f64(observed.unwrap_or(cold).clamp(floor, ceiling) / 1000.0)
+            .and_then(|m| m.stats.ttft_quantiles_ms([1.0 - MAX_HEDGE_SHARE, HEDGE_QUANTILE], now));
+        let ms = match observed {
+            Some([share_cap, p90]) => p90.clamp(floor, ceiling).max(share_cap),
+            None => (ctx.budget.as_secs_f64() * 1000.0 * COLD_HEDGE_SHARE).clamp(floor, ceiling),
+        };
+        Duration::from_secs_f64(ms / 1000.0)
     }
 
     /// One attempt: a request, maybe a hedge, the race for the first token, then the winner's stream.
@@ -369,6 +381,8 @@ impl<U: Upstream> Router<U> {
         trial: bool,
     ) -> Leg<'a> {
         ctx.requests.fetch_add(1, Ordering::Relaxed);
+        let sent = Instant::now();
+        let waiting = self.models().entry(req.model.clone()).or_default().stats.start_waiting(sent);
         Leg {
             fut: self.upstream.chat(req, Some(tx)),
             guard: LegGuard {
@@ -378,7 +392,8 @@ impl<U: Upstream> Router<U> {
                 model: &req.model,
                 price,
                 trial,
-                sent: Instant::now(),
+                sent,
+                waiting,
                 outcome: LegOutcome::Waiting,
             },
         }
@@ -388,12 +403,14 @@ impl<U: Upstream> Router<U> {
         guard.outcome = LegOutcome::Streaming { first_token: Instant::now() };
         let mut models = self.models();
         let state = models.entry(guard.model.to_owned()).or_default();
+        state.stats.stop_waiting(guard.waiting);
         state.stats.record_ttft(guard.sent.elapsed());
         state.breaker.record_success();
     }
 
     fn leg_failed(&self, guard: &mut LegGuard<'_>, error: &ProviderError, config: &Config) {
         guard.outcome = LegOutcome::Failed;
+        self.models().entry(guard.model.to_owned()).or_default().stats.stop_waiting(guard.waiting);
         if error.is_retryable() {
             self.model_failed(guard.model, config);
         } else if guard.trial {
@@ -544,6 +561,8 @@ struct LegGuard<'a> {
     price: Option<f64>,
     trial: bool,
     sent: Instant,
+    /// Id of this request among the model's requests waiting for a first token.
+    waiting: u64,
     outcome: LegOutcome,
 }
 
@@ -556,7 +575,10 @@ impl Drop for LegGuard<'_> {
         self.ledger.record(self.tier, self.model, usage, cost_usd(usage.output_tokens, self.price));
         let mut models = self.router_models.lock().unwrap_or_else(PoisonError::into_inner);
         let state = models.entry(self.model.to_owned()).or_default();
-        if self.outcome == LegOutcome::Lost {
+        state.stats.stop_waiting(self.waiting);
+        // Dropped before its first token (lost the race, hit the deadline, or the caller went
+        // away): its time to first token is at least what it waited.
+        if matches!(self.outcome, LegOutcome::Waiting | LegOutcome::Lost) {
             state.stats.record_censored_ttft(self.sent.elapsed());
         }
         if self.trial && matches!(self.outcome, LegOutcome::Waiting | LegOutcome::Lost) {

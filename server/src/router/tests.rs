@@ -510,7 +510,7 @@ async fn hedge_delay_follows_observed_p90_within_bounds() {
     };
     let config: &'static Config = Box::leak(Box::new(config));
     let ctx = ctx_for(config);
-    // Cold: 40% of the 1000 ms budget, clamped to the 100 ms ceiling.
+    // Cold: 60% of the 1000 ms budget, clamped to the 100 ms ceiling.
     assert_eq!(router.hedge_delay(FLASH, &ctx), Duration::from_millis(100));
     {
         let mut models = router.models();
@@ -528,6 +528,16 @@ async fn hedge_delay_follows_observed_p90_within_bounds() {
         }
     }
     assert_eq!(router.hedge_delay(FLASH, &ctx), Duration::from_millis(20), "floor");
+    {
+        let mut models = router.models();
+        let state = models.entry(FLASH.into()).or_default();
+        for _ in 0..100 {
+            state.stats.record_censored_ttft(Duration::from_millis(1000));
+        }
+    }
+    // p90 is far above the 100 ms ceiling, but hedging at the ceiling would hedge ~half of all
+    // requests: the delay stays at the observed p85 so at most ~15% are hedged.
+    assert_eq!(router.hedge_delay(FLASH, &ctx), Duration::from_millis(1000), "hedge share cap");
 }
 
 #[tokio::test]
