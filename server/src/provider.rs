@@ -72,7 +72,9 @@ pub enum ProviderError {
     #[error("the provider refused the request (HTTP {status}): {message}")]
     BadRequest { status: u16, message: String },
     #[error("rate limited by the provider{}", match retry_after { Some(d) => format!(": retry in {} s", d.as_secs_f64().ceil()), None => String::new() })]
-    RateLimited { retry_after: Option<std::time::Duration> },
+    RateLimited {
+        retry_after: Option<std::time::Duration>,
+    },
     #[error("provider error (HTTP {status}): {message}")]
     Server { status: u16, message: String },
     #[error("timed out waiting for {what}")]
@@ -131,7 +133,9 @@ impl Upstream for Provider {
         _events: Option<&'a tokio::sync::mpsc::UnboundedSender<StreamEvent>>,
     ) -> futures::future::BoxFuture<'a, Result<Completion, ProviderError>> {
         Box::pin(async {
-            Err(ProviderError::Connect { message: "provider client not built yet".into() })
+            Err(ProviderError::Connect {
+                message: "provider client not built yet".into(),
+            })
         })
     }
 }

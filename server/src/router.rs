@@ -26,7 +26,9 @@ use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::time::Instant;
 
 use crate::config::{Config, TierConfig};
-use crate::provider::{ChatRequest, Completion, Message, Provider, ProviderError, StreamEvent, TokenUsage, Upstream};
+use crate::provider::{
+    ChatRequest, Completion, Message, Provider, ProviderError, StreamEvent, TokenUsage, Upstream,
+};
 use crate::usage::{cost_usd, output_price, Ledger};
 
 use breaker::{Admission, Breaker};
@@ -136,7 +138,12 @@ struct ModelState {
 
 impl<U: Upstream> Router<U> {
     pub fn new(config: Arc<Config>, upstream: Arc<U>, usage: Arc<Ledger>) -> Self {
-        Router { config: RwLock::new(config), upstream, usage, models: Mutex::new(HashMap::new()) }
+        Router {
+            config: RwLock::new(config),
+            upstream,
+            usage,
+            models: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Later asks use `config`; asks in flight finish with the one they started with.
@@ -154,9 +161,16 @@ impl<U: Upstream> Router<U> {
     /// Tokens of the winning request stream to `events` as they arrive. A closed `events` channel
     /// means nobody is listening any more: the upstream request is dropped and the result is
     /// `RouteError::Cancelled`. Dropping the returned future cancels the upstream requests too.
-    pub async fn ask(&self, req: RouteRequest, events: Option<UnboundedSender<RouteEvent>>) -> Result<Answer, RouteError> {
+    pub async fn ask(
+        &self,
+        req: RouteRequest,
+        events: Option<UnboundedSender<RouteEvent>>,
+    ) -> Result<Answer, RouteError> {
         let config = Arc::clone(&self.config.read().unwrap_or_else(PoisonError::into_inner));
-        let tier = config.tiers.get(&req.tier).ok_or_else(|| RouteError::UnknownTier(req.tier.clone()))?;
+        let tier = config
+            .tiers
+            .get(&req.tier)
+            .ok_or_else(|| RouteError::UnknownTier(req.tier.clone()))?;
         let budget_ms = config.budget_ms(&req.tier);
         let bound = tier.max_tokens.unwrap_or(config.max_tokens);
         let started = Instant::now();
@@ -179,12 +193,19 @@ impl<U: Upstream> Router<U> {
         match outcome {
             Ok(result) => result,
             Err(_elapsed) => {
-                let model = ctx.model.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                let model = ctx
+                    .model
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
                 if let Some(model) = model {
                     self.model_failed(&model, &config);
                 }
                 tracing::warn!(tier = %req.tier, budget_ms, "latency budget exceeded; upstream requests cancelled");
-                Err(RouteError::BudgetExceeded { budget_ms, tier: req.tier.clone() })
+                Err(RouteError::BudgetExceeded {
+                    budget_ms,
+                    tier: req.tier.clone(),
+                })
             }
         }
     }
@@ -198,30 +219,44 @@ impl<U: Upstream> Router<U> {
             let (model, trial) = self.pick_model(ctx)?;
             if model != ctx.tier.model && announced_fallback.as_deref() != Some(model.as_str()) {
                 tracing::info!(tier = ctx.tier_name, from = %ctx.tier.model, to = %model, "circuit open; falling back");
-                ctx.emit(RouteEvent::FellBack { model: model.clone() });
+                ctx.emit(RouteEvent::FellBack {
+                    model: model.clone(),
+                });
                 announced_fallback = Some(model.clone());
             }
             *ctx.model.lock().unwrap_or_else(PoisonError::into_inner) = Some(model.clone());
             // A half-open model gets exactly one trial request, so no hedge for it.
-            let hedge_after = (ctx.config.hedge.enabled && !trial).then(|| self.hedge_delay(&model, ctx));
+            let hedge_after =
+                (ctx.config.hedge.enabled && !trial).then(|| self.hedge_delay(&model, ctx));
             let error = match self.attempt(ctx, &model, trial, hedge_after).await {
                 Ok(done) => return Ok(ctx.answer(model, done)),
                 Err(AttemptError::Cancelled) => return Err(RouteError::Cancelled),
-                Err(AttemptError::Failed { error, forwarded: true }) => return Err(RouteError::Provider(error)),
-                Err(AttemptError::Failed { error, forwarded: false }) => error,
+                Err(AttemptError::Failed {
+                    error,
+                    forwarded: true,
+                }) => return Err(RouteError::Provider(error)),
+                Err(AttemptError::Failed {
+                    error,
+                    forwarded: false,
+                }) => error,
             };
             if !error.is_retryable() || attempt >= max_attempts {
                 return Err(RouteError::Provider(error));
             }
             let remaining = ctx.deadline.saturating_duration_since(Instant::now());
-            let wait = error.retry_after().unwrap_or_else(|| full_jitter(ctx.config.retry.base_delay_ms, attempt));
+            let wait = error
+                .retry_after()
+                .unwrap_or_else(|| full_jitter(ctx.config.retry.base_delay_ms, attempt));
             if wait >= remaining {
                 // Sleeping would only end in "budget exceeded"; the provider's error says more
                 // (a rate limit says when to come back).
                 return Err(RouteError::Provider(error));
             }
             tracing::debug!(tier = ctx.tier_name, %model, attempt, ?wait, %error, "retrying");
-            ctx.emit(RouteEvent::Retrying { attempt: attempt + 1, reason: error.to_string() });
+            ctx.emit(RouteEvent::Retrying {
+                attempt: attempt + 1,
+                reason: error.to_string(),
+            });
             tokio::time::sleep(wait).await;
         }
     }
@@ -237,13 +272,21 @@ impl<U: Upstream> Router<U> {
             Admission::Rejected { retry_in } => retry_in,
         };
         if let Some(fallback) = ctx.tier.fallback.as_ref().filter(|f| *f != own) {
-            match models.entry(fallback.clone()).or_default().breaker.admit(now) {
+            match models
+                .entry(fallback.clone())
+                .or_default()
+                .breaker
+                .admit(now)
+            {
                 Admission::Open => return Ok((fallback.clone(), false)),
                 Admission::Trial => return Ok((fallback.clone(), true)),
                 Admission::Rejected { .. } => {}
             }
         }
-        Err(RouteError::CircuitOpen { model: own.clone(), retry_in_ms: retry_in.as_millis() as u64 })
+        Err(RouteError::CircuitOpen {
+            model: own.clone(),
+            retry_in_ms: retry_in.as_millis() as u64,
+        })
     }
 
     /// Observed p90 time to first token, clamped to the configured floor and ceiling, but never
@@ -257,7 +300,10 @@ impl<U: Upstream> Router<U> {
             .models()
             .get(model)
             .filter(|m| m.stats.ttft_samples() >= MIN_HEDGE_SAMPLES)
-            .and_then(|m| m.stats.ttft_quantiles_ms([1.0 - MAX_HEDGE_SHARE, HEDGE_QUANTILE], now));
+            .and_then(|m| {
+                m.stats
+                    .ttft_quantiles_ms([1.0 - MAX_HEDGE_SHARE, HEDGE_QUANTILE], now)
+            });
         let ms = match observed {
             Some([share_cap, p90]) => p90.clamp(floor, ceiling).max(share_cap),
             None => (ctx.budget.as_secs_f64() * 1000.0 * COLD_HEDGE_SHARE).clamp(floor, ceiling),
@@ -266,7 +312,13 @@ impl<U: Upstream> Router<U> {
     }
 
     /// One attempt: a request, maybe a hedge, the race for the first token, then the winner's stream.
-    async fn attempt(&self, ctx: &Ask<'_>, model: &str, trial: bool, hedge_after: Option<Duration>) -> Result<Done, AttemptError> {
+    async fn attempt(
+        &self,
+        ctx: &Ask<'_>,
+        model: &str,
+        trial: bool,
+        hedge_after: Option<Duration>,
+    ) -> Result<Done, AttemptError> {
         let req = ChatRequest {
             model: model.to_owned(),
             messages: ctx.messages.to_vec(),
@@ -337,7 +389,12 @@ impl<U: Upstream> Router<U> {
                             match (side, lost) {
                                 (Side::A, Some(rival)) => b = Some(rival),
                                 (Side::B, Some(rival)) => a = Some(rival),
-                                (_, None) => return Err(AttemptError::Failed { error, forwarded: false }),
+                                (_, None) => {
+                                    return Err(AttemptError::Failed {
+                                        error,
+                                        forwarded: false,
+                                    })
+                                }
                             }
                         }
                     }
@@ -367,7 +424,10 @@ impl<U: Upstream> Router<U> {
             Ok(completion) => Ok(self.completed(ctx, winner.guard, completion, first_forwarded)),
             Err(error) => {
                 self.leg_failed(&mut winner.guard, &error, ctx.config);
-                Err(AttemptError::Failed { error, forwarded: true })
+                Err(AttemptError::Failed {
+                    error,
+                    forwarded: true,
+                })
             }
         }
     }
@@ -382,7 +442,12 @@ impl<U: Upstream> Router<U> {
     ) -> Leg<'a> {
         ctx.requests.fetch_add(1, Ordering::Relaxed);
         let sent = Instant::now();
-        let waiting = self.models().entry(req.model.clone()).or_default().stats.start_waiting(sent);
+        let waiting = self
+            .models()
+            .entry(req.model.clone())
+            .or_default()
+            .stats
+            .start_waiting(sent);
         Leg {
             fut: self.upstream.chat(req, Some(tx)),
             guard: LegGuard {
@@ -400,7 +465,9 @@ impl<U: Upstream> Router<U> {
     }
 
     fn first_token(&self, guard: &mut LegGuard<'_>) {
-        guard.outcome = LegOutcome::Streaming { first_token: Instant::now() };
+        guard.outcome = LegOutcome::Streaming {
+            first_token: Instant::now(),
+        };
         let mut models = self.models();
         let state = models.entry(guard.model.to_owned()).or_default();
         state.stats.stop_waiting(guard.waiting);
@@ -410,12 +477,20 @@ impl<U: Upstream> Router<U> {
 
     fn leg_failed(&self, guard: &mut LegGuard<'_>, error: &ProviderError, config: &Config) {
         guard.outcome = LegOutcome::Failed;
-        self.models().entry(guard.model.to_owned()).or_default().stats.stop_waiting(guard.waiting);
+        self.models()
+            .entry(guard.model.to_owned())
+            .or_default()
+            .stats
+            .stop_waiting(guard.waiting);
         if error.is_retryable() {
             self.model_failed(guard.model, config);
         } else if guard.trial {
             // A 400 says nothing about the model's health: let the next request try.
-            self.models().entry(guard.model.to_owned()).or_default().breaker.release_trial();
+            self.models()
+                .entry(guard.model.to_owned())
+                .or_default()
+                .breaker
+                .release_trial();
         }
     }
 
@@ -423,22 +498,43 @@ impl<U: Upstream> Router<U> {
         let breaker = &config.breaker;
         let mut models = self.models();
         let state = models.entry(model.to_owned()).or_default();
-        state.breaker.record_failure(Instant::now(), breaker.failure_threshold, Duration::from_millis(breaker.open_ms));
+        state.breaker.record_failure(
+            Instant::now(),
+            breaker.failure_threshold,
+            Duration::from_millis(breaker.open_ms),
+        );
         if !state.breaker.is_closed() {
             tracing::warn!(%model, open_ms = breaker.open_ms, "circuit breaker open");
         }
     }
 
-    fn completed(&self, ctx: &Ask<'_>, mut guard: LegGuard<'_>, completion: Completion, first_forwarded: Instant) -> Done {
-        let usage = completion.usage.unwrap_or_else(|| estimate_usage(ctx.messages, &completion));
+    fn completed(
+        &self,
+        ctx: &Ask<'_>,
+        mut guard: LegGuard<'_>,
+        completion: Completion,
+        first_forwarded: Instant,
+    ) -> Done {
+        let usage = completion
+            .usage
+            .unwrap_or_else(|| estimate_usage(ctx.messages, &completion));
         if let LegOutcome::Streaming { first_token } = guard.outcome {
             let streaming = first_token.elapsed();
-            self.models().entry(guard.model.to_owned()).or_default().stats.record_speed(usage.output_tokens, streaming);
+            self.models()
+                .entry(guard.model.to_owned())
+                .or_default()
+                .stats
+                .record_speed(usage.output_tokens, streaming);
         }
         guard.outcome = LegOutcome::Completed(usage);
         let cost = cost_usd(usage.output_tokens, guard.price);
         drop(guard);
-        Done { completion, usage, cost, first_forwarded }
+        Done {
+            completion,
+            usage,
+            cost,
+            first_forwarded,
+        }
     }
 
     fn models(&self) -> MutexGuard<'_, HashMap<String, ModelState>> {
@@ -458,7 +554,9 @@ fn estimate_usage(messages: &[Message], completion: &Completion) -> TokenUsage {
     let tokens = |chars: usize| chars.div_ceil(4) as u64;
     TokenUsage {
         input_tokens: tokens(messages.iter().map(|m| m.content.chars().count()).sum()),
-        output_tokens: tokens(completion.text.chars().count() + completion.reasoning.chars().count()),
+        output_tokens: tokens(
+            completion.text.chars().count() + completion.reasoning.chars().count(),
+        ),
     }
 }
 
@@ -487,7 +585,9 @@ impl Ask<'_> {
     }
 
     fn forward(&self, event: StreamEvent) -> Result<(), AttemptError> {
-        let Some(events) = self.events else { return Ok(()) };
+        let Some(events) = self.events else {
+            return Ok(());
+        };
         let event = match event {
             StreamEvent::Content(text) => RouteEvent::Token(text),
             StreamEvent::Reasoning(text) => RouteEvent::Reasoning(text),
@@ -505,7 +605,11 @@ impl Ask<'_> {
             usage: done.usage,
             cost_usd: done.cost,
             latency_ms: self.started.elapsed().as_millis() as u64,
-            ttft_ms: Some(done.first_forwarded.saturating_duration_since(self.started).as_millis() as u64),
+            ttft_ms: Some(
+                done.first_forwarded
+                    .saturating_duration_since(self.started)
+                    .as_millis() as u64,
+            ),
             requests,
         }
     }
@@ -519,7 +623,10 @@ struct Done {
 }
 
 enum AttemptError {
-    Failed { error: ProviderError, forwarded: bool },
+    Failed {
+        error: ProviderError,
+        forwarded: bool,
+    },
     Cancelled,
 }
 
@@ -572,8 +679,16 @@ impl Drop for LegGuard<'_> {
             LegOutcome::Completed(usage) => usage,
             _ => TokenUsage::default(),
         };
-        self.ledger.record(self.tier, self.model, usage, cost_usd(usage.output_tokens, self.price));
-        let mut models = self.router_models.lock().unwrap_or_else(PoisonError::into_inner);
+        self.ledger.record(
+            self.tier,
+            self.model,
+            usage,
+            cost_usd(usage.output_tokens, self.price),
+        );
+        let mut models = self
+            .router_models
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let state = models.entry(self.model.to_owned()).or_default();
         state.stats.stop_waiting(self.waiting);
         // Dropped before its first token (lost the race, hit the deadline, or the caller went
@@ -596,7 +711,11 @@ async fn finish(leg: &mut Option<Leg<'_>>) -> Result<Completion, ProviderError> 
 }
 
 /// Takes both sides out: (the one named, the other).
-fn take_sides<'a>(side: Side, a: &mut Option<Leg<'a>>, b: &mut Option<Leg<'a>>) -> (Option<Leg<'a>>, Option<Leg<'a>>) {
+fn take_sides<'a>(
+    side: Side,
+    a: &mut Option<Leg<'a>>,
+    b: &mut Option<Leg<'a>>,
+) -> (Option<Leg<'a>>, Option<Leg<'a>>) {
     match side {
         Side::A => (a.take(), b.take()),
         Side::B => (b.take(), a.take()),

@@ -21,7 +21,9 @@ pub fn cost_usd(output_tokens: u64, output_usd_per_million: Option<f64>) -> Opti
 /// The tier's configured price applies to the tier's own model; any other model (a fallback)
 /// is priced from the built-in known models, or not at all.
 pub fn output_price(tier: Option<&TierConfig>, model: &str) -> Option<f64> {
-    let configured = tier.filter(|t| t.model == model).and_then(|t| t.output_usd_per_million);
+    let configured = tier
+        .filter(|t| t.model == model)
+        .and_then(|t| t.output_usd_per_million);
     configured.or_else(|| known_model(model).map(|k| k.output_usd_per_million))
 }
 
@@ -73,7 +75,13 @@ impl Ledger {
 
     /// An answer served from the cache. Its usage is what the original request spent, already
     /// counted then, so a hit adds no tokens: only the hit and what it saved.
-    pub fn record_cache_hit(&self, tier: &str, model: &str, _usage: TokenUsage, saved: Option<f64>) {
+    pub fn record_cache_hit(
+        &self,
+        tier: &str,
+        model: &str,
+        _usage: TokenUsage,
+        saved: Option<f64>,
+    ) {
         self.update(tier, model, |t| {
             t.cache_hits += 1;
             t.saved_usd = add(t.saved_usd, saved);
@@ -87,7 +95,11 @@ impl Ledger {
         };
         let total_cost_usd = per_tier.iter().fold(None, |acc, t| add(acc, t.cost_usd));
         let total_saved_usd = per_tier.iter().fold(None, |acc, t| add(acc, t.saved_usd));
-        UsageReport { per_tier, total_cost_usd, total_saved_usd }
+        UsageReport {
+            per_tier,
+            total_cost_usd,
+            total_saved_usd,
+        }
     }
 
     fn update(&self, tier: &str, model: &str, f: impl FnOnce(&mut TierUsage)) {
@@ -96,9 +108,10 @@ impl Ledger {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let entry = tiers
-            .entry(tier.to_owned())
-            .or_insert_with(|| TierUsage { tier: tier.to_owned(), ..TierUsage::default() });
+        let entry = tiers.entry(tier.to_owned()).or_insert_with(|| TierUsage {
+            tier: tier.to_owned(),
+            ..TierUsage::default()
+        });
         if !entry.models.iter().any(|m| m == model) {
             entry.models.push(model.to_owned());
         }
@@ -122,7 +135,15 @@ fn usd(x: Option<f64>) -> String {
 
 impl fmt::Display for UsageReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let header = ["tier", "requests", "cache hits", "tokens in", "tokens out", "cost", "saved"];
+        let header = [
+            "tier",
+            "requests",
+            "cache hits",
+            "tokens in",
+            "tokens out",
+            "cost",
+            "saved",
+        ];
         let mut rows: Vec<[String; 7]> = self
             .per_tier
             .iter()
@@ -168,7 +189,10 @@ impl fmt::Display for UsageReport {
         for row in &rows {
             line(f, &row.each_ref().map(String::as_str))?;
         }
-        write!(f, "Cost counts output tokens only: no input prices are known.")
+        write!(
+            f,
+            "Cost counts output tokens only: no input prices are known."
+        )
     }
 }
 
@@ -178,7 +202,10 @@ mod tests {
     use crate::config::Config;
 
     fn usage(input: u64, output: u64) -> TokenUsage {
-        TokenUsage { input_tokens: input, output_tokens: output }
+        TokenUsage {
+            input_tokens: input,
+            output_tokens: output,
+        }
     }
 
     #[test]
@@ -203,8 +230,18 @@ mod tests {
     #[test]
     fn ledger_totals_per_tier_and_overall() {
         let ledger = Ledger::new();
-        ledger.record("flash", "deepseek-v4-flash", usage(100, 400), cost_usd(400, Some(0.25)));
-        ledger.record("flash", "deepseek-coder", usage(100, 0), cost_usd(0, Some(0.25)));
+        ledger.record(
+            "flash",
+            "deepseek-v4-flash",
+            usage(100, 400),
+            cost_usd(400, Some(0.25)),
+        );
+        ledger.record(
+            "flash",
+            "deepseek-coder",
+            usage(100, 0),
+            cost_usd(0, Some(0.25)),
+        );
         ledger.record("reasoning", "deepseek-r1", usage(50, 1_000_000), Some(2.5));
         ledger.record_cache_hit("flash", "deepseek-v4-flash", usage(100, 400), Some(0.0001));
         ledger.record("local", "my-llama", usage(10, 10), None);
@@ -232,9 +269,18 @@ mod tests {
         assert_eq!(json["total_saved_usd"], serde_json::Value::Null);
         let table = report.to_string();
         let lines: Vec<&str> = table.lines().collect();
-        assert!(lines[0].starts_with("tier") && lines[0].ends_with("saved"), "{table}");
-        assert!(lines[1].starts_with("flash") && lines[1].contains("$0.000120"), "{table}");
-        assert!(lines[2].starts_with("total") && lines[2].ends_with("n/a"), "{table}");
+        assert!(
+            lines[0].starts_with("tier") && lines[0].ends_with("saved"),
+            "{table}"
+        );
+        assert!(
+            lines[1].starts_with("flash") && lines[1].contains("$0.000120"),
+            "{table}"
+        );
+        assert!(
+            lines[2].starts_with("total") && lines[2].ends_with("n/a"),
+            "{table}"
+        );
         assert!(lines[3].contains("no input prices"), "{table}");
     }
 }

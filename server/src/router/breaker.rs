@@ -30,7 +30,11 @@ pub(crate) struct Breaker {
 
 impl Default for Breaker {
     fn default() -> Self {
-        Breaker { state: State::Closed { consecutive_failures: 0 } }
+        Breaker {
+            state: State::Closed {
+                consecutive_failures: 0,
+            },
+        }
     }
 }
 
@@ -38,28 +42,45 @@ impl Breaker {
     pub(crate) fn admit(&mut self, now: Instant) -> Admission {
         match self.state {
             State::Closed { .. } => Admission::Open,
-            State::Open { until } if now < until => Admission::Rejected { retry_in: until - now },
-            State::Open { .. } | State::HalfOpen { trial_in_flight: false } => {
-                self.state = State::HalfOpen { trial_in_flight: true };
+            State::Open { until } if now < until => Admission::Rejected {
+                retry_in: until - now,
+            },
+            State::Open { .. }
+            | State::HalfOpen {
+                trial_in_flight: false,
+            } => {
+                self.state = State::HalfOpen {
+                    trial_in_flight: true,
+                };
                 Admission::Trial
             }
             // Another caller carries the trial; until it reports, the model stays avoided.
-            State::HalfOpen { trial_in_flight: true } => Admission::Rejected { retry_in: Duration::ZERO },
+            State::HalfOpen {
+                trial_in_flight: true,
+            } => Admission::Rejected {
+                retry_in: Duration::ZERO,
+            },
         }
     }
 
     /// The model answered (a first token arrived): close.
     pub(crate) fn record_success(&mut self) {
-        self.state = State::Closed { consecutive_failures: 0 };
+        self.state = State::Closed {
+            consecutive_failures: 0,
+        };
     }
 
     /// A retryable failure or a timeout. A failed trial reopens at once.
     pub(crate) fn record_failure(&mut self, now: Instant, threshold: u32, open_for: Duration) {
         self.state = match self.state {
-            State::Closed { consecutive_failures } if consecutive_failures + 1 < threshold.max(1) => {
-                State::Closed { consecutive_failures: consecutive_failures + 1 }
-            }
-            State::Closed { .. } | State::HalfOpen { .. } => State::Open { until: now + open_for },
+            State::Closed {
+                consecutive_failures,
+            } if consecutive_failures + 1 < threshold.max(1) => State::Closed {
+                consecutive_failures: consecutive_failures + 1,
+            },
+            State::Closed { .. } | State::HalfOpen { .. } => State::Open {
+                until: now + open_for,
+            },
             // Late reports from requests sent before the breaker opened do not extend it.
             open @ State::Open { .. } => open,
         };
@@ -68,8 +89,13 @@ impl Breaker {
     /// The trial ended without telling anything about the model's health (cancelled, or a
     /// non-retryable error such as a 400): let the next caller try.
     pub(crate) fn release_trial(&mut self) {
-        if let State::HalfOpen { trial_in_flight: true } = self.state {
-            self.state = State::HalfOpen { trial_in_flight: false };
+        if let State::HalfOpen {
+            trial_in_flight: true,
+        } = self.state
+        {
+            self.state = State::HalfOpen {
+                trial_in_flight: false,
+            };
         }
     }
 
@@ -93,7 +119,12 @@ mod tests {
             assert_eq!(b.admit(t0), Admission::Open);
         }
         b.record_failure(t0, 3, OPEN);
-        assert_eq!(b.admit(t0 + Duration::from_secs(10)), Admission::Rejected { retry_in: Duration::from_secs(20) });
+        assert_eq!(
+            b.admit(t0 + Duration::from_secs(10)),
+            Admission::Rejected {
+                retry_in: Duration::from_secs(20)
+            }
+        );
         let later = t0 + OPEN;
         assert_eq!(b.admit(later), Admission::Trial);
         assert!(matches!(b.admit(later), Admission::Rejected { .. }));

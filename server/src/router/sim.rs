@@ -54,7 +54,10 @@ struct HeavyTail {
 
 impl HeavyTail {
     fn new(seed: u64) -> Self {
-        HeavyTail { rng: Mutex::new(StdRng::seed_from_u64(seed)), calls: AtomicU32::new(0) }
+        HeavyTail {
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            calls: AtomicU32::new(0),
+        }
     }
 
     /// Lognormal draw (Box-Muller) with the configured median and 99th percentile.
@@ -94,7 +97,10 @@ impl Upstream for HeavyTail {
             Ok(Completion {
                 text,
                 reasoning: String::new(),
-                usage: Some(TokenUsage { input_tokens: 200, output_tokens: TOKENS }),
+                usage: Some(TokenUsage {
+                    input_tokens: 200,
+                    output_tokens: TOKENS,
+                }),
                 finish_reason: Some("stop".into()),
                 model: req.model.clone(),
                 ttft: Some(ttft),
@@ -117,23 +123,38 @@ struct Outcome {
 async fn run(hedge: Option<(u64, u64)>, seed: u64) -> Outcome {
     let budget_ms = 2500.0;
     let scaled = |ms: f64| (ms * SCALE).round() as u64;
-    let mut config = Config::default();
-    config.latency_budget_ms = scaled(budget_ms);
-    config.hedge.enabled = hedge.is_some();
     let (min, max) = hedge.unwrap_or((150, 1500));
-    config.hedge.min_delay_ms = scaled(min as f64);
-    config.hedge.max_delay_ms = scaled(max as f64);
-    // No faults are simulated, so the breaker must not trip on budget misses and skew the run.
-    config.breaker.failure_threshold = u32::MAX;
+    let defaults = Config::default();
+    let config = Config {
+        latency_budget_ms: scaled(budget_ms),
+        hedge: crate::config::HedgeConfig {
+            enabled: hedge.is_some(),
+            min_delay_ms: scaled(min as f64),
+            max_delay_ms: scaled(max as f64),
+        },
+        // No faults are simulated, so the breaker must not trip on budget misses and skew the run.
+        breaker: crate::config::BreakerConfig {
+            failure_threshold: u32::MAX,
+            ..defaults.breaker.clone()
+        },
+        ..defaults
+    };
     let upstream = Arc::new(HeavyTail::new(seed));
-    let router = Router::new(Arc::new(config), Arc::clone(&upstream), Arc::new(Ledger::new()));
+    let router = Router::new(
+        Arc::new(config),
+        Arc::clone(&upstream),
+        Arc::new(Ledger::new()),
+    );
     let router = &router;
     let results: Vec<(Duration, bool)> = futures::stream::iter(0..ASKS)
         .map(|i| async move {
             let asked = Instant::now();
             let req = RouteRequest {
                 tier: "flash".into(),
-                messages: vec![Message { role: crate::provider::Role::User, content: format!("ask {i}") }],
+                messages: vec![Message {
+                    role: crate::provider::Role::User,
+                    content: format!("ask {i}"),
+                }],
                 max_tokens: None,
             };
             let ok = router.ask(req, None).await.is_ok();
@@ -150,7 +171,11 @@ async fn run(hedge: Option<(u64, u64)>, seed: u64) -> Outcome {
     let probe = Ask {
         tier_name: "flash",
         tier: &Config::default().tiers["flash"].clone(),
-        config: &router.config.read().unwrap_or_else(PoisonError::into_inner).clone(),
+        config: &router
+            .config
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone(),
         messages: &[],
         max_tokens: 1,
         budget: sim(budget_ms),
@@ -186,7 +211,11 @@ async fn latency_simulation() {
         out,
         "in-process simulation: {ASKS} flash asks, {CONCURRENCY} at a time, budget 2500 ms, TTFT lognormal p50 {TTFT_P50_MS} ms p99 {TTFT_P99_MS} ms, {TOKENS} tokens at {TOKENS_PER_SEC}/s, time scale {SCALE}"
     );
-    let _ = writeln!(out, "{:<28} {:>8} {:>8} {:>8} {:>12} {:>8} {:>14}", "variant", "p50 ms", "p90 ms", "p99 ms", "over budget", "extra", "hedge delay ms");
+    let _ = writeln!(
+        out,
+        "{:<28} {:>8} {:>8} {:>8} {:>12} {:>8} {:>14}",
+        "variant", "p50 ms", "p90 ms", "p99 ms", "over budget", "extra", "hedge delay ms"
+    );
     for (name, hedge) in variants {
         let mut rows = Vec::new();
         for seed in [1, 2, 3] {
@@ -225,7 +254,10 @@ async fn router_overhead() {
                 Ok(Completion {
                     text: "hello".into(),
                     reasoning: String::new(),
-                    usage: Some(TokenUsage { input_tokens: 1, output_tokens: 1 }),
+                    usage: Some(TokenUsage {
+                        input_tokens: 1,
+                        output_tokens: 1,
+                    }),
                     finish_reason: None,
                     model: req.model.clone(),
                     ttft: None,
@@ -236,9 +268,22 @@ async fn router_overhead() {
     }
     const N: u32 = 20_000;
     let upstream = Arc::new(Instant0);
-    let router = Router::new(Arc::new(Config::default()), Arc::clone(&upstream), Arc::new(Ledger::new()));
-    let messages = vec![Message { role: crate::provider::Role::User, content: "x".repeat(2000) }];
-    let req = ChatRequest { model: FLASH.into(), messages: messages.clone(), max_tokens: 1024, extra_body: Default::default(), stream: true };
+    let router = Router::new(
+        Arc::new(Config::default()),
+        Arc::clone(&upstream),
+        Arc::new(Ledger::new()),
+    );
+    let messages = vec![Message {
+        role: crate::provider::Role::User,
+        content: "x".repeat(2000),
+    }];
+    let req = ChatRequest {
+        model: FLASH.into(),
+        messages: messages.clone(),
+        max_tokens: 1024,
+        extra_body: Default::default(),
+        stream: true,
+    };
     let started = Instant::now();
     for _ in 0..N {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
@@ -248,7 +293,11 @@ async fn router_overhead() {
     let started = Instant::now();
     for _ in 0..N {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let ask = RouteRequest { tier: "flash".into(), messages: messages.clone(), max_tokens: None };
+        let ask = RouteRequest {
+            tier: "flash".into(),
+            messages: messages.clone(),
+            max_tokens: None,
+        };
         let _ = router.ask(ask, Some(tx)).await;
     }
     let routed = started.elapsed() / N;

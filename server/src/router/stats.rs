@@ -49,7 +49,13 @@ impl Recorder {
     /// A first token arrived `ttft` after its request was sent.
     pub(crate) fn record_ttft(&mut self, ttft: Duration) {
         let ms = ttft.as_secs_f64() * 1000.0;
-        push(&mut self.ttft_ms, Sample { ms, censored: false });
+        push(
+            &mut self.ttft_ms,
+            Sample {
+                ms,
+                censored: false,
+            },
+        );
         self.ttft_ewma = Some(ewma(self.ttft_ewma, ms));
     }
 
@@ -62,7 +68,13 @@ impl Recorder {
     /// enters the percentiles as a right-censored sample (and stays out of the moving average,
     /// which describes typical answers).
     pub(crate) fn record_censored_ttft(&mut self, waited: Duration) {
-        push(&mut self.ttft_ms, Sample { ms: waited.as_secs_f64() * 1000.0, censored: true });
+        push(
+            &mut self.ttft_ms,
+            Sample {
+                ms: waited.as_secs_f64() * 1000.0,
+                censored: true,
+            },
+        );
     }
 
     /// Output speed of a finished stream, measured from its first token.
@@ -94,7 +106,11 @@ impl Recorder {
 
     /// Quantiles `qs` (ascending) of time to first token, counting requests still waiting at
     /// `now` as censored samples; one sort for all of them.
-    pub(crate) fn ttft_quantiles_ms<const N: usize>(&self, qs: [f64; N], now: Instant) -> Option<[f64; N]> {
+    pub(crate) fn ttft_quantiles_ms<const N: usize>(
+        &self,
+        qs: [f64; N],
+        now: Instant,
+    ) -> Option<[f64; N]> {
         let waiting = self.waiting.values().map(|sent| Sample {
             ms: now.saturating_duration_since(*sent).as_secs_f64() * 1000.0,
             censored: true,
@@ -133,7 +149,10 @@ fn ewma(prev: Option<f64>, x: f64) -> f64 {
 /// distribution: for each `q`, the smallest observed time `t` with estimated `P(TTFT <= t) >= q`.
 /// Without censored samples this is the nearest-rank quantile. When too many samples are
 /// censored to reach `q`, the largest sample is returned: the quantile is at least that.
-fn censored_quantiles<const N: usize>(samples: impl Iterator<Item = Sample>, qs: [f64; N]) -> Option<[f64; N]> {
+fn censored_quantiles<const N: usize>(
+    samples: impl Iterator<Item = Sample>,
+    qs: [f64; N],
+) -> Option<[f64; N]> {
     let mut sorted: Vec<Sample> = samples.collect();
     // At equal times, a first token counts before a drop (the usual Kaplan-Meier convention).
     sorted.sort_by(|a, b| a.ms.total_cmp(&b.ms).then(a.censored.cmp(&b.censored)));
@@ -185,7 +204,10 @@ mod tests {
         assert_eq!(s.ttft_p50_ms, Some(50.0));
         assert_eq!(s.ttft_p90_ms, Some(90.0));
         // The average leans towards recent samples.
-        assert!(s.ttft_ewma_ms.is_some_and(|e| e > 80.0 && e < 100.0), "{s:?}");
+        assert!(
+            s.ttft_ewma_ms.is_some_and(|e| e > 80.0 && e < 100.0),
+            "{s:?}"
+        );
     }
 
     #[test]
@@ -198,7 +220,10 @@ mod tests {
             r.record_ttft(Duration::from_millis(100));
         }
         assert_eq!(r.ttft_samples(), WINDOW);
-        assert_eq!(r.ttft_quantiles_ms([0.9], Instant::now()).map(|[q]| q), Some(100.0));
+        assert_eq!(
+            r.ttft_quantiles_ms([0.9], Instant::now()).map(|[q]| q),
+            Some(100.0)
+        );
     }
 
     #[test]
@@ -237,7 +262,10 @@ mod tests {
         assert_eq!(r.ttft_quantiles_ms([0.9], now).map(|[q]| q), Some(10_000.0));
         // Fewer at risk after the drops: S(30) = 7/8 * 5/6 < 0.75.
         assert_eq!(r.ttft_quantiles_ms([0.25], now).map(|[q]| q), Some(30.0));
-        assert_eq!(r.ttft_quantiles_ms([0.25, 0.3, 0.9], now), Some([30.0, 50.0, 10_000.0]));
+        assert_eq!(
+            r.ttft_quantiles_ms([0.25, 0.3, 0.9], now),
+            Some([30.0, 50.0, 10_000.0])
+        );
         r.stop_waiting(id);
         r.stop_waiting(id);
         assert_eq!(r.waiting.len(), 1);
