@@ -24,8 +24,9 @@ use super::tests::FLASH;
 use super::*;
 use crate::provider::{ChatRequest, Completion, ProviderError, StreamEvent, TokenUsage, Upstream};
 
-/// Real time per simulated time: one simulated second takes 100 ms.
-const SCALE: f64 = 0.1;
+/// Real time per simulated time: one simulated second takes 500 ms. Smaller scales let timer
+/// resolution and scheduling lag (amplified by 1/SCALE) distort the tail.
+const SCALE: f64 = 0.5;
 const ASKS: usize = 500;
 const CONCURRENCY: usize = 50;
 const TTFT_P50_MS: f64 = 600.0;
@@ -198,12 +199,10 @@ async fn run(hedge: Option<(u64, u64)>, seed: u64) -> Outcome {
 #[tokio::test]
 #[ignore = "benchmark: prints a latency table, asserts nothing about time"]
 async fn latency_simulation() {
-    let variants: [(&str, Option<(u64, u64)>); 6] = [
+    let variants: [(&str, Option<(u64, u64)>); 4] = [
         ("no hedging", None),
         ("hedge [150, 1000]", Some((150, 1000))),
-        ("hedge [150, 1200]", Some((150, 1200))),
         ("hedge [150, 1500] (default)", Some((150, 1500))),
-        ("hedge [150, 1700]", Some((150, 1700))),
         ("hedge [150, 2000]", Some((150, 2000))),
     ];
     let mut out = std::io::stderr().lock();
@@ -218,7 +217,7 @@ async fn latency_simulation() {
     );
     for (name, hedge) in variants {
         let mut rows = Vec::new();
-        for seed in [1, 2, 3] {
+        for seed in [1, 2] {
             rows.push(run(hedge, seed).await);
         }
         let mean = |f: fn(&Outcome) -> f64| rows.iter().map(f).sum::<f64>() / rows.len() as f64;

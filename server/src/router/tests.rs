@@ -760,7 +760,7 @@ async fn hedge_delay_follows_observed_p90_within_bounds() {
         }
     }
     // p90 is far above the 100 ms ceiling, but hedging at the ceiling would hedge ~half of all
-    // requests: the delay stays at the observed p85 so at most ~15% are hedged.
+    // requests: the delay stays at the observed p88 so at most ~12% are hedged.
     assert_eq!(
         router.hedge_delay(FLASH, &ctx),
         Duration::from_millis(1000),
