@@ -830,3 +830,68 @@ fn backoff_is_full_jitter_within_the_cap() {
     }
     assert_eq!(full_jitter(0, 3), Duration::ZERO);
 }
+
+#[tokio::test]
+async fn retries_stop_at_max_attempts() {
+    let up = Scripted::new();
+    up.default_plan(
+        FLASH,
+        fail(ProviderError::Server {
+            status: 502,
+            message: "bad gateway".into(),
+        }),
+    );
+    let mut config = test_config();
+    config.breaker.failure_threshold = 100;
+    let (router, ledger) = router_with(config, &up);
+    let (result, events) = ask_collect(&router, flash("hi")).await;
+    assert!(
+        matches!(
+            result,
+            Err(RouteError::Provider(ProviderError::Server {
+                status: 502,
+                ..
+            }))
+        ),
+        "{result:?}"
+    );
+    let retries: Vec<u32> = events
+        .iter()
+        .filter_map(|e| match e {
+            RouteEvent::Retrying { attempt, .. } => Some(*attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(retries, [2, 3]);
+    assert_eq!(up.calls().len(), 3);
+    assert_eq!(ledger.report().per_tier[0].requests, 3);
+}
+
+#[tokio::test]
+async fn a_breaker_opening_mid_ask_sends_the_retry_to_the_fallback() {
+    let up = Scripted::new();
+    up.default_plan(
+        FLASH,
+        fail(ProviderError::Timeout {
+            what: "first token".into(),
+        }),
+    );
+    up.default_plan(FALLBACK, reply(1, &["rescued"]));
+    let mut config = test_config();
+    config.breaker.failure_threshold = 2;
+    let (router, _) = router_with(config, &up);
+    let (answer, events) = ask_collect(&router, flash("hi")).await;
+    let answer = answer.expect("fallback answer");
+    assert_eq!(
+        (answer.model.as_str(), answer.text.as_str(), answer.requests),
+        (FALLBACK, "rescued", 3)
+    );
+    assert!(
+        events.contains(&RouteEvent::FellBack {
+            model: FALLBACK.into()
+        }),
+        "{events:?}"
+    );
+    let models: Vec<String> = up.calls().into_iter().map(|c| c.model).collect();
+    assert_eq!(models, [FLASH, FLASH, FALLBACK]);
+}
