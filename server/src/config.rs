@@ -1,9 +1,24 @@
 //! Configuration: the schema, its built-in defaults, and the layering of sources.
 
+mod error;
+mod layer;
+mod loader;
+mod resolve;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
+
+pub use error::{ConfigError, ConfigErrors, Source};
+pub use layer::{
+    check_base_url, ActionLayer, ActionsLayer, BreakerLayer, CacheLayer, ContextLayer, HedgeLayer, Layer,
+    LogLayer, PrivacyLayer, RetryLayer, TierLayer, LOG_LEVELS, WORKSPACE_FORBIDDEN,
+};
+pub use loader::{
+    home_dir, user_config_path, workspace_config_path, Loader, SourceInfo, SourceState, BASE_URL_ENV,
+};
+pub use resolve::label_for;
 
 /// The effective configuration after all layers were combined and validated.
 #[derive(Clone, Debug, PartialEq, Serialize)]
