@@ -81,7 +81,11 @@ fn scrub(text: &str) -> Option<String> {
     if !secrets.iter().any(|s| text.contains(s.as_str())) {
         return None;
     }
-    Some(secrets.iter().fold(text.to_owned(), |t, s| redact_key(&t, s)))
+    Some(
+        secrets
+            .iter()
+            .fold(text.to_owned(), |t, s| redact_key(&t, s)),
+    )
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +116,9 @@ impl Guard {
             return Ok(());
         }
         let filter = level_filter(level)?;
-        self.filter.reload(filter).map_err(|e| LogError::Reload(e.to_string()))
+        self.filter
+            .reload(filter)
+            .map_err(|e| LogError::Reload(e.to_string()))
     }
 
     pub fn file(&self) -> Option<&Path> {
@@ -143,8 +149,10 @@ pub fn init(level: &str, file: Option<&Path>) -> Result<Guard, LogError> {
         }
     }
     let filter = match &env_directive {
-        Some((var, value)) => EnvFilter::try_new(value)
-            .map_err(|e| LogError::BadLevel { level: format!("{var}={value}"), message: e.to_string() })?,
+        Some((var, value)) => EnvFilter::try_new(value).map_err(|e| LogError::BadLevel {
+            level: format!("{var}={value}"),
+            message: e.to_string(),
+        })?,
         None => level_filter(level)?,
     };
     let (filter, handle) = reload::Layer::new(filter);
@@ -161,7 +169,11 @@ pub fn init(level: &str, file: Option<&Path>) -> Result<Guard, LogError> {
     if let Some(message) = bad_env {
         tracing::warn!("{message}");
     }
-    Ok(Guard { filter: handle, env_directive, file: file.map(Path::to_path_buf) })
+    Ok(Guard {
+        filter: handle,
+        env_directive,
+        file: file.map(Path::to_path_buf),
+    })
 }
 
 /// The filter for a configured level: that level for codetier, warnings for dependencies.
@@ -171,8 +183,15 @@ fn level_filter(level: &str) -> Result<EnvFilter, LogError> {
         let message = format!("expected one of {}", crate::config::LOG_LEVELS.join(", "));
         return Err(LogError::BadLevel { level, message });
     }
-    let directive = if level == "off" { "off".to_owned() } else { format!("warn,codetier={level}") };
-    EnvFilter::try_new(&directive).map_err(|e| LogError::BadLevel { level, message: e.to_string() })
+    let directive = if level == "off" {
+        "off".to_owned()
+    } else {
+        format!("warn,codetier={level}")
+    };
+    EnvFilter::try_new(&directive).map_err(|e| LogError::BadLevel {
+        level,
+        message: e.to_string(),
+    })
 }
 
 /// The one line format used for every destination.
@@ -181,7 +200,10 @@ where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(ansi).with_target(true)
+    tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(ansi)
+        .with_target(true)
 }
 
 fn open_append(path: &Path) -> Result<File, LogError> {
@@ -191,7 +213,10 @@ fn open_append(path: &Path) -> Result<File, LogError> {
         }
         OpenOptions::new().create(true).append(true).open(path)
     };
-    open().map_err(|source| LogError::OpenFile { path: path.to_path_buf(), source })
+    open().map_err(|source| LogError::OpenFile {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Wraps a writer maker so each formatted event is scrubbed of registered secrets before it is
@@ -202,7 +227,10 @@ impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for Scrub<M> {
     type Writer = ScrubWriter<M::Writer>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        ScrubWriter { inner: self.0.make_writer(), buf: Vec::new() }
+        ScrubWriter {
+            inner: self.0.make_writer(),
+            buf: Vec::new(),
+        }
     }
 }
 
@@ -254,7 +282,10 @@ mod tests {
 
     impl Write for Buffer {
         fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(data);
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(data);
             Ok(data.len())
         }
         fn flush(&mut self) -> io::Result<()> {
@@ -310,7 +341,10 @@ mod tests {
     fn key_carried_in_a_secret_never_reaches_the_log_at_trace() {
         const KEY: &str = "sk-test-4f9c2a7e1b88d0c3";
         let key = Secret::new(KEY);
-        let endpoint = Endpoint { base_url: "https://global-apis.com/v1".into(), key: key.clone() };
+        let endpoint = Endpoint {
+            base_url: "https://global-apis.com/v1".into(),
+            key: key.clone(),
+        };
         let out = capture(false, || {
             let span = tracing::trace_span!("request", api_key = %key, dbg = ?key, model = "deepseek-v4-flash");
             let _entered = span.enter();
@@ -320,8 +354,14 @@ mod tests {
             let error = anyhow::anyhow!("upstream refused key {key}");
             tracing::error!(error = %error, "failed: {error:?}");
         });
-        assert!(out.contains("TRACE"), "the subscriber did not record at trace: {out}");
-        assert!(out.contains("deepseek-v4-flash"), "span fields missing: {out}");
+        assert!(
+            out.contains("TRACE"),
+            "the subscriber did not record at trace: {out}"
+        );
+        assert!(
+            out.contains("deepseek-v4-flash"),
+            "span fields missing: {out}"
+        );
         assert!(out.contains("***"), "the placeholder is missing: {out}");
         assert!(!out.contains(KEY), "the key leaked into the log:\n{out}");
     }
@@ -357,9 +397,12 @@ mod tests {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, "earlier line\n").unwrap();
         let file = Arc::new(open_append(&path).unwrap());
-        let subscriber =
-            tracing_subscriber::registry().with(EnvFilter::new("trace")).with(fmt_layer(Scrub(file), false));
-        tracing::subscriber::with_default(subscriber, || tracing::info!("hello from the file layer"));
+        let subscriber = tracing_subscriber::registry()
+            .with(EnvFilter::new("trace"))
+            .with(fmt_layer(Scrub(file), false));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("hello from the file layer")
+        });
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("earlier line\n"), "{text}");
         assert!(text.contains("hello from the file layer"), "{text}");
@@ -370,6 +413,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // A directory cannot be opened for appending.
         let err = open_append(dir.path()).unwrap_err();
-        assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
+        assert!(
+            err.to_string().contains(&dir.path().display().to_string()),
+            "{err}"
+        );
     }
 }

@@ -40,7 +40,11 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(source: &Source, key: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError { key: key.into(), message: message.into(), source: source.clone() }
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+            source: source.clone(),
+        }
     }
 }
 
@@ -49,7 +53,11 @@ impl fmt::Display for ConfigError {
         if self.key.is_empty() {
             write!(f, "codetier config: {}: {}", self.source, self.message)
         } else {
-            write!(f, "codetier config: {}: `{}`: {}", self.source, self.key, self.message)
+            write!(
+                f,
+                "codetier config: {}: `{}`: {}",
+                self.source, self.key, self.message
+            )
         }
     }
 }

@@ -107,7 +107,10 @@ pub struct LogLayer {
 /// code: it must not decide where requests (and with them the API key) are sent, nor make us
 /// write files wherever it likes.
 pub const WORKSPACE_FORBIDDEN: &[(&str, &str)] = &[
-    ("base_url", "decides where requests and the API key are sent"),
+    (
+        "base_url",
+        "decides where requests and the API key are sent",
+    ),
     ("api_key_env", "decides which secret is sent with requests"),
     ("log.file", "decides where codetier writes files"),
     ("cache.dir", "decides where codetier writes files"),
@@ -131,7 +134,10 @@ impl Layer {
     /// For a [`Source::WorkspaceFile`] the keys in [`WORKSPACE_FORBIDDEN`] are errors, so a
     /// workspace layer that tries to set them is refused whole (see `Loader`).
     pub fn from_json(value: &Value, source: Source) -> Result<Layer, ConfigErrors> {
-        let mut walker = Walker { source: &source, errors: Vec::new() };
+        let mut walker = Walker {
+            source: &source,
+            errors: Vec::new(),
+        };
         let layer = walker.layer(value);
         if matches!(source, Source::WorkspaceFile(_)) {
             for (key, why) in WORKSPACE_FORBIDDEN {
@@ -154,8 +160,8 @@ impl Layer {
         *self == Layer::default()
     }
 
-    /// True when this layer sets the (top-level or `section.key`) setting `key`.
-    pub fn sets(&self, key: &str) -> bool {
+    /// True when this layer sets `key`, one of the [`WORKSPACE_FORBIDDEN`] keys.
+    fn sets(&self, key: &str) -> bool {
         match key {
             "base_url" => self.base_url.is_some(),
             "api_key_env" => self.api_key_env.is_some(),
@@ -189,11 +195,14 @@ pub fn check_base_url(url: &str) -> Result<String, String> {
                  because the API key would travel unencrypted; use https: {url:?}"
             ))
         }
-        other => return Err(format!("expected an http or https URL, got scheme {other:?}")),
+        other => {
+            return Err(format!(
+                "expected an http or https URL, got scheme {other:?}"
+            ))
+        }
     }
     Ok(url.trim_end_matches('/').to_owned())
 }
-
 
 const TOP_KEYS: &[&str] = &[
     "base_url",
@@ -214,12 +223,25 @@ const TOP_KEYS: &[&str] = &[
 const HEDGE_KEYS: &[&str] = &["enabled", "min_delay_ms", "max_delay_ms"];
 const RETRY_KEYS: &[&str] = &["max_attempts", "base_delay_ms"];
 const BREAKER_KEYS: &[&str] = &["failure_threshold", "open_ms"];
-const TIER_KEYS: &[&str] =
-    &["model", "label", "output_usd_per_million", "extra_body", "budget_ms", "max_tokens", "fallback"];
+const TIER_KEYS: &[&str] = &[
+    "model",
+    "label",
+    "output_usd_per_million",
+    "extra_body",
+    "budget_ms",
+    "max_tokens",
+    "fallback",
+];
 const ACTIONS_KEYS: &[&str] = &["explain", "generate", "review"];
 const ACTION_KEYS: &[&str] = &["tier", "escalate"];
-const CACHE_KEYS: &[&str] =
-    &["enabled", "memory_entries", "memory_bytes", "dir", "ttl_days", "max_disk_bytes"];
+const CACHE_KEYS: &[&str] = &[
+    "enabled",
+    "memory_entries",
+    "memory_bytes",
+    "dir",
+    "ttl_days",
+    "max_disk_bytes",
+];
 const PRIVACY_KEYS: &[&str] = &["exclude", "redact_secrets"];
 const CONTEXT_KEYS: &[&str] = &["token_budget", "surrounding_lines"];
 const LOG_KEYS: &[&str] = &["level", "file"];
@@ -237,7 +259,8 @@ struct Walker<'s> {
 
 impl Walker<'_> {
     fn error(&mut self, key: &str, message: impl Into<String>) {
-        self.errors.push(ConfigError::new(self.source, key, message));
+        self.errors
+            .push(ConfigError::new(self.source, key, message));
     }
 
     fn layer(&mut self, value: &Value) -> Layer {
@@ -245,28 +268,45 @@ impl Walker<'_> {
         if value.is_null() {
             return l;
         }
-        let Some(map) = self.table("", value, TOP_KEYS) else { return l };
+        let Some(map) = self.table("", value, TOP_KEYS) else {
+            return l;
+        };
         l.base_url = self.field(map, "", "base_url", |w, k, v| {
             let s = w.string(k, v)?;
             check_base_url(&s).map_err(|m| w.error(k, m)).ok()
         });
         l.api_key_env = self.field(map, "", "api_key_env", Walker::env_name);
-        l.latency_budget_ms = self.field(map, "", "latency_budget_ms", |w, k, v| w.uint(k, v, MS_BUDGET));
-        l.command_reply_ms = self.field(map, "", "command_reply_ms", |w, k, v| w.uint(k, v, MS_BUDGET));
+        l.latency_budget_ms = self.field(map, "", "latency_budget_ms", |w, k, v| {
+            w.uint(k, v, MS_BUDGET)
+        });
+        l.command_reply_ms = self.field(map, "", "command_reply_ms", |w, k, v| {
+            w.uint(k, v, MS_BUDGET)
+        });
         l.max_tokens = self.field(map, "", "max_tokens", |w, k, v| w.u32(k, v, TOKENS));
         if let Some(m) = self.section(map, "hedge", HEDGE_KEYS) {
             l.hedge.enabled = self.field(m, "hedge", "enabled", Walker::boolean);
-            l.hedge.min_delay_ms = self.field(m, "hedge", "min_delay_ms", |w, k, v| w.uint(k, v, (0, 60_000)));
-            l.hedge.max_delay_ms = self.field(m, "hedge", "max_delay_ms", |w, k, v| w.uint(k, v, (0, 600_000)));
+            l.hedge.min_delay_ms = self.field(m, "hedge", "min_delay_ms", |w, k, v| {
+                w.uint(k, v, (0, 60_000))
+            });
+            l.hedge.max_delay_ms = self.field(m, "hedge", "max_delay_ms", |w, k, v| {
+                w.uint(k, v, (0, 600_000))
+            });
         }
         if let Some(m) = self.section(map, "retry", RETRY_KEYS) {
-            l.retry.max_attempts = self.field(m, "retry", "max_attempts", |w, k, v| w.u32(k, v, (1, 10)));
-            l.retry.base_delay_ms = self.field(m, "retry", "base_delay_ms", |w, k, v| w.uint(k, v, (0, 60_000)));
+            l.retry.max_attempts =
+                self.field(m, "retry", "max_attempts", |w, k, v| w.u32(k, v, (1, 10)));
+            l.retry.base_delay_ms = self.field(m, "retry", "base_delay_ms", |w, k, v| {
+                w.uint(k, v, (0, 60_000))
+            });
         }
         if let Some(m) = self.section(map, "breaker", BREAKER_KEYS) {
             l.breaker.failure_threshold =
-                self.field(m, "breaker", "failure_threshold", |w, k, v| w.u32(k, v, (1, 1000)));
-            l.breaker.open_ms = self.field(m, "breaker", "open_ms", |w, k, v| w.uint(k, v, (100, 3_600_000)));
+                self.field(m, "breaker", "failure_threshold", |w, k, v| {
+                    w.u32(k, v, (1, 1000))
+                });
+            l.breaker.open_ms = self.field(m, "breaker", "open_ms", |w, k, v| {
+                w.uint(k, v, (100, 3_600_000))
+            });
         }
         if let Some(tiers) = map.get("tiers").filter(|v| !v.is_null()) {
             l.tiers = self.tiers(tiers);
@@ -278,20 +318,30 @@ impl Walker<'_> {
         }
         if let Some(m) = self.section(map, "cache", CACHE_KEYS) {
             l.cache.enabled = self.field(m, "cache", "enabled", Walker::boolean);
-            l.cache.memory_entries = self.field(m, "cache", "memory_entries", |w, k, v| w.usize(k, v, (0, 10_000_000)));
-            l.cache.memory_bytes = self.field(m, "cache", "memory_bytes", |w, k, v| w.usize(k, v, (0, 1 << 34)));
+            l.cache.memory_entries = self.field(m, "cache", "memory_entries", |w, k, v| {
+                w.usize(k, v, (0, 10_000_000))
+            });
+            l.cache.memory_bytes = self.field(m, "cache", "memory_bytes", |w, k, v| {
+                w.usize(k, v, (0, 1 << 34))
+            });
             l.cache.dir = self.field(m, "cache", "dir", Walker::path).flatten();
             l.cache.ttl_days = self.field(m, "cache", "ttl_days", |w, k, v| w.u32(k, v, (1, 3650)));
-            l.cache.max_disk_bytes = self.field(m, "cache", "max_disk_bytes", |w, k, v| w.uint(k, v, (0, 1 << 40)));
+            l.cache.max_disk_bytes = self.field(m, "cache", "max_disk_bytes", |w, k, v| {
+                w.uint(k, v, (0, 1 << 40))
+            });
         }
         if let Some(m) = self.section(map, "privacy", PRIVACY_KEYS) {
             l.privacy.exclude = self.field(m, "privacy", "exclude", Walker::globs);
             l.privacy.redact_secrets = self.field(m, "privacy", "redact_secrets", Walker::boolean);
         }
         if let Some(m) = self.section(map, "context", CONTEXT_KEYS) {
-            l.context.token_budget = self.field(m, "context", "token_budget", |w, k, v| w.usize(k, v, (100, 1_000_000)));
+            l.context.token_budget = self.field(m, "context", "token_budget", |w, k, v| {
+                w.usize(k, v, (100, 1_000_000))
+            });
             l.context.surrounding_lines =
-                self.field(m, "context", "surrounding_lines", |w, k, v| w.usize(k, v, (0, 10_000)));
+                self.field(m, "context", "surrounding_lines", |w, k, v| {
+                    w.usize(k, v, (0, 10_000))
+                });
         }
         if let Some(m) = self.section(map, "log", LOG_KEYS) {
             l.log.level = self.field(m, "log", "level", Walker::log_level);
@@ -303,19 +353,27 @@ impl Walker<'_> {
     fn tiers(&mut self, value: &Value) -> BTreeMap<String, TierLayer> {
         let mut tiers = BTreeMap::new();
         let Value::Object(map) = value else {
-            self.error("tiers", format!("expected a table of tiers, got {}", describe(value)));
+            self.error(
+                "tiers",
+                format!("expected a table of tiers, got {}", describe(value)),
+            );
             return tiers;
         };
         for (name, value) in map {
             let prefix = format!("tiers.{name}");
             if !is_name(name) {
-                self.error(&prefix, "a tier name may only hold letters, digits, `-` and `_`");
+                self.error(
+                    &prefix,
+                    "a tier name may only hold letters, digits, `-` and `_`",
+                );
                 continue;
             }
             if value.is_null() {
                 continue;
             }
-            let Some(m) = self.table(&prefix, value, TIER_KEYS) else { continue };
+            let Some(m) = self.table(&prefix, value, TIER_KEYS) else {
+                continue;
+            };
             let p = prefix.as_str();
             let tier = TierLayer {
                 model: self.field(m, p, "model", Walker::nonempty),
@@ -333,13 +391,18 @@ impl Walker<'_> {
 
     fn action(&mut self, map: &Map<String, Value>, name: &str) -> ActionLayer {
         let prefix = format!("actions.{name}");
-        let Some(m) = self.section(map, &prefix, ACTION_KEYS) else { return ActionLayer::default() };
+        let Some(m) = self.section(map, &prefix, ACTION_KEYS) else {
+            return ActionLayer::default();
+        };
         ActionLayer {
             tier: self.field(m, &prefix, "tier", Walker::tier_name),
             escalate: self.field(m, &prefix, "escalate", |w, k, v| {
                 let items = w.list(k, v)?;
-                let names: Vec<_> =
-                    items.iter().enumerate().filter_map(|(i, v)| w.tier_name(&format!("{k}[{i}]"), v)).collect();
+                let names: Vec<_> = items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| w.tier_name(&format!("{k}[{i}]"), v))
+                    .collect();
                 (names.len() == items.len()).then_some(names)
             }),
         }
@@ -358,9 +421,18 @@ impl Walker<'_> {
         self.table(name, value, known)
     }
 
-    fn table<'v>(&mut self, key: &str, value: &'v Value, known: &[&str]) -> Option<&'v Map<String, Value>> {
+    fn table<'v>(
+        &mut self,
+        key: &str,
+        value: &'v Value,
+        known: &[&str],
+    ) -> Option<&'v Map<String, Value>> {
         let Value::Object(map) = value else {
-            let what = if key.is_empty() { "settings".to_owned() } else { format!("`{key}`") };
+            let what = if key.is_empty() {
+                "settings".to_owned()
+            } else {
+                format!("`{key}`")
+            };
             let message = format!("expected a table of {what}, got {}", describe(value));
             self.error(key, message);
             return None;
@@ -395,10 +467,18 @@ impl Walker<'_> {
                 .as_i64()
                 .map(i128::from)
                 .or_else(|| n.as_u64().map(i128::from))
-                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 1e18).map(|f| f as i128)),
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 1e18)
+                        .map(|f| f as i128)
+                }),
             _ => None,
         };
-        let kind = if min == 0 { "a non-negative integer" } else { "a positive integer" };
+        let kind = if min == 0 {
+            "a non-negative integer"
+        } else {
+            "a positive integer"
+        };
         let Some(n) = n else {
             self.error(key, format!("expected {kind}, got {}", describe(value)));
             return None;
@@ -411,22 +491,33 @@ impl Walker<'_> {
     }
 
     fn u32(&mut self, key: &str, value: &Value, range: (u64, u64)) -> Option<u32> {
-        self.uint(key, value, range).and_then(|n| u32::try_from(n).ok())
+        self.uint(key, value, range)
+            .and_then(|n| u32::try_from(n).ok())
     }
 
     fn usize(&mut self, key: &str, value: &Value, range: (u64, u64)) -> Option<usize> {
-        self.uint(key, value, range).and_then(|n| usize::try_from(n).ok())
+        self.uint(key, value, range)
+            .and_then(|n| usize::try_from(n).ok())
     }
 
     fn price(&mut self, key: &str, value: &Value) -> Option<f64> {
         match value.as_f64() {
             Some(p) if p.is_finite() && (0.0..=10_000.0).contains(&p) => Some(p),
             Some(p) => {
-                self.error(key, format!("must be between 0 and 10000 (USD per million tokens), got {p}"));
+                self.error(
+                    key,
+                    format!("must be between 0 and 10000 (USD per million tokens), got {p}"),
+                );
                 None
             }
             None => {
-                self.error(key, format!("expected a number (USD per million tokens), got {}", describe(value)));
+                self.error(
+                    key,
+                    format!(
+                        "expected a number (USD per million tokens), got {}",
+                        describe(value)
+                    ),
+                );
                 None
             }
         }
@@ -435,7 +526,10 @@ impl Walker<'_> {
     fn boolean(&mut self, key: &str, value: &Value) -> Option<bool> {
         let b = value.as_bool();
         if b.is_none() {
-            self.error(key, format!("expected true or false, got {}", describe(value)));
+            self.error(
+                key,
+                format!("expected true or false, got {}", describe(value)),
+            );
         }
         b
     }
@@ -482,7 +576,10 @@ impl Walker<'_> {
     fn log_level(&mut self, key: &str, value: &Value) -> Option<String> {
         let s = self.string(key, value)?.trim().to_ascii_lowercase();
         if !LOG_LEVELS.contains(&s.as_str()) {
-            self.error(key, format!("expected one of {}, got {s:?}", LOG_LEVELS.join(", ")));
+            self.error(
+                key,
+                format!("expected one of {}, got {s:?}", LOG_LEVELS.join(", ")),
+            );
             return None;
         }
         Some(s)
@@ -519,7 +616,9 @@ impl Walker<'_> {
         let mut globs = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             let k = format!("{key}[{i}]");
-            let Some(g) = self.nonempty(&k, item) else { continue };
+            let Some(g) = self.nonempty(&k, item) else {
+                continue;
+            };
             match globset::Glob::new(&g) {
                 Ok(_) => globs.push(g),
                 Err(e) => self.error(&k, format!("not a valid glob pattern: {e}")),
@@ -536,8 +635,15 @@ impl Walker<'_> {
         let mut ok = true;
         for reserved in RESERVED_BODY_KEYS {
             if map.contains_key(*reserved) {
-                let hint = if *reserved == "model" { "; set the tier's `model` instead" } else { "" };
-                self.error(&join(key, reserved), format!("codetier sets this request field itself{hint}"));
+                let hint = if *reserved == "model" {
+                    "; set the tier's `model` instead"
+                } else {
+                    ""
+                };
+                self.error(
+                    &join(key, reserved),
+                    format!("codetier sets this request field itself{hint}"),
+                );
                 ok = false;
             }
         }
@@ -554,7 +660,9 @@ fn join(prefix: &str, name: &str) -> String {
 }
 
 fn is_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// How a bad value is shown in an error: strings quoted, tables and lists by kind.
@@ -599,7 +707,10 @@ fn toml_error_message(text: &str, error: &toml::de::Error) -> String {
             let before = text.get(..span.start).unwrap_or(text);
             let line = before.matches('\n').count() + 1;
             let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            format!("invalid TOML at line {line}, column {column}: {}", error.message().trim())
+            format!(
+                "invalid TOML at line {line}, column {column}: {}",
+                error.message().trim()
+            )
         }
         None => format!("invalid TOML: {}", error.message().trim()),
     }
@@ -610,12 +721,13 @@ fn toml_to_json(value: toml::Value) -> Value {
         toml::Value::String(s) => Value::String(s),
         toml::Value::Integer(i) => Value::from(i),
         // NaN and infinities have no JSON form; as strings they still fail type checks clearly.
-        toml::Value::Float(f) => {
-            serde_json::Number::from_f64(f).map_or_else(|| Value::String(f.to_string()), Value::Number)
-        }
+        toml::Value::Float(f) => serde_json::Number::from_f64(f)
+            .map_or_else(|| Value::String(f.to_string()), Value::Number),
         toml::Value::Boolean(b) => Value::Bool(b),
         toml::Value::Datetime(d) => Value::String(d.to_string()),
         toml::Value::Array(items) => Value::Array(items.into_iter().map(toml_to_json).collect()),
-        toml::Value::Table(t) => Value::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect()),
+        toml::Value::Table(t) => {
+            Value::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect())
+        }
     }
 }

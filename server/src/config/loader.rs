@@ -30,7 +30,10 @@ pub fn home_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-fn user_config_path_from(xdg: Option<OsString>, home: Option<PathBuf>) -> Option<PathBuf> {
+pub(super) fn user_config_path_from(
+    xdg: Option<OsString>,
+    home: Option<PathBuf>,
+) -> Option<PathBuf> {
     // The XDG spec says a relative XDG_CONFIG_HOME is invalid and must be ignored.
     let base = xdg
         .map(PathBuf::from)
@@ -72,7 +75,11 @@ impl fmt::Display for SourceInfo {
             SourceState::Applied => write!(f, "{what}: applied"),
             SourceState::NotFound => write!(f, "{what}: not found"),
             SourceState::Rejected(errors) => {
-                let kept = if self.in_force { "the previous version stays in force" } else { "ignored" };
+                let kept = if self.in_force {
+                    "the previous version stays in force"
+                } else {
+                    "ignored"
+                };
                 write!(f, "{what}: rejected ({} error(s), {kept})", errors.len())
             }
         }
@@ -121,8 +128,16 @@ impl Default for Loader {
 impl Loader {
     /// Defaults only; `CODETIER_BASE_URL` is read now and applied by every `resolve`.
     pub fn new() -> Self {
-        let env_base_url = std::env::var(BASE_URL_ENV).ok().filter(|u| !u.trim().is_empty());
-        Loader { user: None, workspace: None, init: None, did_change: None, env_base_url }
+        let env_base_url = std::env::var(BASE_URL_ENV)
+            .ok()
+            .filter(|u| !u.trim().is_empty());
+        Loader {
+            user: None,
+            workspace: None,
+            init: None,
+            did_change: None,
+            env_base_url,
+        }
     }
 
     /// Replaces the `CODETIER_BASE_URL` value read by `new` (tests, and callers that read the
@@ -154,8 +169,12 @@ impl Loader {
                 None => return Ok(()),
             },
         };
-        let source = Source::UserFile(path.clone());
-        let layer = read_layer(&path, &source, required);
+        self.load_user_file_at(&path, required)
+    }
+
+    pub(super) fn load_user_file_at(&mut self, path: &Path, required: bool) -> Result<(), ConfigErrors> {
+        let source = Source::UserFile(path.to_path_buf());
+        let layer = read_layer(path, &source, required);
         self.replace(Which::User, source, layer)
     }
 
@@ -174,7 +193,11 @@ impl Loader {
     pub fn set_init_options(&mut self, value: &serde_json::Value) -> Result<(), ConfigErrors> {
         let source = Source::InitializationOptions;
         let value = unwrap_section(value);
-        let layer = if value.is_null() { Ok(None) } else { Layer::from_json(value, source.clone()).map(Some) };
+        let layer = if value.is_null() {
+            Ok(None)
+        } else {
+            Layer::from_json(value, source.clone()).map(Some)
+        };
         self.replace(Which::Init, source, layer)
     }
 
@@ -193,19 +216,26 @@ impl Loader {
 
     /// Combines the layers in force over the defaults, applies `CODETIER_BASE_URL` and validates.
     pub fn resolve(&self) -> Result<Config, ConfigErrors> {
-        let layers: Vec<(&Source, &Layer)> = [&self.user, &self.workspace, &self.init, &self.did_change]
-            .into_iter()
-            .flatten()
-            .filter_map(|slot| slot.layer.as_ref().map(|l| (&slot.source, l)))
-            .collect();
+        let layers: Vec<(&Source, &Layer)> =
+            [&self.user, &self.workspace, &self.init, &self.did_change]
+                .into_iter()
+                .flatten()
+                .filter_map(|slot| slot.layer.as_ref().map(|l| (&slot.source, l)))
+                .collect();
         resolve(&layers, self.env_base_url.as_deref())
     }
 
     /// Every source looked at, lowest first, with what happened to it.
     pub fn sources(&self) -> Vec<SourceInfo> {
-        let mut out =
-            vec![SourceInfo { source: Source::Defaults, state: SourceState::Applied, in_force: true }];
-        for slot in [&self.user, &self.workspace, &self.init, &self.did_change].into_iter().flatten() {
+        let mut out = vec![SourceInfo {
+            source: Source::Defaults,
+            state: SourceState::Applied,
+            in_force: true,
+        }];
+        for slot in [&self.user, &self.workspace, &self.init, &self.did_change]
+            .into_iter()
+            .flatten()
+        {
             out.push(SourceInfo {
                 source: slot.source.clone(),
                 state: slot.state.clone(),
@@ -213,7 +243,11 @@ impl Loader {
             });
         }
         if self.env_base_url.is_some() {
-            out.push(SourceInfo { source: Source::Environment, state: SourceState::Applied, in_force: true });
+            out.push(SourceInfo {
+                source: Source::Environment,
+                state: SourceState::Applied,
+                in_force: true,
+            });
         }
         out
     }
@@ -237,8 +271,16 @@ impl Loader {
     ) -> Result<(), ConfigErrors> {
         let outcome = layer.and_then(|layer| {
             let mut trial = self.clone();
-            let state = if layer.is_some() { SourceState::Applied } else { SourceState::NotFound };
-            *trial.slot(which) = Some(Slot { source: source.clone(), layer, state });
+            let state = if layer.is_some() {
+                SourceState::Applied
+            } else {
+                SourceState::NotFound
+            };
+            *trial.slot(which) = Some(Slot {
+                source: source.clone(),
+                layer,
+                state,
+            });
             trial.resolve().map(|_| trial)
         });
         match outcome {
@@ -249,11 +291,19 @@ impl Loader {
             Err(errors) => {
                 // The layer in force keeps the source it came from.
                 let (source, layer) = match self.slot(which).take() {
-                    Some(Slot { source, layer: Some(layer), .. }) => (source, Some(layer)),
+                    Some(Slot {
+                        source,
+                        layer: Some(layer),
+                        ..
+                    }) => (source, Some(layer)),
                     _ => (source, None),
                 };
                 let state = SourceState::Rejected(errors.clone());
-                *self.slot(which) = Some(Slot { source, layer, state });
+                *self.slot(which) = Some(Slot {
+                    source,
+                    layer,
+                    state,
+                });
                 Err(errors)
             }
         }
@@ -268,6 +318,10 @@ fn read_layer(path: &Path, source: &Source, required: bool) -> Result<Option<Lay
     match std::fs::read_to_string(path) {
         Ok(text) => Layer::from_toml(&text, source.clone()).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(None),
-        Err(e) => Err(ConfigErrors::one(ConfigError::new(source, "", format!("cannot read the file: {e}")))),
+        Err(e) => Err(ConfigErrors::one(ConfigError::new(
+            source,
+            "",
+            format!("cannot read the file: {e}"),
+        ))),
     }
 }

@@ -8,7 +8,10 @@ use super::{known_model, Config, ConfigError, ConfigErrors, Source, TierConfig};
 
 /// Applies `layers` (lowest first) over the defaults, then `env_base_url`, then validates.
 /// Errors found here name the source that last set the offending key.
-pub(crate) fn resolve(layers: &[(&Source, &Layer)], env_base_url: Option<&str>) -> Result<Config, ConfigErrors> {
+pub(crate) fn resolve(
+    layers: &[(&Source, &Layer)],
+    env_base_url: Option<&str>,
+) -> Result<Config, ConfigErrors> {
     let mut config = Config::default();
     let mut origin = Origins::default();
     for (source, layer) in layers {
@@ -21,7 +24,9 @@ pub(crate) fn resolve(layers: &[(&Source, &Layer)], env_base_url: Option<&str>) 
                 config.base_url = url;
                 origin.set("base_url", &Source::Environment);
             }
-            Err(message) => errors.push(ConfigError::new(&Source::Environment, "base_url", message)),
+            Err(message) => {
+                errors.push(ConfigError::new(&Source::Environment, "base_url", message))
+            }
         }
     }
     validate(&config, &origin, &mut errors);
@@ -66,15 +71,39 @@ fn apply(c: &mut Config, l: &Layer, source: &Source, origin: &mut Origins) {
     }
     set!(c.base_url, l.base_url, "base_url");
     set!(c.api_key_env, l.api_key_env, "api_key_env");
-    set!(c.latency_budget_ms, l.latency_budget_ms, "latency_budget_ms");
+    set!(
+        c.latency_budget_ms,
+        l.latency_budget_ms,
+        "latency_budget_ms"
+    );
     set!(c.command_reply_ms, l.command_reply_ms, "command_reply_ms");
     set!(c.max_tokens, l.max_tokens, "max_tokens");
     set!(c.hedge.enabled, l.hedge.enabled, "hedge.enabled");
-    set!(c.hedge.min_delay_ms, l.hedge.min_delay_ms, "hedge.min_delay_ms");
-    set!(c.hedge.max_delay_ms, l.hedge.max_delay_ms, "hedge.max_delay_ms");
-    set!(c.retry.max_attempts, l.retry.max_attempts, "retry.max_attempts");
-    set!(c.retry.base_delay_ms, l.retry.base_delay_ms, "retry.base_delay_ms");
-    set!(c.breaker.failure_threshold, l.breaker.failure_threshold, "breaker.failure_threshold");
+    set!(
+        c.hedge.min_delay_ms,
+        l.hedge.min_delay_ms,
+        "hedge.min_delay_ms"
+    );
+    set!(
+        c.hedge.max_delay_ms,
+        l.hedge.max_delay_ms,
+        "hedge.max_delay_ms"
+    );
+    set!(
+        c.retry.max_attempts,
+        l.retry.max_attempts,
+        "retry.max_attempts"
+    );
+    set!(
+        c.retry.base_delay_ms,
+        l.retry.base_delay_ms,
+        "retry.base_delay_ms"
+    );
+    set!(
+        c.breaker.failure_threshold,
+        l.breaker.failure_threshold,
+        "breaker.failure_threshold"
+    );
     set!(c.breaker.open_ms, l.breaker.open_ms, "breaker.open_ms");
 
     for (name, t) in &l.tiers {
@@ -125,19 +154,47 @@ fn apply(c: &mut Config, l: &Layer, source: &Source, origin: &mut Origins) {
         ("review", &mut c.actions.review, &l.actions.review),
     ] {
         set!(dst.tier, src.tier, format!("actions.{name}.tier"));
-        set!(dst.escalate, src.escalate, format!("actions.{name}.escalate"));
+        set!(
+            dst.escalate,
+            src.escalate,
+            format!("actions.{name}.escalate")
+        );
     }
 
     set!(c.cache.enabled, l.cache.enabled, "cache.enabled");
-    set!(c.cache.memory_entries, l.cache.memory_entries, "cache.memory_entries");
-    set!(c.cache.memory_bytes, l.cache.memory_bytes, "cache.memory_bytes");
+    set!(
+        c.cache.memory_entries,
+        l.cache.memory_entries,
+        "cache.memory_entries"
+    );
+    set!(
+        c.cache.memory_bytes,
+        l.cache.memory_bytes,
+        "cache.memory_bytes"
+    );
     set!(opt c.cache.dir, l.cache.dir, "cache.dir");
     set!(c.cache.ttl_days, l.cache.ttl_days, "cache.ttl_days");
-    set!(c.cache.max_disk_bytes, l.cache.max_disk_bytes, "cache.max_disk_bytes");
+    set!(
+        c.cache.max_disk_bytes,
+        l.cache.max_disk_bytes,
+        "cache.max_disk_bytes"
+    );
     set!(c.privacy.exclude, l.privacy.exclude, "privacy.exclude");
-    set!(c.privacy.redact_secrets, l.privacy.redact_secrets, "privacy.redact_secrets");
-    set!(c.context.token_budget, l.context.token_budget, "context.token_budget");
-    set!(c.context.surrounding_lines, l.context.surrounding_lines, "context.surrounding_lines");
+    set!(
+        c.privacy.redact_secrets,
+        l.privacy.redact_secrets,
+        "privacy.redact_secrets"
+    );
+    set!(
+        c.context.token_budget,
+        l.context.token_budget,
+        "context.token_budget"
+    );
+    set!(
+        c.context.surrounding_lines,
+        l.context.surrounding_lines,
+        "context.surrounding_lines"
+    );
     set!(c.log.level, l.log.level, "log.level");
     set!(opt c.log.file, l.log.file, "log.file");
 }
@@ -153,10 +210,20 @@ fn validate(c: &Config, origin: &Origins, errors: &mut Vec<ConfigError>) {
     for (name, tier) in &c.tiers {
         if tier.model.is_empty() {
             let key = format!("tiers.{name}.model");
-            error(&key, &format!("tiers.{name}"), "a new tier needs a `model`".into());
+            error(
+                &key,
+                &format!("tiers.{name}"),
+                "a new tier needs a `model`".into(),
+            );
         }
     }
-    let known = || c.tiers.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
+    let known = || {
+        c.tiers
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     for (name, action) in [
         ("explain", &c.actions.explain),
         ("generate", &c.actions.generate),
@@ -164,7 +231,11 @@ fn validate(c: &Config, origin: &Origins, errors: &mut Vec<ConfigError>) {
     ] {
         let key = format!("actions.{name}.tier");
         if !c.tiers.contains_key(&action.tier) {
-            error(&key, &key, format!("unknown tier `{}`; known tiers: {}", action.tier, known()));
+            error(
+                &key,
+                &key,
+                format!("unknown tier `{}`; known tiers: {}", action.tier, known()),
+            );
         }
         let list_key = format!("actions.{name}.escalate");
         for (i, tier) in action.escalate.iter().enumerate() {
