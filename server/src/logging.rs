@@ -418,4 +418,28 @@ mod tests {
             "{err}"
         );
     }
+
+    /// The only test that installs the global subscriber (a process has one).
+    #[test]
+    fn init_writes_the_file_and_set_level_takes_effect() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs").join("codetier.log");
+        let guard = init("info", Some(&path)).unwrap();
+        assert_eq!(guard.file(), Some(path.as_path()));
+        assert!(matches!(
+            init("info", None),
+            Err(LogError::AlreadyInitialised)
+        ));
+        tracing::info!("visible at info");
+        tracing::debug!("first debug line");
+        guard.set_level("debug").unwrap();
+        tracing::debug!("second debug line");
+        assert!(guard.set_level("loud").is_err());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("visible at info"), "{text}");
+        if guard.env_override().is_none() {
+            assert!(!text.contains("first debug line"), "{text}");
+            assert!(text.contains("second debug line"), "{text}");
+        }
+    }
 }

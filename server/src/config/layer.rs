@@ -180,6 +180,10 @@ pub fn check_base_url(url: &str) -> Result<String, String> {
     let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
         return Err(format!("the URL has no host: {url:?}"));
     };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        // Whatever prints the base URL (logs, doctor) would print these too.
+        return Err("credentials in the URL are refused; the key comes from `api_key_env`".into());
+    }
     // IPv6 hosts come bracketed (`[::1]`); the URL parser already normalised IPv4 forms.
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let loopback = match bare.parse::<IpAddr>() {

@@ -172,7 +172,11 @@ impl Loader {
         self.load_user_file_at(&path, required)
     }
 
-    pub(super) fn load_user_file_at(&mut self, path: &Path, required: bool) -> Result<(), ConfigErrors> {
+    pub(super) fn load_user_file_at(
+        &mut self,
+        path: &Path,
+        required: bool,
+    ) -> Result<(), ConfigErrors> {
         let source = Source::UserFile(path.to_path_buf());
         let layer = read_layer(path, &source, required);
         self.replace(Which::User, source, layer)

@@ -447,6 +447,7 @@ fn plain_http_only_to_loopback() {
         "http://example.com/v1",
         "http://localhost.evil.com/v1",
         "ftp://x/v1",
+        "https://user:pw@example.com/v1",
         "nonsense",
     ] {
         assert!(check_base_url(bad).is_err(), "{bad}");
