@@ -64,7 +64,7 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         None | Some(Command::Lsp { .. }) => {
-            let _log = crate::logging::init_from_env(None);
+            let _log = init_logging(cli.config.as_deref());
             let options = crate::lsp::ServeOptions { config_file: cli.config, tier: cli.tier };
             match runtime.block_on(crate::lsp::serve_stdio(options)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -73,6 +73,22 @@ pub fn main() -> ExitCode {
                     ExitCode::from(exit::USAGE)
                 }
             }
+        }
+    }
+}
+
+/// Logging for the server: level and file from the user configuration when it is readable.
+fn init_logging(config_file: Option<&std::path::Path>) -> Option<crate::logging::Guard> {
+    let early = crate::config::Loader::new()
+        .with_user_file(config_file)
+        .and_then(|l| l.resolve())
+        .ok();
+    let (level, file) = early.map(|c| (c.log.level, c.log.file)).unwrap_or_else(|| ("info".into(), None));
+    match crate::logging::init(&level, file.as_deref()) {
+        Ok(guard) => Some(guard),
+        Err(e) => {
+            report(&format!("codetier: {e}; logging to stderr only"));
+            crate::logging::init("info", None).ok()
         }
     }
 }
