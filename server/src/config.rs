@@ -226,6 +226,8 @@ impl Default for Config {
             .extra_body
             .insert("thinking".into(), serde_json::json!({ "type": "disabled" }));
         flash.fallback = Some("deepseek-coder".into());
+        // The budget covers the whole answer: at 100-200 tokens/s, 512 tokens fit in it.
+        flash.max_tokens = Some(512);
         let mut tiers = BTreeMap::new();
         tiers.insert("flash".into(), flash);
         tiers.insert(
