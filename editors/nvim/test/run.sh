@@ -81,4 +81,4 @@ if [ "$status" -ne 0 ]; then
   cat "$tmp/results.json" >&2; echo >&2
   fail "Neovim exited with $status (see the FAIL lines above)"
 fi
-echo "editors/nvim/test/run.sh: PASSED ($(grep -o '"ok":true' "$tmp/results.json" | wc -l) checks)"
+echo "editors/nvim/test/run.sh: PASSED ($(grep -oE '"ok": ?true' "$tmp/results.json" | wc -l) checks)"
