@@ -5,7 +5,7 @@ vim.opt.runtimepath:prepend(plugin_dir)
 vim.opt.swapfile = false
 vim.opt.shadafile = "NONE"
 vim.g.mapleader = ","
-vim.lsp.set_log_level("debug")
+require("vim.lsp.log").set_level("debug")
 vim.cmd("runtime plugin/codetier.lua")
 
 require("codetier").setup({

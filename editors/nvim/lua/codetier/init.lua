@@ -79,7 +79,7 @@ local function find_root(path)
   local current = dir
   while current and current ~= "" do
     for _, marker in ipairs(M.config.root_markers) do
-      if vim.loop.fs_stat(current .. "/" .. marker) then
+      if (vim.uv or vim.loop).fs_stat(current .. "/" .. marker) then
         return current
       end
     end
