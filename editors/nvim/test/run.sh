@@ -46,8 +46,12 @@ show_logs() {
 fake_pid=$!
 base_url=""
 for _ in $(seq 1 100); do
-  base_url="$(head -n 1 "$tmp/fake.out" 2>/dev/null || true)"
-  [ -n "$base_url" ] && break
+  # Only a complete first line counts; the URL is its first http(s):// word.
+  if [ "$(wc -l <"$tmp/fake.out")" -ge 1 ]; then
+    base_url="$(head -n 1 "$tmp/fake.out" | grep -oE 'https?://[^[:space:]]+' | head -n 1 || true)"
+    [ -n "$base_url" ] || { show_logs; fail "the fake provider's first line holds no URL: $(head -n 1 "$tmp/fake.out")"; }
+    break
+  fi
   kill -0 "$fake_pid" 2>/dev/null || { show_logs; fail "the fake provider exited before printing its URL"; }
   sleep 0.1
 done
