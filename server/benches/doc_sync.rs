@@ -161,7 +161,11 @@ fn apply_all(store: &Store, edits: &[Change], enc: PositionEncoding) {
 }
 
 fn main() {
-    summary();
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not, and there divan only
+    // smoke-runs each benchmark once, so the slower summary is skipped.
+    if std::env::args().any(|arg| arg == "--bench") {
+        summary();
+    }
     divan::main();
 }
 

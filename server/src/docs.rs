@@ -363,6 +363,53 @@ mod tests {
     }
 
     #[test]
+    fn snapshots_are_unaffected_by_later_changes() {
+        let store = Store::new();
+        store.open("u", "text", 1, "abc\ndef");
+        let before = store.snapshot("u").unwrap();
+        store
+            .change("u", 2, &[edit(range(1, 0, 1, 3), "xyz")], Utf16)
+            .unwrap();
+        assert_eq!(
+            (before.version, before.text.to_string()),
+            (1, "abc\ndef".into())
+        );
+        assert_eq!(text(&store, "u"), "abc\nxyz");
+    }
+
+    #[test]
+    fn concurrent_writers_and_readers_stay_consistent() {
+        let store = Store::new();
+        let uris: Vec<String> = (0..4).map(|i| format!("file:///{i}")).collect();
+        for uri in &uris {
+            store.open(uri, "text", 0, "");
+        }
+        std::thread::scope(|s| {
+            for uri in &uris {
+                let store = &store;
+                s.spawn(move || {
+                    for version in 1..=200 {
+                        let append = edit(range(u32::MAX, 0, u32::MAX, 0), "é\r\n");
+                        store.change(uri, version, &[append], Utf8).unwrap();
+                    }
+                });
+            }
+            s.spawn(|| {
+                for _ in 0..200 {
+                    for uri in &uris {
+                        let snap = store.snapshot(uri).unwrap();
+                        // A snapshot is always a whole number of appends at its version.
+                        assert_eq!(snap.text.to_string(), "é\r\n".repeat(snap.version as usize));
+                    }
+                }
+            });
+        });
+        for uri in &uris {
+            assert_eq!(text(&store, uri), "é\r\n".repeat(200));
+        }
+    }
+
+    #[test]
     fn store_is_send_and_sync() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Store>();
