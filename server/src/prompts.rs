@@ -88,7 +88,10 @@ pub fn build(input: &ContextInput) -> Prompt {
     let width = digits(last.max(last_doc_line.min(last + input.surrounding_lines)) + 1);
     let system = templates::system(input.action);
 
-    let mut header = format!("File: {}\nLanguage: {}\n", input.file_name, input.language_id);
+    let mut header = format!(
+        "File: {}\nLanguage: {}\n",
+        input.file_name, input.language_id
+    );
     if !input.diagnostics.is_empty() {
         let _ = writeln!(header, "\n{}", templates::DIAGNOSTICS_HEADING);
         for d in input.diagnostics.iter().take(MAX_DIAGNOSTICS) {
@@ -410,7 +413,10 @@ mod tests {
                 "between 41 and 44",
             ],
         );
-        assert!(!u.contains("30 | "), "context is limited to surrounding_lines");
+        assert!(
+            !u.contains("30 | "),
+            "context is limited to surrounding_lines"
+        );
         assert!(!u.contains("55 | "));
         assert_eq!(p.redactions, 0);
     }
@@ -421,12 +427,21 @@ mod tests {
         assert_has(p.messages[0].content.as_str(), &["explain"]);
         assert_has(
             user(&p),
-            &["Selected code (line 43):", "headline", "## Fix", "lines 43-43"],
+            &[
+                "Selected code (line 43):",
+                "headline",
+                "## Fix",
+                "lines 43-43",
+            ],
         );
         let p = prompt(Action::Generate, &source(), 41, 41, 4000);
         assert_has(
             user(&p),
-            &["signature, a comment or a stub", "only the code", "one fenced code block"],
+            &[
+                "signature, a comment or a stub",
+                "only the code",
+                "one fenced code block",
+            ],
         );
         assert_ne!(
             p.messages[0].content,
@@ -455,7 +470,11 @@ mod tests {
         let u = user(&p);
         assert_has(
             u,
-            &["1 | // filler line 1", "selection truncated to fit", "is truncated"],
+            &[
+                "1 | // filler line 1",
+                "selection truncated to fit",
+                "is truncated",
+            ],
         );
         assert!(!u.contains("80 | "));
         assert!(chars(u) < 500 * CHARS_PER_TOKEN, "{} chars", chars(u));
@@ -463,7 +482,10 @@ mod tests {
         // One enormous line is cut too.
         let long = format!("let s = \"{}\";\n", "x".repeat(50_000));
         let p = prompt(Action::Explain, &long, 1, 1, 500);
-        assert_has(user(&p), &["selection truncated to fit: the rest of line 1"]);
+        assert_has(
+            user(&p),
+            &["selection truncated to fit: the rest of line 1"],
+        );
         assert!(chars(user(&p)) < 500 * CHARS_PER_TOKEN);
     }
 
@@ -480,8 +502,17 @@ mod tests {
         );
         let p = prompt(Action::Review, &text, 41, 45, 4000);
         let u = user(&p);
-        assert!(!u.contains("AKIAIOSFODNN7EXAMPLE") && !u.contains("hunter2"), "{u}");
-        assert_has(u, &["[REDACTED:aws-access-key]", "password = \"[REDACTED:secret]\""]);
+        assert!(
+            !u.contains("AKIAIOSFODNN7EXAMPLE") && !u.contains("hunter2"),
+            "{u}"
+        );
+        assert_has(
+            u,
+            &[
+                "[REDACTED:aws-access-key]",
+                "password = \"[REDACTED:secret]\"",
+            ],
+        );
         assert_eq!(p.redactions, 2);
 
         let rope = Rope::from_str(&text);

@@ -236,8 +236,23 @@ const SECRET_NAMES: &[&str] = &[
 /// Name parts that say the value is about a secret rather than the secret itself
 /// (`max_tokens`, `api_key_env`, `password_field`).
 const NOT_SECRET: &[&str] = &[
-    "tokens", "tokeniz", "_type", "_url", "_uri", "_endpoint", "_path", "_file", "_env",
-    "_name", "_field", "_label", "_len", "_count", "_limit", "_prompt", "_header",
+    "tokens",
+    "tokeniz",
+    "_type",
+    "_url",
+    "_uri",
+    "_endpoint",
+    "_path",
+    "_file",
+    "_env",
+    "_name",
+    "_field",
+    "_label",
+    "_len",
+    "_count",
+    "_limit",
+    "_prompt",
+    "_header",
 ];
 
 fn contains_ignore_case(hay: &[u8], needle: &str) -> bool {
@@ -281,8 +296,7 @@ fn assigned_value(bytes: &[u8], name_start: usize, end: usize) -> Option<Range<u
     let at = |k: usize| bytes.get(k).copied().unwrap_or(0);
     let mut j = end;
     // The closing quote of a quoted key: `"password": "..."`.
-    if name_start > 0 && matches!(at(name_start - 1), b'"' | b'\'') && at(j) == at(name_start - 1)
-    {
+    if name_start > 0 && matches!(at(name_start - 1), b'"' | b'\'') && at(j) == at(name_start - 1) {
         j += 1;
     }
     while matches!(at(j), b' ' | b'\t') {
