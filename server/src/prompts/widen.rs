@@ -41,6 +41,40 @@ pub(crate) fn enclosing_lines(text: &Rope, line: usize) -> (usize, usize) {
         .unwrap_or_else(|| window.paragraph(line))
 }
 
+/// The header lines (`impl X {`, `fn f() {`, `def g():`) of the blocks that enclose lines
+/// `first..=last` and start above them, outermost first, at most `max` of the innermost: what
+/// an editor's sticky scroll shows, and what a model needs to know where the code lives.
+pub(crate) fn enclosing_headers(text: &Rope, first: usize, last: usize, max: usize) -> Vec<usize> {
+    let first = first.min(text.len_lines().saturating_sub(1));
+    let window = Window::scan(text, first);
+    let last = last.clamp(first, window.hi());
+    let mut headers: Vec<usize> = window
+        .pairs
+        .iter()
+        .filter(|p| p.kind != b'(' && p.open_line < first && p.close_line >= last)
+        .map(|p| window.header_start(p.open_line))
+        .filter(|h| *h < first)
+        .collect();
+    if headers.is_empty() {
+        // No braces: follow the indentation out, one less-indented line at a time.
+        if let Some(mut own) = (first..=last).filter_map(|l| window.indent(l)).min() {
+            for l in (window.lo..first).rev() {
+                if own == 0 {
+                    break;
+                }
+                if let Some(i) = window.indent(l).filter(|i| *i < own) {
+                    headers.push(l);
+                    own = i;
+                }
+            }
+        }
+    }
+    headers.sort_unstable();
+    headers.dedup();
+    let skip = headers.len().saturating_sub(max);
+    headers.split_off(skip)
+}
+
 /// Char range from the start of line `first` to the end of line `last`, without its terminator.
 pub(crate) fn lines_to_chars(text: &Rope, first: usize, last: usize) -> Range<usize> {
     let start = text.line_to_char(first);
@@ -144,8 +178,13 @@ impl Window {
             .filter(|p| p.kind != b'(' && p.open_line < p.close_line)
             .filter(|p| p.open_line <= line && line <= p.close_line)
             .max_by_key(|p| p.open)?;
-        // A block whose header spans lines (`fn f(\n a,\n) {`) starts where the header starts.
-        let mut start = best.open_line;
+        Some((self.header_start(best.open_line), best.close_line))
+    }
+
+    /// Where the header of a block opened on `open_line` starts: a header that spans lines
+    /// (`fn f(\n a,\n) {`) starts where its first line is.
+    fn header_start(&self, open_line: usize) -> usize {
+        let mut start = open_line;
         while let Some(p) = self
             .pairs
             .iter()
@@ -153,7 +192,7 @@ impl Window {
         {
             start = p.open_line;
         }
-        Some((start, best.close_line))
+        start
     }
 
     fn indent_block(&self, line: usize) -> Option<(usize, usize)> {
@@ -565,6 +604,59 @@ fn f() {}
 z = 3»
 "#,
         );
+    }
+
+    /// The headers enclosing the `«…»` range of `fixture`, as trimmed line texts.
+    fn check_headers(fixture: &str, expected: &[&str]) {
+        let (text, _, range) = parse(&format!("|{fixture}"));
+        let rope = Rope::from_str(&text);
+        let (first, last) = (rope.char_to_line(range.start), rope.char_to_line(range.end));
+        let got: Vec<String> = enclosing_headers(&rope, first, last, 3)
+            .into_iter()
+            .map(|l| rope.line(l).to_string().trim().to_owned())
+            .collect();
+        assert_eq!(got, expected, "fixture:\n{fixture}");
+    }
+
+    #[test]
+    fn enclosing_headers_follow_braces_or_indentation() {
+        check_headers(
+            r#"mod m {
+impl Stats {
+    pub fn average(
+        xs: &[u32],
+    ) -> u32 {
+        let n = xs.len();
+«        sum / n»
+    }
+}
+}
+"#,
+            &["mod m {", "impl Stats {", "pub fn average("],
+        );
+        check_headers(
+            r#"mod a {
+    mod b {
+        impl C {
+            fn d() {
+«                x»
+            }
+        }
+    }
+}
+"#,
+            &["mod b {", "impl C {", "fn d() {"],
+        );
+        check_headers(
+            r#"class Stats:
+    def average(self, xs):
+        total = sum(xs)
+        if xs:
+«            return total / len(xs)»
+"#,
+            &["class Stats:", "def average(self, xs):", "if xs:"],
+        );
+        check_headers("«top = 1»\nlevel = 2\n", &[]);
     }
 
     #[test]
