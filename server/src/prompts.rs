@@ -575,18 +575,27 @@ mod tests {
         assert_eq!(p.redactions, 2);
 
         let rope = Rope::from_str(&text);
-        let plain = build(&ContextInput {
+        let plain_input = |rope| ContextInput {
             action: Action::Review,
             file_name: "a.rs",
             language_id: "rust",
-            text: &rope,
+            text: rope,
             selection: 0..rope.len_chars(),
             diagnostics: &[],
             token_budget: 100_000,
             surrounding_lines: 0,
             redact: false,
-        });
+        };
+        let plain = build(&plain_input(&rope));
         assert!(user(&plain).contains("hunter2"));
+        // Diagnostics leave the machine too.
+        let leaky = ["expected token, found ghp_0123456789abcdefghijklmnopqrstuvwxyzAB".to_owned()];
+        let p = build(&ContextInput {
+            diagnostics: &leaky,
+            redact: true,
+            ..plain_input(&rope)
+        });
+        assert_has(user(&p), &["found [REDACTED:github-token]"]);
         assert!(!user(&plain).contains("Diagnostics reported"));
         assert_eq!(plain.redactions, 0);
     }
@@ -644,5 +653,45 @@ mod tests {
             redact: false,
         });
         assert_has(user(&p), &["````markdown\n1 | Intro"]);
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        #[test]
+        fn build_never_panics(
+            text in "(?s)[ \t\r\na-zé{}()\"'`#/*=:@-]{0,300}",
+            a in 0usize..400, b in 0usize..400, budget in 0usize..2000, around in 0usize..20,
+        ) {
+            let rope = Rope::from_str(&text);
+            let p = build(&ContextInput {
+                action: Action::Review,
+                file_name: "f",
+                language_id: "x",
+                text: &rope,
+                selection: a..b,
+                diagnostics: &["d".to_owned()],
+                token_budget: budget,
+                surrounding_lines: around,
+                redact: true,
+            });
+            prop_assert!(p.selection_lines.0 <= p.selection_lines.1);
+            prop_assert!((p.selection_lines.1 as usize) < rope.len_lines());
+        }
+
+        #[test]
+        fn redacting_twice_changes_nothing_more(
+            text in "(?s)(password = \"[a-z]{0,9}\"|AKIA[A-Z0-9]{16}|https://u:p@h|Bearer [a-z0-9]{20}|[ a-zA-Z0-9=:\"'\n]){0,40}",
+        ) {
+            let (once, _) = redact(&text);
+            let (twice, _) = redact(&once);
+            prop_assert_eq!(once, twice);
+        }
     }
 }
