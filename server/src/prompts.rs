@@ -301,8 +301,11 @@ fn numbered(text: &Rope, line: usize, width: usize, max: usize) -> String {
     let n = widen::content_len(text, line);
     let start = text.line_to_char(line);
     let shown = n.min(max);
-    let mut row = format!("{:>width$} | ", line + 1);
-    row.extend(text.slice(start..start + shown).chars());
+    let mut row = format!("{:>width$} |", line + 1);
+    if shown > 0 {
+        row.push(' ');
+        row.extend(text.slice(start..start + shown).chars());
+    }
     if shown < n {
         row.push_str(" …");
     }
