@@ -30,6 +30,8 @@ const MAX_CONTEXT_LINE_CHARS: usize = 400;
 const MAX_EXACT_CHARS: usize = 2000;
 /// Chars of selection always sent, even when the fixed parts use up the budget.
 const MIN_SELECTION_CHARS: usize = 256;
+/// At most this many enclosing block headers are pinned above the context.
+const MAX_HEADERS: usize = 4;
 /// Headings, fences and line breaks around the code blocks, counted against the budget.
 const FRAME_CHARS: usize = 300;
 
@@ -88,7 +90,10 @@ pub fn build(input: &ContextInput) -> Prompt {
     let width = digits(last.max(last_doc_line.min(last + input.surrounding_lines)) + 1);
     let system = templates::system(input.action);
 
-    let mut header = format!("File: {}\nLanguage: {}\n", input.file_name, input.language_id);
+    let mut header = format!(
+        "File: {}\nLanguage: {}\n",
+        input.file_name, input.language_id
+    );
     if !input.diagnostics.is_empty() {
         let _ = writeln!(header, "\n{}", templates::DIAGNOSTICS_HEADING);
         for d in input.diagnostics.iter().take(MAX_DIAGNOSTICS) {
@@ -158,19 +163,27 @@ pub fn build(input: &ContextInput) -> Prompt {
         }
     }
 
-    // Context, closest lines first, alternating sides, while the budget lasts.
-    let mut before: Vec<String> = Vec::new();
-    let mut after: Vec<String> = Vec::new();
+    // Context: first the headers of the enclosing blocks that lie above the surrounding lines
+    // (one line each, they say where the code lives), then the closest lines first,
+    // alternating sides, while the budget lasts.
+    let mut before: Vec<(usize, String)> = Vec::new();
+    let mut after: Vec<(usize, String)> = Vec::new();
     if truncated.is_none() {
         let lowest = first.saturating_sub(input.surrounding_lines);
         let highest = last_doc_line.min(last + input.surrounding_lines);
+        for h in widen::enclosing_headers(text, first, last, MAX_HEADERS) {
+            if h < lowest {
+                let row = numbered(text, h, width, MAX_CONTEXT_LINE_CHARS);
+                take(&mut remaining, h, row, &mut before);
+            }
+        }
         let (mut up, mut down) = (first, last + 1);
         let (mut up_open, mut down_open) = (true, true);
         while up_open || down_open {
             if up_open {
                 up_open = up > lowest && {
                     let row = numbered(text, up - 1, width, MAX_CONTEXT_LINE_CHARS);
-                    take(&mut remaining, row, &mut before)
+                    take(&mut remaining, up - 1, row, &mut before)
                 };
                 if up_open {
                     up -= 1;
@@ -179,25 +192,30 @@ pub fn build(input: &ContextInput) -> Prompt {
             if down_open {
                 down_open = down <= highest && {
                     let row = numbered(text, down, width, MAX_CONTEXT_LINE_CHARS);
-                    take(&mut remaining, row, &mut after)
+                    take(&mut remaining, down, row, &mut after)
                 };
                 if down_open {
                     down += 1;
                 }
             }
         }
-        before.reverse();
+        before.sort_by_key(|(line, _)| *line);
     }
 
-    let fence = fence_for(text, first.saturating_sub(before.len()), last + after.len());
+    let fence = fence_for(
+        before
+            .iter()
+            .chain(&after)
+            .map(|(_, row)| row.as_str())
+            .chain([selected.as_str(), exact.as_deref().unwrap_or("")]),
+    );
     let mut user = header;
-    if !before.is_empty() {
-        let from = first - before.len() + 1;
+    if let Some((from, _)) = before.first() {
         let _ = write!(
             user,
             "\nCode before the selection ({}):\n{fence}{lang}\n{}{fence}\n",
-            span(from, first),
-            before.concat()
+            span(from + 1, first),
+            with_gaps(&before)
         );
     }
     let _ = write!(
@@ -212,12 +230,12 @@ pub fn build(input: &ContextInput) -> Prompt {
             "\nThe selection covers only part of these lines; exactly selected:\n{fence}{lang}\n{part}\n{fence}\n"
         );
     }
-    if !after.is_empty() {
+    if let Some((to, _)) = after.last() {
         let _ = write!(
             user,
             "\nCode after the selection ({}):\n{fence}{lang}\n{}{fence}\n",
-            span(last + 2, last + 1 + after.len()),
-            after.concat()
+            span(last + 2, to + 1),
+            with_gaps(&after)
         );
     }
     let _ = write!(
@@ -253,15 +271,29 @@ pub fn build(input: &ContextInput) -> Prompt {
     }
 }
 
-/// Appends `row` if it fits in `remaining`.
-fn take(remaining: &mut usize, row: String, rows: &mut Vec<String>) -> bool {
-    let cost = chars(&row);
+/// Appends `row` (document line `line`) if it fits in `remaining`.
+fn take(remaining: &mut usize, line: usize, row: String, rows: &mut Vec<(usize, String)>) -> bool {
+    let cost = chars(&row) + 2;
     if cost > *remaining {
         return false;
     }
     *remaining -= cost;
-    rows.push(row);
+    rows.push((line, row));
     true
+}
+
+/// Rows in line order, with `⋮` where lines are skipped.
+fn with_gaps(rows: &[(usize, String)]) -> String {
+    let mut out = String::new();
+    let mut previous: Option<usize> = None;
+    for (line, row) in rows {
+        if previous.is_some_and(|p| p + 1 < *line) {
+            out.push_str("⋮\n");
+        }
+        out.push_str(row);
+        previous = Some(*line);
+    }
+    out
 }
 
 /// `"{n} | {line}\n"` with the 1-based number right-aligned, the line cut to `max` chars.
@@ -269,8 +301,11 @@ fn numbered(text: &Rope, line: usize, width: usize, max: usize) -> String {
     let n = widen::content_len(text, line);
     let start = text.line_to_char(line);
     let shown = n.min(max);
-    let mut row = format!("{:>width$} | ", line + 1);
-    row.extend(text.slice(start..start + shown).chars());
+    let mut row = format!("{:>width$} |", line + 1);
+    if shown > 0 {
+        row.push(' ');
+        row.extend(text.slice(start..start + shown).chars());
+    }
     if shown < n {
         row.push_str(" …");
     }
@@ -288,15 +323,16 @@ fn last_content_line(text: &Rope) -> usize {
     }
 }
 
-/// A backtick fence longer than any backtick run in the lines shown, so code that itself
+/// A backtick fence longer than any backtick run in the code shown, so code that itself
 /// contains fences (Markdown) cannot close the block early.
-fn fence_for(text: &Rope, first: usize, last: usize) -> String {
-    let last = last.min(text.len_lines().saturating_sub(1));
-    let (start, end) = (text.line_to_char(first), text.line_to_char(last + 1));
-    let (mut run, mut longest) = (0, 0);
-    for c in text.slice(start..end).chars() {
-        run = if c == '`' { run + 1 } else { 0 };
-        longest = longest.max(run);
+fn fence_for<'a>(shown: impl Iterator<Item = &'a str>) -> String {
+    let mut longest = 0;
+    for text in shown {
+        let mut run = 0;
+        for c in text.chars() {
+            run = if c == '`' { run + 1 } else { 0 };
+            longest = longest.max(run);
+        }
     }
     "`".repeat(longest.max(2) + 1)
 }
@@ -410,7 +446,10 @@ mod tests {
                 "between 41 and 44",
             ],
         );
-        assert!(!u.contains("30 | "), "context is limited to surrounding_lines");
+        assert!(
+            !u.contains("30 | "),
+            "context is limited to surrounding_lines"
+        );
         assert!(!u.contains("55 | "));
         assert_eq!(p.redactions, 0);
     }
@@ -421,12 +460,21 @@ mod tests {
         assert_has(p.messages[0].content.as_str(), &["explain"]);
         assert_has(
             user(&p),
-            &["Selected code (line 43):", "headline", "## Fix", "lines 43-43"],
+            &[
+                "Selected code (line 43):",
+                "headline",
+                "## Fix",
+                "lines 43-43",
+            ],
         );
         let p = prompt(Action::Generate, &source(), 41, 41, 4000);
         assert_has(
             user(&p),
-            &["signature, a comment or a stub", "only the code", "one fenced code block"],
+            &[
+                "signature, a comment or a stub",
+                "only the code",
+                "one fenced code block",
+            ],
         );
         assert_ne!(
             p.messages[0].content,
@@ -450,12 +498,45 @@ mod tests {
     }
 
     #[test]
+    fn enclosing_headers_are_pinned_above_the_context() {
+        let mut text = String::from("impl Stats {\n    pub fn average(xs: &[u32]) -> u32 {\n");
+        for i in 3..=30 {
+            let _ = writeln!(text, "        step({i});");
+        }
+        text.push_str("        done()\n    }\n}\n");
+        let rope = Rope::from_str(&text);
+        let p = build(&ContextInput {
+            action: Action::Review,
+            file_name: "a.rs",
+            language_id: "rust",
+            text: &rope,
+            selection: widen::lines_to_chars(&rope, 24, 24),
+            diagnostics: &[],
+            token_budget: 4000,
+            surrounding_lines: 2,
+            redact: false,
+        });
+        assert_has(
+            user(&p),
+            &[
+                "Code before the selection (lines 1-24):\n```rust\n 1 | impl Stats {\n 2 |     pub fn average(xs: &[u32]) -> u32 {\n⋮\n23 |         step(23);\n24 |         step(24);\n```",
+                "Selected code (line 25):",
+                "Code after the selection (lines 26-27):",
+            ],
+        );
+    }
+
+    #[test]
     fn an_oversized_selection_is_truncated_with_a_marker() {
         let p = prompt(Action::Review, &source(), 1, 80, 500);
         let u = user(&p);
         assert_has(
             u,
-            &["1 | // filler line 1", "selection truncated to fit", "is truncated"],
+            &[
+                "1 | // filler line 1",
+                "selection truncated to fit",
+                "is truncated",
+            ],
         );
         assert!(!u.contains("80 | "));
         assert!(chars(u) < 500 * CHARS_PER_TOKEN, "{} chars", chars(u));
@@ -463,7 +544,10 @@ mod tests {
         // One enormous line is cut too.
         let long = format!("let s = \"{}\";\n", "x".repeat(50_000));
         let p = prompt(Action::Explain, &long, 1, 1, 500);
-        assert_has(user(&p), &["selection truncated to fit: the rest of line 1"]);
+        assert_has(
+            user(&p),
+            &["selection truncated to fit: the rest of line 1"],
+        );
         assert!(chars(user(&p)) < 500 * CHARS_PER_TOKEN);
     }
 
@@ -480,23 +564,41 @@ mod tests {
         );
         let p = prompt(Action::Review, &text, 41, 45, 4000);
         let u = user(&p);
-        assert!(!u.contains("AKIAIOSFODNN7EXAMPLE") && !u.contains("hunter2"), "{u}");
-        assert_has(u, &["[REDACTED:aws-access-key]", "password = \"[REDACTED:secret]\""]);
+        assert!(
+            !u.contains("AKIAIOSFODNN7EXAMPLE") && !u.contains("hunter2"),
+            "{u}"
+        );
+        assert_has(
+            u,
+            &[
+                "[REDACTED:aws-access-key]",
+                "password = \"[REDACTED:secret]\"",
+            ],
+        );
         assert_eq!(p.redactions, 2);
 
         let rope = Rope::from_str(&text);
-        let plain = build(&ContextInput {
+        let plain_input = |rope| ContextInput {
             action: Action::Review,
             file_name: "a.rs",
             language_id: "rust",
-            text: &rope,
+            text: rope,
             selection: 0..rope.len_chars(),
             diagnostics: &[],
             token_budget: 100_000,
             surrounding_lines: 0,
             redact: false,
-        });
+        };
+        let plain = build(&plain_input(&rope));
         assert!(user(&plain).contains("hunter2"));
+        // Diagnostics leave the machine too.
+        let leaky = ["expected token, found ghp_0123456789abcdefghijklmnopqrstuvwxyzAB".to_owned()];
+        let p = build(&ContextInput {
+            diagnostics: &leaky,
+            redact: true,
+            ..plain_input(&rope)
+        });
+        assert_has(user(&p), &["found [REDACTED:github-token]"]);
         assert!(!user(&plain).contains("Diagnostics reported"));
         assert_eq!(plain.redactions, 0);
     }
@@ -554,5 +656,45 @@ mod tests {
             redact: false,
         });
         assert_has(user(&p), &["````markdown\n1 | Intro"]);
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        #[test]
+        fn build_never_panics(
+            text in "(?s)[ \t\r\na-zé{}()\"'`#/*=:@-]{0,300}",
+            a in 0usize..400, b in 0usize..400, budget in 0usize..2000, around in 0usize..20,
+        ) {
+            let rope = Rope::from_str(&text);
+            let p = build(&ContextInput {
+                action: Action::Review,
+                file_name: "f",
+                language_id: "x",
+                text: &rope,
+                selection: a..b,
+                diagnostics: &["d".to_owned()],
+                token_budget: budget,
+                surrounding_lines: around,
+                redact: true,
+            });
+            prop_assert!(p.selection_lines.0 <= p.selection_lines.1);
+            prop_assert!((p.selection_lines.1 as usize) < rope.len_lines());
+        }
+
+        #[test]
+        fn redacting_twice_changes_nothing_more(
+            text in "(?s)(password = \"[a-z]{0,9}\"|AKIA[A-Z0-9]{16}|https://u:p@h|Bearer [a-z0-9]{20}|[ a-zA-Z0-9=:\"'\n]){0,40}",
+        ) {
+            let (once, _) = redact(&text);
+            let (twice, _) = redact(&once);
+            prop_assert_eq!(once, twice);
+        }
     }
 }

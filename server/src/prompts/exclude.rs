@@ -103,7 +103,11 @@ mod tests {
     /// Each `(path, excluded)` pair is checked against `globs`.
     fn check(globs: &[String], cases: &[(&str, bool)]) {
         for (path, want) in cases {
-            assert_eq!(is_excluded(path, globs), *want, "path {path:?}, globs {globs:?}");
+            assert_eq!(
+                is_excluded(path, globs),
+                *want,
+                "path {path:?}, globs {globs:?}"
+            );
         }
     }
 
@@ -151,7 +155,11 @@ mod tests {
 
     #[test]
     fn directory_names_and_bad_patterns() {
-        let globs = ["node_modules".to_owned(), "weird[".to_owned(), "  ".to_owned()];
+        let globs = [
+            "node_modules".to_owned(),
+            "weird[".to_owned(),
+            "  ".to_owned(),
+        ];
         check(
             &globs,
             &[

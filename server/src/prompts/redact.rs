@@ -11,9 +11,10 @@ use std::ops::Range;
 /// patterns are ASCII, so every span boundary is a char boundary.
 pub fn redact(text: &str) -> (String, usize) {
     let mut spans = Vec::new();
+    // Where spans coincide, the first pushed names the marker: most specific shapes first.
     private_keys(text, &mut spans);
-    tokens(text, &mut spans);
     jwts(text, &mut spans);
+    tokens(text, &mut spans);
     assignments(text, &mut spans);
     url_passwords(text, &mut spans);
     if spans.is_empty() {
@@ -89,6 +90,8 @@ struct Shape {
     min: usize,
     max: usize,
     needs_digit: bool,
+    /// The prefix is a word worth keeping (`Bearer `); only the body is replaced.
+    keep_prefix: bool,
     kind: &'static str,
 }
 
@@ -101,6 +104,7 @@ const SHAPES: &[Shape] = &[
         min: 16,
         max: 16,
         needs_digit: false,
+        keep_prefix: false,
         kind: "aws-access-key",
     },
     Shape {
@@ -109,6 +113,7 @@ const SHAPES: &[Shape] = &[
         min: 30,
         max: 255,
         needs_digit: false,
+        keep_prefix: false,
         kind: "github-token",
     },
     Shape {
@@ -117,6 +122,7 @@ const SHAPES: &[Shape] = &[
         min: 22,
         max: 255,
         needs_digit: false,
+        keep_prefix: false,
         kind: "github-token",
     },
     Shape {
@@ -125,6 +131,7 @@ const SHAPES: &[Shape] = &[
         min: 10,
         max: 255,
         needs_digit: false,
+        keep_prefix: false,
         kind: "slack-token",
     },
     Shape {
@@ -133,6 +140,7 @@ const SHAPES: &[Shape] = &[
         min: 20,
         max: 255,
         needs_digit: true,
+        keep_prefix: false,
         kind: "api-key",
     },
     Shape {
@@ -141,6 +149,7 @@ const SHAPES: &[Shape] = &[
         min: 30,
         max: 60,
         needs_digit: false,
+        keep_prefix: false,
         kind: "google-api-key",
     },
     Shape {
@@ -149,7 +158,17 @@ const SHAPES: &[Shape] = &[
         min: 10,
         max: 255,
         needs_digit: false,
+        keep_prefix: false,
         kind: "stripe-key",
+    },
+    Shape {
+        prefixes: &["Bearer ", "bearer ", "BEARER "],
+        body: |b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b),
+        min: 16,
+        max: 4096,
+        needs_digit: true,
+        keep_prefix: true,
+        kind: "bearer-token",
     },
 ];
 
@@ -176,6 +195,7 @@ fn tokens(text: &str, spans: &mut Vec<Span>) {
                 if shape.needs_digit && !bytes[body..end].iter().any(u8::is_ascii_digit) {
                     continue;
                 }
+                let start = if shape.keep_prefix { body } else { start };
                 spans.push(Span {
                     range: start..end,
                     kind: shape.kind,
@@ -231,13 +251,29 @@ const SECRET_NAMES: &[&str] = &[
     "private_key",
     "auth_key",
     "credential",
+    "authorization",
 ];
 
 /// Name parts that say the value is about a secret rather than the secret itself
 /// (`max_tokens`, `api_key_env`, `password_field`).
 const NOT_SECRET: &[&str] = &[
-    "tokens", "tokeniz", "_type", "_url", "_uri", "_endpoint", "_path", "_file", "_env",
-    "_name", "_field", "_label", "_len", "_count", "_limit", "_prompt", "_header",
+    "tokens",
+    "tokeniz",
+    "_type",
+    "_url",
+    "_uri",
+    "_endpoint",
+    "_path",
+    "_file",
+    "_env",
+    "_name",
+    "_field",
+    "_label",
+    "_len",
+    "_count",
+    "_limit",
+    "_prompt",
+    "_header",
 ];
 
 fn contains_ignore_case(hay: &[u8], needle: &str) -> bool {
@@ -281,8 +317,7 @@ fn assigned_value(bytes: &[u8], name_start: usize, end: usize) -> Option<Range<u
     let at = |k: usize| bytes.get(k).copied().unwrap_or(0);
     let mut j = end;
     // The closing quote of a quoted key: `"password": "..."`.
-    if name_start > 0 && matches!(at(name_start - 1), b'"' | b'\'') && at(j) == at(name_start - 1)
-    {
+    if name_start > 0 && matches!(at(name_start - 1), b'"' | b'\'') && at(j) == at(name_start - 1) {
         j += 1;
     }
     while matches!(at(j), b' ' | b'\t') {
@@ -445,6 +480,22 @@ mod tests {
             "stripe([REDACTED:stripe-key])",
             1,
         );
+    }
+
+    #[test]
+    fn bearer_and_authorization_headers() {
+        check(
+            "curl -H 'Authorization: Bearer 4f9a8c7e6d5b4a3c2b1a0f9e8d7c6b5a'",
+            "curl -H 'Authorization: Bearer [REDACTED:bearer-token]'",
+            1,
+        );
+        check(
+            r#"headers = {"Authorization": "Basic dXNlcjpwYXNz"}"#,
+            r#"headers = {"Authorization": "[REDACTED:secret]"}"#,
+            1,
+        );
+        check_clean("format!(\"Bearer {token}\"); let auth = \"Bearer ${TOKEN}\";");
+        check_clean("authorization_url = \"https://example.com/oauth\"");
     }
 
     #[test]

@@ -37,7 +37,8 @@ pub fn task(action: Action, first: usize, last: usize) -> String {
              Answer with a JSON array inside one ```json fenced block, one object per finding:\n\
              {{\"line\": <first line>, \"end_line\": <last line>, \"severity\": \
              \"error\"|\"warning\"|\"info\"|\"hint\", \"message\": \"<one or two sentences>\", \
-             \"replacement\": \"<optional corrected code for lines line..end_line>\"}}\n\
+             \"replacement\": \"<optional corrected code for lines line..end_line: whole lines, \
+             indented as in the file>\"}}\n\
              Line numbers are the absolute numbers shown in the code above, between {first} and \
              {last}. Omit `replacement` when you have no exact fix. If there is nothing to \
              report, answer with []."

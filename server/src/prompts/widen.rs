@@ -15,8 +15,9 @@ const MAX_PARAGRAPH_LINES: usize = 400;
 /// Prefers the innermost `{}` / `[]` block whose braces sit on different lines; otherwise the
 /// indentation block (the nearest less-indented line above, such as a `def`, through the last
 /// line indented deeper); otherwise the paragraph around the cursor, capped at 400 lines.
-/// The result covers whole lines and ends before the last line's terminator. Selections of two
-/// or more characters come back unchanged (clamped to the text).
+/// Only the 1000 lines on each side of the cursor are looked at. The result covers whole lines
+/// and ends before the last line's terminator. Selections of two or more characters come back
+/// unchanged (clamped to the text).
 pub fn widen(text: &Rope, selection: Range<usize>) -> Range<usize> {
     let len = text.len_chars();
     let (mut start, mut end) = (selection.start.min(len), selection.end.min(len));
@@ -32,10 +33,46 @@ pub fn widen(text: &Rope, selection: Range<usize>) -> Range<usize> {
 
 /// The enclosing block of `line` as an inclusive range of 0-based lines.
 pub(crate) fn enclosing_lines(text: &Rope, line: usize) -> (usize, usize) {
-    let line = line.min(last_line(text));
-    brace_block(text, line)
-        .or_else(|| indent_block(text, line))
-        .unwrap_or_else(|| paragraph(text, line))
+    let line = line.min(text.len_lines().saturating_sub(1));
+    let window = Window::scan(text, line);
+    window
+        .brace_block(line)
+        .or_else(|| window.indent_block(line))
+        .unwrap_or_else(|| window.paragraph(line))
+}
+
+/// The header lines (`impl X {`, `fn f() {`, `def g():`) of the blocks that enclose lines
+/// `first..=last` and start above them, outermost first, at most `max` of the innermost: what
+/// an editor's sticky scroll shows, and what a model needs to know where the code lives.
+pub(crate) fn enclosing_headers(text: &Rope, first: usize, last: usize, max: usize) -> Vec<usize> {
+    let first = first.min(text.len_lines().saturating_sub(1));
+    let window = Window::scan(text, first);
+    let last = last.clamp(first, window.hi());
+    let mut headers: Vec<usize> = window
+        .pairs
+        .iter()
+        .filter(|p| p.kind != b'(' && p.open_line < first && p.close_line >= last)
+        .map(|p| window.header_start(p.open_line))
+        .filter(|h| *h < first)
+        .collect();
+    if headers.is_empty() {
+        // No braces: follow the indentation out, one less-indented line at a time.
+        if let Some(mut own) = (first..=last).filter_map(|l| window.indent(l)).min() {
+            for l in (window.lo..first).rev() {
+                if own == 0 {
+                    break;
+                }
+                if let Some(i) = window.indent(l).filter(|i| *i < own) {
+                    headers.push(l);
+                    own = i;
+                }
+            }
+        }
+    }
+    headers.sort_unstable();
+    headers.dedup();
+    let skip = headers.len().saturating_sub(max);
+    headers.split_off(skip)
 }
 
 /// Char range from the start of line `first` to the end of line `last`, without its terminator.
@@ -58,31 +95,9 @@ pub(crate) fn content_len(text: &Rope, line: usize) -> usize {
     n
 }
 
-fn last_line(text: &Rope) -> usize {
-    text.len_lines().saturating_sub(1)
-}
-
-/// Leading whitespace width (a tab counts as four), or `None` for a blank line.
-fn indent(text: &Rope, line: usize) -> Option<usize> {
-    let mut width = 0;
-    for c in text.line(line).chars() {
-        match c {
-            ' ' => width += 1,
-            '\t' => width += 4,
-            '\n' | '\r' => return None,
-            _ => return Some(width),
-        }
-    }
-    None
-}
-
-fn is_blank(text: &Rope, line: usize) -> bool {
-    indent(text, line).is_none()
-}
-
-/// A matched bracket pair found by [`bracket_pairs`].
+/// A matched bracket pair found by [`Window::scan`].
 struct Pair {
-    kind: char,
+    kind: u8,
     open: usize,
     open_line: usize,
     close_line: usize,
@@ -90,116 +105,249 @@ struct Pair {
     close_leads_line: bool,
 }
 
-fn brace_block(text: &Rope, line: usize) -> Option<(usize, usize)> {
-    let lo = line.saturating_sub(SCAN_LINES);
-    let hi = (line + SCAN_LINES).min(last_line(text));
-    let pairs = bracket_pairs(text, lo, hi);
-    let best = pairs
-        .iter()
-        .filter(|p| p.kind != '(' && p.open_line < p.close_line)
-        .filter(|p| p.open_line <= line && line <= p.close_line)
-        .max_by_key(|p| p.open)?;
-    // A block whose header spans lines (`fn f(\n a,\n) {`) starts where the header starts.
-    let mut start = best.open_line;
-    while let Some(p) = pairs
-        .iter()
-        .find(|p| p.close_line == start && p.close_leads_line && p.open_line < start)
-    {
-        start = p.open_line;
-    }
-    Some((start, best.close_line))
+/// What one scan of the lines around the cursor learned: each line's indentation and first
+/// character, and the bracket pairs. Rope line lookups cost a tree walk each and char
+/// iteration decodes UTF-8, so the window is copied out as bytes once and read from there.
+struct Window {
+    /// The first line of the window.
+    lo: usize,
+    /// Indentation width (a tab counts as four) and first non-blank byte; `None` when blank.
+    lines: Vec<Option<(usize, u8)>>,
+    pairs: Vec<Pair>,
 }
 
-/// Matched `()`, `[]` and `{}` pairs in lines `lo..=hi`, skipping string literals and comments
-/// in a simple way that suits C-like languages, Rust, JavaScript, Go and Python.
-fn bracket_pairs(text: &Rope, lo: usize, hi: usize) -> Vec<Pair> {
-    let begin = text.line_to_char(lo);
-    let end = text.line_to_char(hi) + text.line(hi).len_chars();
-    let chars: Vec<char> = text.slice(begin..end).chars().collect();
-    let at = |i: usize| chars.get(i).copied().unwrap_or('\0');
+impl Window {
+    fn scan(text: &Rope, line: usize) -> Window {
+        let lo = line.saturating_sub(SCAN_LINES);
+        let hi = (line + SCAN_LINES).min(text.len_lines().saturating_sub(1));
+        let begin = text.line_to_char(lo);
+        let end = text.line_to_char(hi) + text.line(hi).len_chars();
+        let mut bytes = Vec::new();
+        for chunk in text.slice(begin..end).chunks() {
+            bytes.extend_from_slice(chunk.as_bytes());
+        }
+        let mut lines = Vec::with_capacity(hi - lo + 1);
+        let (mut width, mut first, mut at_start) = (0, None, true);
+        for (i, &c) in bytes.iter().enumerate() {
+            let newline = c == b'\n' || (c == b'\r' && bytes.get(i + 1) != Some(&b'\n'));
+            if newline {
+                lines.push(first.map(|f| (width, f)));
+                (width, first, at_start) = (0, None, true);
+            } else if at_start {
+                match c {
+                    b' ' => width += 1,
+                    b'\t' => width += 4,
+                    b'\r' => {}
+                    _ => (first, at_start) = (Some(c), false),
+                }
+            }
+        }
+        lines.push(first.map(|f| (width, f)));
+        // A terminator on the window's last line opened an entry for a line outside it.
+        lines.truncate(hi - lo + 1);
+        Window {
+            lo,
+            lines,
+            pairs: bracket_pairs(&bytes, lo),
+        }
+    }
+
+    fn hi(&self) -> usize {
+        self.lo + self.lines.len().saturating_sub(1)
+    }
+
+    /// Indentation of `line`, `None` when blank or outside the window.
+    fn indent(&self, line: usize) -> Option<usize> {
+        let info = self.lines.get(line.checked_sub(self.lo)?)?;
+        info.map(|(w, _)| w)
+    }
+
+    fn first_byte(&self, line: usize) -> Option<u8> {
+        let info = self.lines.get(line.checked_sub(self.lo)?)?;
+        info.map(|(_, c)| c)
+    }
+
+    fn is_blank(&self, line: usize) -> bool {
+        self.indent(line).is_none()
+    }
+
+    fn brace_block(&self, line: usize) -> Option<(usize, usize)> {
+        let best = self
+            .pairs
+            .iter()
+            .filter(|p| p.kind != b'(' && p.open_line < p.close_line)
+            .filter(|p| p.open_line <= line && line <= p.close_line)
+            .max_by_key(|p| p.open)?;
+        Some((self.header_start(best.open_line), best.close_line))
+    }
+
+    /// Where the header of a block opened on `open_line` starts: a header that spans lines
+    /// (`fn f(\n a,\n) {`) starts where its first line is.
+    fn header_start(&self, open_line: usize) -> usize {
+        let mut start = open_line;
+        while let Some(p) = self
+            .pairs
+            .iter()
+            .find(|p| p.close_line == start && p.close_leads_line && p.open_line < start)
+        {
+            start = p.open_line;
+        }
+        start
+    }
+
+    fn indent_block(&self, line: usize) -> Option<(usize, usize)> {
+        let (lo, hi) = (self.lo, self.hi());
+        let line = if self.is_blank(line) {
+            // Between two lines, the shallower neighbour says which block the blank line is in.
+            let prev = (lo..line).rev().find(|&l| !self.is_blank(l));
+            let next = (line + 1..=hi).find(|&l| !self.is_blank(l));
+            match (prev, next) {
+                (Some(p), Some(n)) if self.indent(p) < self.indent(n) => p,
+                (_, Some(n)) => n,
+                (Some(p), None) => p,
+                (None, None) => return None,
+            }
+        } else {
+            line
+        };
+        let own = self.indent(line)?;
+        let next = (line + 1..=hi).find(|&l| !self.is_blank(l));
+        let header = if next.and_then(|n| self.indent(n)).is_some_and(|n| n > own) {
+            line
+        } else if own == 0 {
+            return None;
+        } else {
+            (lo..line)
+                .rev()
+                .find(|&l| self.indent(l).is_some_and(|i| i < own))?
+        };
+        let depth = self.indent(header)?;
+        let mut end = header;
+        for l in header + 1..=hi {
+            match self.indent(l) {
+                None => continue,
+                Some(i) if i > depth => end = l,
+                Some(i) => {
+                    // A dedented closer (`)`, `]`, `}`) at the header's depth still belongs to it.
+                    if i == depth && matches!(self.first_byte(l), Some(b')' | b']' | b'}')) {
+                        end = l;
+                    }
+                    break;
+                }
+            }
+        }
+        Some((header, end))
+    }
+
+    fn paragraph(&self, line: usize) -> (usize, usize) {
+        let hi = self.hi();
+        let line = if self.is_blank(line) {
+            let below = (line + 1..=hi.min(line + 50)).find(|&l| !self.is_blank(l));
+            let above = (line.saturating_sub(50)..line)
+                .rev()
+                .find(|&l| !self.is_blank(l));
+            match below.or(above) {
+                Some(l) => l,
+                None => return (line, line),
+            }
+        } else {
+            line
+        };
+        let half = MAX_PARAGRAPH_LINES / 2;
+        let mut first = line;
+        while first > 0 && line - first < half && !self.is_blank(first - 1) {
+            first -= 1;
+        }
+        let mut last = line;
+        while last < hi && last - line < half - 1 && !self.is_blank(last + 1) {
+            last += 1;
+        }
+        (first, last)
+    }
+}
+
+/// Matched `()`, `[]` and `{}` pairs in `bytes` (whose first line is `lo`), skipping string
+/// literals and comments in a simple way that suits C-like languages, Rust, JavaScript, Go
+/// and Python. Works on UTF-8 bytes: every character it looks for is ASCII, and the bytes of
+/// a multi-byte character are never ASCII.
+fn bracket_pairs(bytes: &[u8], lo: usize) -> Vec<Pair> {
+    let at = |i: usize| bytes.get(i).copied().unwrap_or(0);
     let mut pairs = Vec::new();
-    let mut stack: Vec<(char, usize, usize)> = Vec::new();
+    let mut stack: Vec<(u8, usize, usize)> = Vec::new();
     let mut line = lo;
     let mut fresh = true;
     let mut i = 0;
     // Skips to the closing `quote` (honouring backslash escapes), counting line breaks.
-    let skip_string = |i: usize, quote: &[char], multiline: bool, line: &mut usize| -> usize {
+    let skip_string = |i: usize, quote: &[u8], line: &mut usize| -> usize {
         let mut j = i;
-        while j < chars.len() {
-            let c = chars[j];
-            if c == '\\' {
+        while j < bytes.len() {
+            let c = bytes[j];
+            if c == b'\\' {
                 j += 2;
                 continue;
             }
-            if c == '\n' || (c == '\r' && at(j + 1) != '\n') {
-                if !multiline {
-                    return j;
-                }
+            if c == b'\n' || (c == b'\r' && at(j + 1) != b'\n') {
                 *line += 1;
             }
-            if quote.iter().enumerate().all(|(k, q)| at(j + k) == *q) {
+            if bytes[j..].starts_with(quote) {
                 return j + quote.len();
             }
             j += 1;
         }
         j
     };
-    while i < chars.len() {
-        let c = chars[i];
+    let line_end = |mut i: usize| {
+        while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
+            i += 1;
+        }
+        i
+    };
+    while i < bytes.len() {
+        let c = bytes[i];
         let leads = fresh;
         match c {
-            '\n' => {
+            b'\n' => {
                 line += 1;
                 fresh = true;
                 i += 1;
                 continue;
             }
-            '\r' => {
-                if at(i + 1) != '\n' {
+            b'\r' => {
+                if at(i + 1) != b'\n' {
                     line += 1;
                     fresh = true;
                 }
                 i += 1;
                 continue;
             }
-            ' ' | '\t' => {
+            b' ' | b'\t' => {
                 i += 1;
                 continue;
             }
             _ => fresh = false,
         }
         match c {
-            '/' if at(i + 1) == '/' => {
-                while i < chars.len() && chars[i] != '\n' && chars[i] != '\r' {
-                    i += 1;
-                }
+            b'/' if at(i + 1) == b'/' => i = line_end(i),
+            b'#' if matches!(at(i + 1), b' ' | b'\t' | b'\n' | b'\r' | b'#' | 0) => i = line_end(i),
+            b'/' if at(i + 1) == b'*' => i = skip_string(i + 2, b"*/", &mut line),
+            b'"' if at(i + 1) == b'"' && at(i + 2) == b'"' => {
+                i = skip_string(i + 3, b"\"\"\"", &mut line);
             }
-            '#' if matches!(at(i + 1), ' ' | '\t' | '\n' | '\r' | '#' | '\0') => {
-                while i < chars.len() && chars[i] != '\n' && chars[i] != '\r' {
-                    i += 1;
-                }
+            b'\'' if at(i + 1) == b'\'' && at(i + 2) == b'\'' => {
+                i = skip_string(i + 3, b"\'\'\'", &mut line);
             }
-            '/' if at(i + 1) == '*' => {
-                i = skip_string(i + 2, &['*', '/'], true, &mut line);
-            }
-            '"' if at(i + 1) == '"' && at(i + 2) == '"' => {
-                i = skip_string(i + 3, &['"', '"', '"'], true, &mut line);
-            }
-            '\'' if at(i + 1) == '\'' && at(i + 2) == '\'' => {
-                i = skip_string(i + 3, &['\'', '\'', '\''], true, &mut line);
-            }
-            '"' => i = skip_string(i + 1, &['"'], true, &mut line),
-            '`' => i = skip_string(i + 1, &['`'], true, &mut line),
-            '\'' => i = skip_single_quote(&chars, i),
-            '(' | '[' | '{' => {
+            b'"' => i = skip_string(i + 1, b"\"", &mut line),
+            b'`' => i = skip_string(i + 1, b"`", &mut line),
+            b'\'' => i = skip_single_quote(bytes, i),
+            b'(' | b'[' | b'{' => {
                 stack.push((c, i, line));
                 i += 1;
             }
-            ')' | ']' | '}' => {
+            b')' | b']' | b'}' => {
                 let want = match c {
-                    ')' => '(',
-                    ']' => '[',
-                    _ => '{',
+                    b')' => b'(',
+                    b']' => b'[',
+                    _ => b'{',
                 };
                 // On a mismatch, close the nearest matching opener and drop the strays above it.
                 if let Some(k) = stack.iter().rposition(|(o, _, _)| *o == want) {
@@ -221,21 +369,28 @@ fn bracket_pairs(text: &Rope, lo: usize, hi: usize) -> Vec<Pair> {
     pairs
 }
 
-/// Skips a `'`: a char literal (`'x'`, `'\n'`), a single-quoted string closed on the same line
-/// and not followed by an identifier character, or else a lone quote (a Rust lifetime or label).
-fn skip_single_quote(chars: &[char], i: usize) -> usize {
-    let at = |k: usize| chars.get(k).copied().unwrap_or('\0');
-    if at(i + 1) != '\\' && at(i + 2) == '\'' {
-        return i + 3;
+/// Skips a `'`: a char literal (`'x'`, `'é'`, `'\n'`), a single-quoted string closed on the
+/// same line and not followed by an identifier character, or else a lone quote (a Rust
+/// lifetime or label).
+fn skip_single_quote(bytes: &[u8], i: usize) -> usize {
+    let at = |k: usize| bytes.get(k).copied().unwrap_or(0);
+    let char_len = match at(i + 1) {
+        0xF0.. => 4,
+        0xE0.. => 3,
+        0xC0.. => 2,
+        _ => 1,
+    };
+    if at(i + 1) != b'\\' && at(i + 1 + char_len) == b'\'' {
+        return i + 2 + char_len;
     }
     let mut j = i + 1;
-    while j < chars.len() {
-        match chars[j] {
-            '\\' => j += 2,
-            '\n' | '\r' => return i + 1,
-            '\'' => {
+    while j < bytes.len() {
+        match bytes[j] {
+            b'\\' => j += 2,
+            b'\n' | b'\r' => return i + 1,
+            b'\'' => {
                 let next = at(j + 1);
-                return if next.is_alphanumeric() || next == '_' {
+                return if next.is_ascii_alphanumeric() || next == b'_' || next >= 0x80 {
                     i + 1
                 } else {
                     j + 1
@@ -245,79 +400,6 @@ fn skip_single_quote(chars: &[char], i: usize) -> usize {
         }
     }
     i + 1
-}
-
-fn indent_block(text: &Rope, line: usize) -> Option<(usize, usize)> {
-    let last = last_line(text);
-    let line = if is_blank(text, line) {
-        // Between two lines, the shallower neighbour says which block the blank line is in.
-        let prev = (line.saturating_sub(SCAN_LINES)..line)
-            .rev()
-            .find(|&l| !is_blank(text, l));
-        let next = (line + 1..=last.min(line + SCAN_LINES)).find(|&l| !is_blank(text, l));
-        match (prev, next) {
-            (Some(p), Some(n)) if indent(text, p) < indent(text, n) => p,
-            (_, Some(n)) => n,
-            (Some(p), None) => p,
-            (None, None) => return None,
-        }
-    } else {
-        line
-    };
-    let own = indent(text, line)?;
-    let next = (line + 1..=last.min(line + SCAN_LINES)).find(|&l| !is_blank(text, l));
-    let header = if next.and_then(|n| indent(text, n)).is_some_and(|n| n > own) {
-        line
-    } else if own == 0 {
-        return None;
-    } else {
-        (line.saturating_sub(SCAN_LINES)..line)
-            .rev()
-            .find(|&l| indent(text, l).is_some_and(|i| i < own))?
-    };
-    let depth = indent(text, header)?;
-    let mut end = header;
-    for l in header + 1..=last.min(header + 2 * SCAN_LINES) {
-        match indent(text, l) {
-            None => continue,
-            Some(i) if i > depth => end = l,
-            Some(i) => {
-                // A dedented closer (`)`, `]`, `}`) at the header's depth still belongs to it.
-                let first = text.line(l).chars().find(|c| !c.is_whitespace());
-                if i == depth && matches!(first, Some(')' | ']' | '}')) {
-                    end = l;
-                }
-                break;
-            }
-        }
-    }
-    Some((header, end))
-}
-
-fn paragraph(text: &Rope, line: usize) -> (usize, usize) {
-    let last = last_line(text);
-    let line = if is_blank(text, line) {
-        let below = (line + 1..=last.min(line + 50)).find(|&l| !is_blank(text, l));
-        let above = (line.saturating_sub(50)..line)
-            .rev()
-            .find(|&l| !is_blank(text, l));
-        match below.or(above) {
-            Some(l) => l,
-            None => return (line, line),
-        }
-    } else {
-        line
-    };
-    let half = MAX_PARAGRAPH_LINES / 2;
-    let mut first = line;
-    while first > 0 && line - first < half && !is_blank(text, first - 1) {
-        first -= 1;
-    }
-    let mut last_in = line;
-    while last_in < last && last_in - line < half - 1 && !is_blank(text, last_in + 1) {
-        last_in += 1;
-    }
-    (first, last_in)
 }
 
 #[cfg(test)]
@@ -344,7 +426,11 @@ mod tests {
         );
         // A one-character selection widens the same way as the cursor.
         if cursor < rope.len_chars() {
-            assert_eq!(widen(&rope, cursor..cursor + 1), expected, "1-char: {fixture}");
+            assert_eq!(
+                widen(&rope, cursor..cursor + 1),
+                expected,
+                "1-char: {fixture}"
+            );
         }
     }
 
@@ -420,7 +506,8 @@ fn other() {}
         check(
             r#"«fn f<'a>(s: &'a str) -> usize {
     let open = '{';
-    let t = "}}} not a close";
+    let accent = 'é';
+    let t = "}}} ünïcödé 日本 not a close";
     // a stray } in a comment
     /* and { in a block */
     s.len() |+ t.len()
@@ -519,6 +606,59 @@ z = 3»
         );
     }
 
+    /// The headers enclosing the `«…»` range of `fixture`, as trimmed line texts.
+    fn check_headers(fixture: &str, expected: &[&str]) {
+        let (text, _, range) = parse(&format!("|{fixture}"));
+        let rope = Rope::from_str(&text);
+        let (first, last) = (rope.char_to_line(range.start), rope.char_to_line(range.end));
+        let got: Vec<String> = enclosing_headers(&rope, first, last, 3)
+            .into_iter()
+            .map(|l| rope.line(l).to_string().trim().to_owned())
+            .collect();
+        assert_eq!(got, expected, "fixture:\n{fixture}");
+    }
+
+    #[test]
+    fn enclosing_headers_follow_braces_or_indentation() {
+        check_headers(
+            r#"mod m {
+impl Stats {
+    pub fn average(
+        xs: &[u32],
+    ) -> u32 {
+        let n = xs.len();
+«        sum / n»
+    }
+}
+}
+"#,
+            &["mod m {", "impl Stats {", "pub fn average("],
+        );
+        check_headers(
+            r#"mod a {
+    mod b {
+        impl C {
+            fn d() {
+«                x»
+            }
+        }
+    }
+}
+"#,
+            &["mod b {", "impl C {", "fn d() {"],
+        );
+        check_headers(
+            r#"class Stats:
+    def average(self, xs):
+        total = sum(xs)
+        if xs:
+«            return total / len(xs)»
+"#,
+            &["class Stats:", "def average(self, xs):", "if xs:"],
+        );
+        check_headers("«top = 1»\nlevel = 2\n", &[]);
+    }
+
     #[test]
     fn paragraph_is_capped_in_a_huge_flat_file() {
         let lines: Vec<String> = (0..5000).map(|i| format!("k{i}: v")).collect();
@@ -535,7 +675,9 @@ z = 3»
     fn longer_selections_are_unchanged_and_clamped() {
         let text = Rope::from_str("fn f() {\n    body();\n}\n");
         assert_eq!(widen(&text, 13..17), 13..17);
-        assert_eq!(widen(&text, 17..13), 13..17);
+        #[allow(clippy::reversed_empty_ranges)]
+        let reversed = 17..13;
+        assert_eq!(widen(&text, reversed), 13..17);
         assert_eq!(widen(&text, 20..999), 20..text.len_chars());
         assert_eq!(widen(&Rope::new(), 0..0), 0..0);
     }

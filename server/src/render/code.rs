@@ -53,7 +53,10 @@ pub fn reindent(code: &str, indent: &str) -> String {
 
 /// The spaces and tabs a line starts with.
 pub fn leading_indent(line: &str) -> &str {
-    let n = line.bytes().take_while(|b| *b == b' ' || *b == b'\t').count();
+    let n = line
+        .bytes()
+        .take_while(|b| *b == b' ' || *b == b'\t')
+        .count();
     &line[..n]
 }
 
@@ -122,7 +125,10 @@ mod tests {
             "  x = 1",
         );
         // Truncated answer: the fence never closes.
-        check("Sure!\n```python\ndef f():\n    return", "def f():\n    return");
+        check(
+            "Sure!\n```python\ndef f():\n    return",
+            "def f():\n    return",
+        );
         // Bare code with prose around it.
         check(
             "Here is the implementation:\ndef f(x):\n    return x * 2\nThis doubles its argument.",

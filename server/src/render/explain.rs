@@ -133,11 +133,27 @@ mod tests {
 
     #[test]
     fn markdown_markers_are_stripped_from_the_headline() {
-        check("# Off-by-one in the loop bound\nbody", "Off-by-one in the loop bound", None);
-        check("**Headline:** The lock is never released\n", "The lock is never released", None);
-        check("\n\n> **Summary:** Race on `count`", "Race on `count`", None);
+        check(
+            "# Off-by-one in the loop bound\nbody",
+            "Off-by-one in the loop bound",
+            None,
+        );
+        check(
+            "**Headline:** The lock is never released\n",
+            "The lock is never released",
+            None,
+        );
+        check(
+            "\n\n> **Summary:** Race on `count`",
+            "Race on `count`",
+            None,
+        );
         check("Headline:\nThe real headline", "The real headline", None);
-        check("```rust\nlet x = 1;\n```\nThen the prose", "Then the prose", None);
+        check(
+            "```rust\nlet x = 1;\n```\nThen the prose",
+            "Then the prose",
+            None,
+        );
     }
 
     #[test]
@@ -158,9 +174,17 @@ mod tests {
             Some("a == b"),
         );
         // A block with no fix mentioned is just a quote of the code; `prefix` is not "fix".
-        check("Bad prefix handling\n```rust\nx\n```", "Bad prefix handling", None);
+        check(
+            "Bad prefix handling\n```rust\nx\n```",
+            "Bad prefix handling",
+            None,
+        );
         // A truncated answer with the fix block cut off still yields what is there.
-        check("Overflow\n## Fix\n```rust\nlet y = x.checked_add(1)", "Overflow", Some("let y = x.checked_add(1)"));
+        check(
+            "Overflow\n## Fix\n```rust\nlet y = x.checked_add(1)",
+            "Overflow",
+            Some("let y = x.checked_add(1)"),
+        );
     }
 
     #[test]

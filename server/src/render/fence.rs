@@ -83,7 +83,10 @@ mod tests {
         let text = "Intro\r\n```rust\r\nfn a() {}\r\n```\r\ntext\r\n  ~~~~\r\n  b\r\n   c\r\n  ~~~~\r\n```py\r\nd";
         let got = blocks(text);
         assert_eq!(got.len(), 3);
-        assert_eq!((got[0].lang.as_str(), got[0].body.as_str()), ("rust", "fn a() {}"));
+        assert_eq!(
+            (got[0].lang.as_str(), got[0].body.as_str()),
+            ("rust", "fn a() {}")
+        );
         assert_eq!((got[0].open_line, got[0].close_line), (1, 3));
         assert_eq!((got[1].lang.as_str(), got[1].body.as_str()), ("", "b\n c"));
         assert_eq!((got[2].lang.as_str(), got[2].body.as_str()), ("py", "d"));

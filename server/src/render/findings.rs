@@ -39,7 +39,9 @@ impl Severity {
             "4" => return Some(Severity::Hint),
             _ => {}
         }
-        if has(&["crit", "high", "error", "fatal", "severe", "blocker", "major", "bug"]) {
+        if has(&[
+            "crit", "high", "error", "fatal", "severe", "blocker", "major", "bug",
+        ]) {
             Some(Severity::Error)
         } else if has(&["med", "warn", "moderate"]) {
             Some(Severity::Warning)
@@ -181,15 +183,40 @@ fn from_value(v: &Value, sel: (u32, u32)) -> Option<Vec<Finding>> {
 fn finding(o: &Map<String, Value>, sel: (u32, u32)) -> Option<Finding> {
     let message = first_string(
         o,
-        &["message", "msg", "description", "text", "issue", "problem", "explanation", "title", "comment"],
+        &[
+            "message",
+            "msg",
+            "description",
+            "text",
+            "issue",
+            "problem",
+            "explanation",
+            "title",
+            "comment",
+        ],
     )?;
-    let start = first_line(o, &["line", "start_line", "startLine", "line_start", "start", "from", "line_number", "lines"]);
+    let start = first_line(
+        o,
+        &[
+            "line",
+            "start_line",
+            "startLine",
+            "line_start",
+            "start",
+            "from",
+            "line_number",
+            "lines",
+        ],
+    );
     let end = first_line(o, &["end_line", "endLine", "line_end", "end", "to"]);
     let (start_line, end_line) = match (start, end) {
         (None, _) => sel,
         (Some((s, range_end)), end) => {
             let s = clamp(s, sel);
-            let e = end.map(|(e, _)| e).or(range_end).map_or(s, |e| clamp(e, sel));
+            let e = end
+                .map(|(e, _)| e)
+                .or(range_end)
+                .map_or(s, |e| clamp(e, sel));
             (s, e.max(s))
         }
     };
@@ -204,9 +231,23 @@ fn finding(o: &Map<String, Value>, sel: (u32, u32)) -> Option<Finding> {
         .unwrap_or(Severity::Warning);
     let replacement = first_string(
         o,
-        &["replacement", "fix", "suggestion", "suggested_code", "suggestedCode", "corrected_code", "code"],
+        &[
+            "replacement",
+            "fix",
+            "suggestion",
+            "suggested_code",
+            "suggestedCode",
+            "corrected_code",
+            "code",
+        ],
     )
-    .map(|r| if r.contains("```") { extract_code(&r) } else { r });
+    .map(|r| {
+        if r.contains("```") {
+            extract_code(&r)
+        } else {
+            r
+        }
+    });
     Some(Finding {
         start_line,
         end_line,
@@ -286,7 +327,13 @@ mod tests {
         let got: Vec<String> = parse_findings(output, (9, 19))
             .iter()
             .map(|f| {
-                let mut s = format!("{}-{} {} {}", f.start_line, f.end_line, f.severity.as_str(), f.message);
+                let mut s = format!(
+                    "{}-{} {} {}",
+                    f.start_line,
+                    f.end_line,
+                    f.severity.as_str(),
+                    f.message
+                );
                 if let Some(r) = &f.replacement {
                     s.push_str(&format!(" => {r:?}"));
                 }
@@ -355,8 +402,14 @@ mod tests {
             "Sure, here you go: [{\"line\": 20, \"severity\": \"high\", \"message\": \"z\"}] Hope it helps.",
             "19-19 error z",
         );
-        check(r#"{"line": 13, "message": "single object"}"#, "12-12 warning single object");
-        check(r#"["plain string finding"]"#, "9-19 warning plain string finding");
+        check(
+            r#"{"line": 13, "message": "single object"}"#,
+            "12-12 warning single object",
+        );
+        check(
+            r#"["plain string finding"]"#,
+            "9-19 warning plain string finding",
+        );
     }
 
     #[test]
@@ -373,14 +426,20 @@ mod tests {
             "9-19 info The code looks fine to me.\nNo issues found.",
         );
         check("[1, 2, 3]", "9-19 info [1, 2, 3]");
-        check("```json\n[{\"line\": 3, \"message\": \"cut off", "9-19 info ```json\n[{\"line\": 3, \"message\": \"cut off");
+        check(
+            "```json\n[{\"line\": 3, \"message\": \"cut off",
+            "9-19 info ```json\n[{\"line\": 3, \"message\": \"cut off",
+        );
         check("", "9-19 info The model's answer was empty.");
         let long = "word ".repeat(2000);
         let f = parse_findings(&long, (0, 0));
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].message.chars().count(), MAX_MESSAGE_CHARS + 1);
         // A reversed selection is ordered.
-        assert_eq!(parse_findings("[{\"line\": 3, \"message\": \"m\"}]", (5, 1))[0].start_line, 2);
+        assert_eq!(
+            parse_findings("[{\"line\": 3, \"message\": \"m\"}]", (5, 1))[0].start_line,
+            2
+        );
     }
 
     #[test]
