@@ -1,1 +1,3 @@
 //! Test support: the fake provider and the LSP test client.
+
+pub mod fake;
