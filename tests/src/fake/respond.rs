@@ -210,7 +210,11 @@ impl Out {
                         .send(Ok(Bytes::copy_from_slice(piece)))
                         .await
                         .map_err(drop)?;
-                    tokio::time::sleep(Duration::from_millis(t.interval_ms)).await;
+                    if t.interval_ms == 0 {
+                        tokio::task::yield_now().await;
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(t.interval_ms)).await;
+                    }
                 }
                 Ok(())
             }
@@ -332,14 +336,12 @@ async fn fault_bytes(fault: &Fault, nl: &str, out: &Out) -> Result<(), ()> {
             out.write(format!("data: {{\"choices\": [{{\"delta\": {nl}{nl}").into_bytes())
                 .await
         }
-        Fault::Reset { .. } => out
-            .tx
-            .send(Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionReset,
-                "fake reset",
-            )))
-            .await
-            .map_err(drop),
+        Fault::Reset { .. } => {
+            // Let hyper flush what was sent so far: a body error drops unwritten buffers.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fake reset");
+            out.tx.send(Err(reset)).await.map_err(drop)
+        }
         Fault::NoDone { .. } | Fault::Status { .. } | Fault::Hang => Ok(()),
     }
 }
