@@ -154,13 +154,30 @@ impl Provider {
     /// it. The answer, even an error, does not matter.
     pub async fn warm_up(&self) {
         let started = Instant::now();
-        let result = tokio::time::timeout(Duration::from_secs(10), self.get_models()).await;
-        match result {
-            Ok(Ok(_)) => tracing::debug!(
+        let mut builder = self.inner.client.get(format!("{}/models", self.inner.base));
+        // Without a key the connection still warms up; the 401 that follows does not matter.
+        if let Ok(key) = ApiKey::from_env(&self.inner.endpoint.api_key_env) {
+            match http::authorized(builder, &key, &self.inner.endpoint.api_key_env) {
+                Ok(b) => builder = b,
+                Err(_) => return,
+            }
+        }
+        let attempt = async {
+            let resp = builder.send().await?;
+            let status = resp.status();
+            // Reading the body returns the connection to the pool.
+            http::read_capped(resp).await?;
+            Ok::<_, reqwest::Error>(status)
+        };
+        match tokio::time::timeout(Duration::from_secs(10), attempt).await {
+            Ok(Ok(status)) => tracing::debug!(
                 elapsed_ms = started.elapsed().as_millis() as u64,
+                status = status.as_u16(),
                 "provider connection warmed up"
             ),
-            Ok(Err(e)) => tracing::debug!(error = %e, "provider warm-up answered with an error"),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %http::chain(&e.without_url()), "provider warm-up failed")
+            }
             Err(_) => tracing::debug!("provider warm-up timed out"),
         }
     }
@@ -292,8 +309,10 @@ impl Provider {
             .unwrap_or("")
             .to_ascii_lowercase();
         let mut acc = Accumulator::new(start, events, key);
-        // A server may ignore `stream: true` and answer with one JSON object: accept it.
-        if req.stream && !content_type.starts_with("application/json") {
+        // A server may ignore `stream: true` and answer with one JSON object, or stream when
+        // not asked to: the content type decides.
+        let is_sse = content_type.starts_with("text/event-stream");
+        if is_sse || (req.stream && !content_type.starts_with("application/json")) {
             read_stream(resp, &mut acc).await?;
         } else {
             let body = http::read_capped(resp)

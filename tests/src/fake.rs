@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -40,6 +40,8 @@ pub struct RecordedRequest {
     pub authorization: bool,
     /// Whether it matched `Script::expected_key`, when one is set.
     pub key_matched: Option<bool>,
+    /// The client's address: equal addresses mean one reused connection.
+    pub peer: SocketAddr,
     #[serde(skip)]
     pub received_at: Instant,
     /// When the client went away before the answer was complete.
@@ -79,6 +81,7 @@ struct Inner {
     script: Script,
     requests: Vec<RecordedRequest>,
     per_model: HashMap<String, usize>,
+    model_list_peers: Vec<SocketAddr>,
 }
 
 impl Shared {
@@ -107,6 +110,7 @@ impl FakeProvider {
             .route("/v1/models", get(models))
             .route("/_fake/script", post(put_script))
             .with_state(shared.clone());
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "fake provider stopped");
@@ -137,11 +141,17 @@ impl FakeProvider {
         self.shared.lock().requests.clone()
     }
 
+    /// Client addresses of the `GET /v1/models` requests so far (warm-ups, `doctor`).
+    pub fn model_list_peers(&self) -> Vec<SocketAddr> {
+        self.shared.lock().model_list_peers.clone()
+    }
+
     /// Forgets recorded requests and restarts request numbering.
     pub fn clear(&self) {
         let mut inner = self.shared.lock();
         inner.requests.clear();
         inner.per_model.clear();
+        inner.model_list_peers.clear();
     }
 
     /// Waits until at least `n` requests arrived, and returns them.
@@ -233,8 +243,16 @@ fn check_key(script: &Script, headers: &HeaderMap) -> (bool, Option<bool>) {
     (auth.is_some(), matched)
 }
 
-async fn models(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let script = shared.lock().script.clone();
+async fn models(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let script = {
+        let mut inner = shared.lock();
+        inner.model_list_peers.push(peer);
+        inner.script.clone()
+    };
     if check_key(&script, &headers).1 == Some(false) {
         return error_json(
             StatusCode::UNAUTHORIZED,
@@ -264,7 +282,12 @@ async fn put_script(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
     }
 }
 
-async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn chat(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let received_at = Instant::now();
     let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return error_json(
@@ -329,6 +352,7 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
                 .collect(),
             authorization,
             key_matched,
+            peer,
             received_at,
             disconnected_at: None,
             completed_at: None,

@@ -740,3 +740,19 @@ async fn rules_script_first_requests_and_the_upstream_trait_works() {
     );
     assert_eq!(fake.requests().len(), 3);
 }
+
+#[tokio::test]
+async fn warm_up_opens_the_connection_the_first_request_reuses() {
+    let (fake, provider) = setup(Script::default()).await;
+    provider.warm_up().await;
+    chat(&provider, &request(true)).await.0.expect("answer");
+    chat(&provider, &request(false)).await.0.expect("answer");
+    let warm = fake.model_list_peers();
+    let sent = fake.requests();
+    assert_eq!(warm.len(), 1);
+    assert_eq!(
+        sent[0].peer, warm[0],
+        "the first request rides the warmed-up connection"
+    );
+    assert_eq!(sent[1].peer, warm[0], "and the pool keeps it alive");
+}

@@ -121,7 +121,11 @@ fn is_loopback(url: &reqwest::Url) -> bool {
 /// Turns a transport error into ours, without the URL (it is in the configuration already).
 pub(crate) fn transport_error(e: reqwest::Error, what: &str) -> ProviderError {
     let e = e.without_url();
-    if e.is_timeout() {
+    if e.is_connect() && e.is_timeout() {
+        ProviderError::Timeout {
+            what: "a connection to the provider".to_owned(),
+        }
+    } else if e.is_timeout() {
         ProviderError::Timeout {
             what: what.to_owned(),
         }
