@@ -77,7 +77,9 @@ pub(crate) async fn answer(req: Request, mut guard: DisconnectGuard) -> Response
 }
 
 fn error_response(status: StatusCode, message: &str) -> Response {
-    let kind = if status.is_server_error() {
+    let kind = if status == StatusCode::TOO_MANY_REQUESTS {
+        "rate_limit_error"
+    } else if status.is_server_error() {
         "server_error"
     } else {
         "invalid_request_error"
