@@ -1,6 +1,23 @@
 //! Provider client: OpenAI-compatible chat completions over HTTP with SSE streaming, and its errors.
 
+mod error;
+mod http;
+pub mod sse;
+mod wire;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc::UnboundedSender;
+
+pub use error::ProviderError;
+use http::ApiKey;
+use wire::Quirks;
 
 /// Who wrote a chat message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,118 +42,451 @@ pub struct TokenUsage {
     pub output_tokens: u64,
 }
 
-// ---- placeholder until the provider branch lands ----
-// The router branch needs these declarations (exactly as in plan/API.md) to compile; the provider
-// branch owns the real ones. At merge, resolve this block in favour of the provider branch.
+impl TokenUsage {
+    /// A rough count for when the provider reports no usage: about four characters a token.
+    /// The router uses it so that spend is never reported as zero.
+    pub fn estimate(messages: &[Message], output: &str) -> TokenUsage {
+        let tokens = |chars: usize| chars.div_ceil(4) as u64;
+        TokenUsage {
+            input_tokens: tokens(messages.iter().map(|m| m.content.chars().count()).sum()),
+            output_tokens: tokens(output.chars().count()),
+        }
+    }
+}
 
-/// One chat completion request, after the router resolved the tier.
+/// Where requests go and which environment variable holds the key (never the key itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub base_url: String,
+    pub api_key_env: String,
+}
+
+/// One chat completion request, already shaped for a tier.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChatRequest {
     pub model: String,
     pub messages: Vec<Message>,
     pub max_tokens: u32,
+    /// Merged into the body; wins over our defaults except `model`, `messages` and `stream`.
     pub extra_body: serde_json::Map<String, serde_json::Value>,
+    /// Stream with SSE (`true`), or ask for one JSON answer.
     pub stream: bool,
 }
 
-/// A streamed delta, forwarded as it arrives.
-#[derive(Clone, Debug, PartialEq)]
+/// A piece of the answer as it arrives.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StreamEvent {
     Content(String),
+    /// Reasoning (`reasoning_content`) that models such as DeepSeek-R1 send before the answer.
     Reasoning(String),
 }
 
-/// A finished answer.
+/// A whole answer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Completion {
     pub text: String,
     pub reasoning: String,
+    /// As the provider reported it; `None` when it sent none (see `TokenUsage::estimate`).
     pub usage: Option<TokenUsage>,
     pub finish_reason: Option<String>,
+    /// The model that was requested (what prices and statistics are keyed by).
     pub model: String,
-    pub ttft: Option<std::time::Duration>,
-    pub elapsed: std::time::Duration,
+    /// Time from sending the request to the first content or reasoning token; keep-alive
+    /// comments do not count.
+    pub ttft: Option<Duration>,
+    pub elapsed: Duration,
 }
 
-/// Everything that can go wrong talking to the provider.
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum ProviderError {
-    #[error("no API key: set the environment variable {env}")]
-    MissingKey { env: String },
-    #[error("the provider rejected the API key (HTTP {status})")]
-    KeyRejected { status: u16 },
-    #[error("the provider account balance is exhausted (HTTP 402): top up the account")]
-    PaymentRequired,
-    #[error("the provider does not know the model `{model}`")]
-    UnknownModel { model: String },
-    #[error("the provider refused the request (HTTP {status}): {message}")]
-    BadRequest { status: u16, message: String },
-    #[error("rate limited by the provider{}", match retry_after { Some(d) => format!(": retry in {} s", d.as_secs_f64().ceil()), None => String::new() })]
-    RateLimited {
-        retry_after: Option<std::time::Duration>,
-    },
-    #[error("provider error (HTTP {status}): {message}")]
-    Server { status: u16, message: String },
-    #[error("timed out waiting for {what}")]
-    Timeout { what: String },
-    #[error("cannot connect to the provider: {message}")]
-    Connect { message: String },
-    #[error("the connection was reset mid-stream")]
-    StreamReset,
-    #[error("malformed stream from the provider: {detail}")]
-    MalformedStream { detail: String },
-    #[error("the provider returned an empty answer")]
-    EmptyAnswer,
-    #[error("refusing plain http to a non-loopback host: {url}")]
-    InsecureUrl { url: String },
-}
-
-impl ProviderError {
-    /// Worth another try (rate limits, server errors, timeouts, broken connections).
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            ProviderError::RateLimited { .. }
-                | ProviderError::Server { .. }
-                | ProviderError::Timeout { .. }
-                | ProviderError::Connect { .. }
-                | ProviderError::StreamReset
-        )
-    }
-
-    /// How long the provider asked us to wait, if it said.
-    pub fn retry_after(&self) -> Option<std::time::Duration> {
-        match self {
-            ProviderError::RateLimited { retry_after } => *retry_after,
-            _ => None,
-        }
-    }
-}
-
-/// The router's seam; `Provider` implements it.
+/// The seam the router calls; `Provider` implements it, tests substitute their own.
 pub trait Upstream: Send + Sync + 'static {
     fn chat<'a>(
         &'a self,
         req: &'a ChatRequest,
-        events: Option<&'a tokio::sync::mpsc::UnboundedSender<StreamEvent>>,
-    ) -> futures::future::BoxFuture<'a, Result<Completion, ProviderError>>;
+        events: Option<&'a UnboundedSender<StreamEvent>>,
+    ) -> BoxFuture<'a, Result<Completion, ProviderError>>;
 }
 
-/// Placeholder for the HTTP client built on the provider branch.
-#[derive(Clone, Debug)]
-pub struct Provider;
+/// The client of one OpenAI-compatible endpoint. Cloning is cheap and shares the pooled
+/// HTTP client and what was learnt about each model.
+#[derive(Clone)]
+pub struct Provider {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: reqwest::Client,
+    endpoint: Endpoint,
+    /// `base_url` without its trailing slash.
+    base: String,
+    /// Fields each model's server rejected, so later requests leave them out at once.
+    quirks: Mutex<HashMap<String, Quirks>>,
+}
+
+impl fmt::Debug for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Provider")
+            .field("endpoint", &self.inner.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Provider {
+    /// Checks the endpoint (plain http only to loopback) and builds the pooled client.
+    /// The key is not read here but at each request, so setting it later works.
+    pub fn new(endpoint: Endpoint) -> Result<Provider, ProviderError> {
+        let base = http::check_base_url(&endpoint.base_url)?;
+        let client = http::client()?;
+        Ok(Provider {
+            inner: Arc::new(Inner {
+                client,
+                endpoint,
+                base,
+                quirks: Mutex::default(),
+            }),
+        })
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
+    }
+
+    /// Opens a connection (DNS, TCP, TLS, HTTP/2) so the first real request does not pay for
+    /// it. The answer, even an error, does not matter.
+    pub async fn warm_up(&self) {
+        let started = Instant::now();
+        let mut builder = self.inner.client.get(format!("{}/models", self.inner.base));
+        // Without a key the connection still warms up; the 401 that follows does not matter.
+        if let Ok(key) = ApiKey::from_env(&self.inner.endpoint.api_key_env) {
+            match http::authorized(builder, &key, &self.inner.endpoint.api_key_env) {
+                Ok(b) => builder = b,
+                Err(_) => return,
+            }
+        }
+        let attempt = async {
+            let resp = builder.send().await?;
+            let status = resp.status();
+            // Reading the body returns the connection to the pool.
+            http::read_capped(resp).await?;
+            Ok::<_, reqwest::Error>(status)
+        };
+        match tokio::time::timeout(Duration::from_secs(10), attempt).await {
+            Ok(Ok(status)) => tracing::debug!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                status = status.as_u16(),
+                "provider connection warmed up"
+            ),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %http::chain(&e.without_url()), "provider warm-up failed")
+            }
+            Err(_) => tracing::debug!("provider warm-up timed out"),
+        }
+    }
+
+    /// The model ids the provider offers (`GET /models`), for `codetier doctor`.
+    pub async fn list_models(&self) -> Result<Vec<String>, ProviderError> {
+        let json = self.get_models().await?;
+        let data = json.get("data").and_then(|d| d.as_array()).ok_or_else(|| {
+            ProviderError::MalformedStream {
+                detail: "the model list has no `data` array".into(),
+            }
+        })?;
+        Ok(data
+            .iter()
+            .filter_map(|m| m.get("id")?.as_str().map(str::to_owned))
+            .collect())
+    }
+
+    async fn get_models(&self) -> Result<serde_json::Value, ProviderError> {
+        let key = ApiKey::from_env(&self.inner.endpoint.api_key_env)?;
+        let builder = self.inner.client.get(format!("{}/models", self.inner.base));
+        let resp = http::authorized(builder, &key, &self.inner.endpoint.api_key_env)?
+            .send()
+            .await
+            .map_err(|e| http::transport_error(e, "the provider's model list"))?;
+        let status = resp.status().as_u16();
+        let body = http::read_capped(resp)
+            .await
+            .map_err(|_| ProviderError::StreamReset)?;
+        let body = key.redact(body);
+        if status == 404 {
+            return Err(ProviderError::BadRequest {
+                status,
+                message: "this provider has no `/models` endpoint".into(),
+            });
+        }
+        if !(200..300).contains(&status) {
+            return Err(error::from_status(status, None, &body, ""));
+        }
+        serde_json::from_str(&body).map_err(|e| ProviderError::MalformedStream {
+            detail: format!("the model list is not JSON: {e}"),
+        })
+    }
+
+    /// Sends one chat request and collects the answer, forwarding pieces to `events` as they
+    /// arrive. Dropping the future drops the response and so closes the connection.
+    ///
+    /// A server that rejects `thinking` (400/422 naming it) or `stream_options` (422, or 400
+    /// naming it) gets the request once more without that field, and the model is remembered.
+    pub async fn chat(
+        &self,
+        req: &ChatRequest,
+        events: Option<&UnboundedSender<StreamEvent>>,
+    ) -> Result<Completion, ProviderError> {
+        let key = ApiKey::from_env(&self.inner.endpoint.api_key_env)?;
+        let mut quirks = self.quirks(&req.model);
+        loop {
+            let err = match self.attempt(req, &key, quirks, events).await {
+                Err(ProviderError::BadRequest {
+                    status: status @ (400 | 422),
+                    message,
+                }) => (status, message),
+                other => return other,
+            };
+            let (status, message) = err;
+            let lower = message.to_lowercase();
+            let sent = wire::request_body(req, quirks);
+            if sent.get("thinking").is_some() && lower.contains("thinking") {
+                quirks.no_thinking = true;
+            } else if sent.get("stream_options").is_some()
+                && (status == 422 || lower.contains("stream_options"))
+            {
+                quirks.no_stream_options = true;
+            } else {
+                return Err(ProviderError::BadRequest { status, message });
+            }
+            tracing::info!(model = %req.model, status, ?quirks, "provider rejected a field; retrying without it");
+            self.remember(&req.model, quirks);
+        }
+    }
+
+    fn quirks(&self, model: &str) -> Quirks {
+        let map = self.inner.quirks.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(model).copied().unwrap_or_default()
+    }
+
+    fn remember(&self, model: &str, quirks: Quirks) {
+        let mut map = self.inner.quirks.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(model.to_owned(), quirks);
+    }
+
+    async fn attempt(
+        &self,
+        req: &ChatRequest,
+        key: &ApiKey,
+        quirks: Quirks,
+        events: Option<&UnboundedSender<StreamEvent>>,
+    ) -> Result<Completion, ProviderError> {
+        let start = Instant::now();
+        let body = wire::request_body(req, quirks);
+        let builder = self
+            .inner
+            .client
+            .post(format!("{}/chat/completions", self.inner.base))
+            .json(&body);
+        let resp = http::authorized(builder, key, &self.inner.endpoint.api_key_env)?
+            .send()
+            .await
+            .map_err(|e| http::transport_error(e, "the provider to answer"))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let retry_after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = key.redact(http::read_capped(resp).await.unwrap_or_default());
+            return Err(error::from_status(
+                status.as_u16(),
+                retry_after.as_deref(),
+                &body,
+                &req.model,
+            ));
+        }
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let mut acc = Accumulator::new(start, events, key);
+        // A server may ignore `stream: true` and answer with one JSON object, or stream when
+        // not asked to: the content type decides.
+        let is_sse = content_type.starts_with("text/event-stream");
+        if is_sse || (req.stream && !content_type.starts_with("application/json")) {
+            read_stream(resp, &mut acc).await?;
+        } else {
+            let body = http::read_capped(resp)
+                .await
+                .map_err(|_| ProviderError::StreamReset)?;
+            let delta = wire::parse(&body).map_err(|detail| acc.malformed(detail))?;
+            acc.apply(delta)?;
+        }
+        acc.finish(&req.model)
+    }
+}
 
 impl Upstream for Provider {
     fn chat<'a>(
         &'a self,
-        _req: &'a ChatRequest,
-        _events: Option<&'a tokio::sync::mpsc::UnboundedSender<StreamEvent>>,
-    ) -> futures::future::BoxFuture<'a, Result<Completion, ProviderError>> {
-        Box::pin(async {
-            Err(ProviderError::Connect {
-                message: "provider client not built yet".into(),
-            })
+        req: &'a ChatRequest,
+        events: Option<&'a UnboundedSender<StreamEvent>>,
+    ) -> BoxFuture<'a, Result<Completion, ProviderError>> {
+        Box::pin(Provider::chat(self, req, events))
+    }
+}
+
+/// Reads an SSE body to its end into `acc`.
+async fn read_stream(
+    resp: reqwest::Response,
+    acc: &mut Accumulator<'_>,
+) -> Result<(), ProviderError> {
+    let mut body = resp.bytes_stream();
+    let mut parser = sse::Parser::new(sse::Limits::default());
+    let mut events = Vec::new();
+    loop {
+        match body.next().await {
+            Some(Ok(bytes)) => {
+                let pushed = parser.push(&bytes, &mut events);
+                acc.apply_events(&mut events)?;
+                pushed.map_err(|e| acc.malformed(e.to_string()))?;
+                if parser.is_done() {
+                    // Read the end of the body briefly so the connection can be pooled again.
+                    let _ = tokio::time::timeout(Duration::from_millis(200), async {
+                        while let Some(Ok(_)) = body.next().await {}
+                    })
+                    .await;
+                    return Ok(());
+                }
+            }
+            Some(Err(e)) => {
+                tracing::debug!(error = %http::chain(&e.without_url()), "provider stream broke");
+                return Err(acc.broken());
+            }
+            None => {
+                let end = parser.finish(&mut events);
+                acc.apply_events(&mut events)?;
+                return match end {
+                    Ok(()) => Ok(()),
+                    // A finished choice is a whole answer even when `[DONE]` is missing, as
+                    // with some compatible servers; without one the answer was cut off.
+                    Err(sse::SseError::EndedWithoutDone) if acc.finish_reason.is_some() => Ok(()),
+                    Err(sse::SseError::EndedWithoutDone) => Err(acc.broken()),
+                    Err(e) => Err(acc.malformed(e.to_string())),
+                };
+            }
+        }
+    }
+}
+
+/// The answer so far, and where its pieces are forwarded.
+struct Accumulator<'a> {
+    start: Instant,
+    events: Option<&'a UnboundedSender<StreamEvent>>,
+    key: &'a ApiKey,
+    text: String,
+    reasoning: String,
+    usage: Option<TokenUsage>,
+    finish_reason: Option<String>,
+    ttft: Option<Duration>,
+}
+
+impl<'a> Accumulator<'a> {
+    fn new(
+        start: Instant,
+        events: Option<&'a UnboundedSender<StreamEvent>>,
+        key: &'a ApiKey,
+    ) -> Self {
+        Accumulator {
+            start,
+            events,
+            key,
+            text: String::new(),
+            reasoning: String::new(),
+            usage: None,
+            finish_reason: None,
+            ttft: None,
+        }
+    }
+
+    fn received_chars(&self) -> usize {
+        self.text.chars().count() + self.reasoning.chars().count()
+    }
+
+    fn apply_events(&mut self, events: &mut Vec<sse::Event>) -> Result<(), ProviderError> {
+        for event in events.drain(..) {
+            match event {
+                sse::Event::Data { data, .. } => {
+                    let delta = wire::parse(&data).map_err(|detail| self.malformed(detail))?;
+                    self.apply(delta)?;
+                }
+                sse::Event::Comment(text) => {
+                    tracing::trace!(comment = %text, "provider keep-alive")
+                }
+                sse::Event::Done => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, delta: wire::Delta) -> Result<(), ProviderError> {
+        if let Some(message) = delta.error {
+            return Err(ProviderError::StreamError {
+                message: error::truncate(&self.key.redact(message)),
+                after_content: self.received_chars() > 0,
+            });
+        }
+        if let Some(reasoning) = delta.reasoning {
+            self.ttft.get_or_insert_with(|| self.start.elapsed());
+            self.send(StreamEvent::Reasoning(reasoning.clone()));
+            self.reasoning.push_str(&reasoning);
+        }
+        if let Some(content) = delta.content {
+            self.ttft.get_or_insert_with(|| self.start.elapsed());
+            self.send(StreamEvent::Content(content.clone()));
+            self.text.push_str(&content);
+        }
+        if delta.usage.is_some() {
+            self.usage = delta.usage;
+        }
+        if delta.finish_reason.is_some() {
+            self.finish_reason = delta.finish_reason;
+        }
+        Ok(())
+    }
+
+    fn send(&self, event: StreamEvent) {
+        if let Some(tx) = self.events {
+            // A listener that went away does not stop the answer from being collected.
+            let _ = tx.send(event);
+        }
+    }
+
+    /// The connection broke or the stream stopped short.
+    fn broken(&self) -> ProviderError {
+        match self.received_chars() {
+            0 => ProviderError::StreamReset,
+            received_chars => ProviderError::EndedEarly { received_chars },
+        }
+    }
+
+    fn malformed(&self, detail: String) -> ProviderError {
+        ProviderError::MalformedStream {
+            detail: error::truncate(&self.key.redact(detail)),
+        }
+    }
+
+    fn finish(self, model: &str) -> Result<Completion, ProviderError> {
+        if self.text.trim().is_empty() {
+            return Err(ProviderError::EmptyAnswer);
+        }
+        Ok(Completion {
+            text: self.text,
+            reasoning: self.reasoning,
+            usage: self.usage,
+            finish_reason: self.finish_reason,
+            model: model.to_owned(),
+            ttft: self.ttft,
+            elapsed: self.start.elapsed(),
         })
     }
 }
-// ---- end of placeholder ----

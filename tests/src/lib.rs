@@ -1,3 +1,4 @@
 //! Test support: the fake provider and the LSP test client.
 
 pub mod client;
+pub mod fake;

@@ -1,0 +1,306 @@
+//! Provider errors: one typed variant per failure a user can act on, and the mapping from HTTP answers.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Longest provider message we carry into an error (the rest is cut with an ellipsis).
+const MAX_MESSAGE_CHARS: usize = 400;
+
+/// Everything that can go wrong between us and the provider.
+///
+/// Display is the message shown to the user; none of them ever holds the API key.
+#[derive(thiserror::Error, Clone, Debug, PartialEq, Eq)]
+pub enum ProviderError {
+    #[error(
+        "no API key: the environment variable `{env}` is not set. Set it where your editor \
+         starts (e.g. `export {env}=...` in your shell profile), or name another variable \
+         with `api_key_env`"
+    )]
+    MissingKey { env: String },
+    #[error(
+        "the API key in `{env}` cannot be sent in an HTTP header (it holds control or \
+         non-ASCII characters); copy the key again"
+    )]
+    InvalidKey { env: String },
+    #[error(
+        "the provider rejected the API key (HTTP {status}): check the key in the environment \
+         variable named by `api_key_env`, and that it is valid for `base_url`"
+    )]
+    KeyRejected { status: u16 },
+    #[error(
+        "the provider account's balance is exhausted (HTTP 402 Payment Required): top up the \
+         account, or point `base_url` at another provider"
+    )]
+    PaymentRequired,
+    #[error(
+        "the provider does not know the model `{model}` (HTTP 404): check the tier's `model` \
+         in your configuration (`codetier doctor` lists the provider's models), or `base_url` \
+         if every model fails"
+    )]
+    UnknownModel { model: String },
+    #[error("the provider refused the request (HTTP {status}): {message}")]
+    BadRequest { status: u16, message: String },
+    #[error("rate limited by the provider (HTTP 429){}", retry_after_text(.retry_after))]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("the provider failed (HTTP {status}): {message}")]
+    Server { status: u16, message: String },
+    #[error("the provider reported an error in the middle of its answer: {message}")]
+    StreamError {
+        message: String,
+        after_content: bool,
+    },
+    #[error("timed out waiting for {what}")]
+    Timeout { what: String },
+    #[error("cannot reach the provider: {message}")]
+    Connect { message: String },
+    #[error("the connection to the provider was reset before any answer arrived")]
+    StreamReset,
+    #[error(
+        "the provider's answer broke off after {received_chars} characters (connection \
+         reset or stream ended without `[DONE]`); the answer is incomplete"
+    )]
+    EndedEarly { received_chars: usize },
+    #[error("the provider sent a malformed answer: {detail}")]
+    MalformedStream { detail: String },
+    #[error("the model returned an empty answer")]
+    EmptyAnswer,
+    #[error(
+        "refusing to send the API key over plain http to `{url}`: use https, or a loopback \
+         address (127.0.0.1, ::1, localhost) for a local server"
+    )]
+    InsecureUrl { url: String },
+    #[error("`base_url` is not a usable URL (`{url}`): {message}")]
+    BadUrl { url: String, message: String },
+}
+
+impl ProviderError {
+    /// Whether trying the same request again may succeed: rate limits, server faults, timeouts,
+    /// connection failures and resets before any content. Never a request the provider refused.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ProviderError::RateLimited { .. }
+            | ProviderError::Server { .. }
+            | ProviderError::Timeout { .. }
+            | ProviderError::Connect { .. }
+            | ProviderError::StreamReset => true,
+            ProviderError::StreamError { after_content, .. } => !after_content,
+            ProviderError::MissingKey { .. }
+            | ProviderError::InvalidKey { .. }
+            | ProviderError::KeyRejected { .. }
+            | ProviderError::PaymentRequired
+            | ProviderError::UnknownModel { .. }
+            | ProviderError::BadRequest { .. }
+            | ProviderError::EndedEarly { .. }
+            | ProviderError::MalformedStream { .. }
+            | ProviderError::EmptyAnswer
+            | ProviderError::InsecureUrl { .. }
+            | ProviderError::BadUrl { .. } => false,
+        }
+    }
+
+    /// How long the provider asked us to wait before trying again, when it said so.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ProviderError::RateLimited { retry_after } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+fn retry_after_text(retry_after: &Option<Duration>) -> String {
+    match retry_after {
+        Some(d) if d.as_millis() < 1000 => format!("; retry after {} ms", d.as_millis()),
+        Some(d) => format!("; retry after {} s", d.as_secs_f64().ceil() as u64),
+        None => "; wait a moment and try again".to_owned(),
+    }
+}
+
+/// Turns a non-success HTTP answer into the error the user should see.
+///
+/// `body` is the (already size-capped) response body; `model` names the requested model.
+pub(crate) fn from_status(
+    status: u16,
+    retry_after: Option<&str>,
+    body: &str,
+    model: &str,
+) -> ProviderError {
+    let message = || body_message(body, status);
+    match status {
+        401 | 403 => ProviderError::KeyRejected { status },
+        402 => ProviderError::PaymentRequired,
+        404 => ProviderError::UnknownModel {
+            model: model.to_owned(),
+        },
+        408 => ProviderError::Timeout {
+            what: "the provider (HTTP 408 Request Timeout)".to_owned(),
+        },
+        429 => ProviderError::RateLimited {
+            retry_after: retry_after.and_then(|v| parse_retry_after(v, SystemTime::now())),
+        },
+        500..=599 => ProviderError::Server {
+            status,
+            message: message(),
+        },
+        300..=399 => ProviderError::Connect {
+            message: format!(
+                "the provider answered with a redirect (HTTP {status}); set `base_url` to the \
+                 final address"
+            ),
+        },
+        _ => ProviderError::BadRequest {
+            status,
+            message: message(),
+        },
+    }
+}
+
+/// The human part of an error body: `error.message`, `message`, `detail`, or the raw text.
+pub(crate) fn body_message(body: &str, status: u16) -> String {
+    let text = match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(v) => json_error_message(&v).unwrap_or_else(|| body.trim().to_owned()),
+        Err(_) => body.trim().to_owned(),
+    };
+    if text.is_empty() {
+        return format!("no details given (HTTP {status})");
+    }
+    truncate(&text)
+}
+
+/// Finds the message in the error JSON shapes that OpenAI-compatible servers use.
+pub(crate) fn json_error_message(v: &serde_json::Value) -> Option<String> {
+    let pick = |v: &serde_json::Value| -> Option<String> {
+        match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Null => None,
+            serde_json::Value::Object(o) => o
+                .get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_owned)
+                .or_else(|| Some(v.to_string())),
+            other => Some(other.to_string()),
+        }
+    };
+    v.get("error")
+        .and_then(pick)
+        .or_else(|| v.get("message").and_then(pick))
+        .or_else(|| v.get("detail").and_then(pick))
+}
+
+/// Cuts long provider text so an error stays readable.
+pub(crate) fn truncate(text: &str) -> String {
+    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
+
+/// Parses `Retry-After`: delay-seconds (possibly fractional) or an IMF-fixdate HTTP date.
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::from_secs_f64(secs.min(86_400.0)));
+    }
+    let at = parse_http_date(value)?;
+    let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    Some(Duration::from_secs(at.saturating_sub(now)))
+}
+
+/// Parses an IMF-fixdate such as `Sun, 06 Nov 1994 08:49:37 GMT` into seconds since the epoch.
+fn parse_http_date(value: &str) -> Option<u64> {
+    let rest = value.split_once(", ")?.1;
+    let parts: Vec<&str> = rest.split(' ').collect();
+    let [day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| m == month)? as i64 + 1;
+    let day: i64 = day.parse().ok()?;
+    let year: i64 = year.parse().ok()?;
+    let hms: Vec<i64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, s] = hms.as_slice() else {
+        return None;
+    };
+    if !(1..=31).contains(&day) || *h > 23 || *m > 59 || *s > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + h * 3600 + m * 60 + s).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_770); // Sun, 06 Nov 1994 08:49:30 GMT
+        let check = |v: &str, want: Option<u64>| {
+            assert_eq!(parse_retry_after(v, now).map(|d| d.as_secs()), want, "{v}");
+        };
+        check("3", Some(3));
+        check(" 120 ", Some(120));
+        check("Sun, 06 Nov 1994 08:49:37 GMT", Some(7));
+        check("Sun, 06 Nov 1994 08:49:00 GMT", Some(0));
+        check("Thu, 01 Jan 1970 00:00:00 GMT", Some(0));
+        check("-1", None);
+        check("soon", None);
+        check("Sun, 06 Nov 1994 08:49:37 UTC", None);
+        assert_eq!(
+            parse_retry_after("0.5", now),
+            Some(Duration::from_millis(500))
+        );
+    }
+
+    #[test]
+    fn status_mapping() {
+        let e = from_status(
+            400,
+            None,
+            r#"{"error":{"message":"context too long"}}"#,
+            "m",
+        );
+        assert_eq!(
+            e,
+            ProviderError::BadRequest {
+                status: 400,
+                message: "context too long".into()
+            }
+        );
+        assert_eq!(
+            from_status(402, None, "", "m"),
+            ProviderError::PaymentRequired
+        );
+        assert_eq!(
+            from_status(404, None, "", "m"),
+            ProviderError::UnknownModel { model: "m".into() }
+        );
+        let e = from_status(422, None, r#"{"detail":[{"msg":"extra field"}]}"#, "m");
+        assert!(e.to_string().contains("extra field"), "{e}");
+        assert!(from_status(503, None, "busy", "m").is_retryable());
+        assert!(!from_status(400, None, "", "m").is_retryable());
+        let e = from_status(429, Some("2"), "", "m");
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(2)));
+        assert!(e.to_string().contains("retry after 2 s"), "{e}");
+        assert!(from_status(500, None, "", "m")
+            .to_string()
+            .contains("no details"));
+    }
+
+    #[test]
+    fn long_messages_are_cut() {
+        let long = "x".repeat(5000);
+        assert!(body_message(&long, 400).chars().count() <= MAX_MESSAGE_CHARS + 1);
+    }
+}

@@ -1,0 +1,212 @@
+//! HTTP transport: the pooled client, base URL checks, and the one place the API key is attached.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use reqwest::header::{HeaderValue, AUTHORIZATION};
+
+use super::error::{self, ProviderError};
+
+/// Largest error or non-streaming body we read.
+pub(crate) const MAX_BODY: usize = 8 << 20;
+
+/// The API key. Its `Debug` prints `***` and it has no `Display`, so it cannot leak by accident.
+#[derive(Clone)]
+pub(crate) struct ApiKey(String);
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(***)")
+    }
+}
+
+impl ApiKey {
+    /// Reads the key from `env` at request time, so a missing key names its variable.
+    pub(crate) fn from_env(env: &str) -> Result<ApiKey, ProviderError> {
+        match std::env::var(env) {
+            Ok(v) if !v.trim().is_empty() => Ok(ApiKey(v.trim().to_owned())),
+            _ => Err(ProviderError::MissingKey {
+                env: env.to_owned(),
+            }),
+        }
+    }
+
+    /// Replaces the key wherever a provider echoed it back in `text`.
+    pub(crate) fn redact(&self, text: String) -> String {
+        if self.0.len() >= 4 && text.contains(&self.0) {
+            text.replace(&self.0, "***")
+        } else {
+            text
+        }
+    }
+}
+
+/// Attaches `Authorization: Bearer <key>`: the only code that puts the key on the wire.
+pub(crate) fn authorized(
+    builder: reqwest::RequestBuilder,
+    key: &ApiKey,
+    env: &str,
+) -> Result<reqwest::RequestBuilder, ProviderError> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {}", key.0)).map_err(|_| {
+        ProviderError::InvalidKey {
+            env: env.to_owned(),
+        }
+    })?;
+    // Keeps the value out of HTTP/2 header compression tables and out of reqwest's Debug.
+    value.set_sensitive(true);
+    Ok(builder.header(AUTHORIZATION, value))
+}
+
+/// The pooled client shared by every request of a `Provider`: keep-alive connections,
+/// HTTP/2 when the server offers it (with adaptive flow control), no Nagle delay, and no
+/// redirects (the key must only go to `base_url`).
+pub(crate) fn client() -> Result<reqwest::Client, ProviderError> {
+    reqwest::Client::builder()
+        .user_agent(concat!("codetier/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(5))
+        .pool_idle_timeout(Duration::from_secs(300))
+        .pool_max_idle_per_host(32)
+        .tcp_nodelay(true)
+        .tcp_keepalive(Duration::from_secs(30))
+        .http2_adaptive_window(true)
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .http2_keep_alive_timeout(Duration::from_secs(10))
+        .http2_keep_alive_while_idle(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| ProviderError::Connect {
+            message: format!("cannot build the HTTP client: {e}"),
+        })
+}
+
+/// Checks `base_url` and returns it without a trailing slash. Plain http is allowed only to
+/// loopback hosts, because the key travels with every request.
+pub(crate) fn check_base_url(url: &str) -> Result<String, ProviderError> {
+    let bad = |message: &str| ProviderError::BadUrl {
+        url: url.to_owned(),
+        message: message.to_owned(),
+    };
+    let parsed = reqwest::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    match parsed.scheme() {
+        "https" => {}
+        "http" if is_loopback(&parsed) => {}
+        "http" => {
+            return Err(ProviderError::InsecureUrl {
+                url: url.to_owned(),
+            })
+        }
+        _ => return Err(bad("only http and https are supported")),
+    }
+    if parsed.host_str().is_none() {
+        return Err(bad("it names no host"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() || parsed.query().is_some() {
+        return Err(bad(
+            "it must not carry credentials or a query; the key comes from `api_key_env`",
+        ));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Turns a transport error into ours, without the URL (it is in the configuration already).
+pub(crate) fn transport_error(e: reqwest::Error, what: &str) -> ProviderError {
+    let e = e.without_url();
+    if e.is_connect() && e.is_timeout() {
+        ProviderError::Timeout {
+            what: "a connection to the provider".to_owned(),
+        }
+    } else if e.is_timeout() {
+        ProviderError::Timeout {
+            what: what.to_owned(),
+        }
+    } else {
+        ProviderError::Connect {
+            message: error::truncate(&chain(&e)),
+        }
+    }
+}
+
+/// The error and its sources in one line ("error sending request: connection refused").
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// Reads a body up to `MAX_BODY` bytes, as text.
+pub(crate) async fn read_capped(mut resp: reqwest::Response) -> Result<String, reqwest::Error> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        let room = MAX_BODY.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if room <= chunk.len() {
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        let ok = |u: &str| check_base_url(u).unwrap_or_else(|e| panic!("{u}: {e}"));
+        assert_eq!(
+            ok("https://global-apis.com/v1/"),
+            "https://global-apis.com/v1"
+        );
+        ok("http://127.0.0.1:8080/v1");
+        ok("http://127.3.4.5/v1");
+        ok("http://localhost:11434/v1");
+        ok("http://[::1]:8000/v1");
+        let err = |u: &str| check_base_url(u).expect_err(u);
+        assert!(matches!(
+            err("http://example.com/v1"),
+            ProviderError::InsecureUrl { .. }
+        ));
+        assert!(matches!(
+            err("http://10.0.0.1/v1"),
+            ProviderError::InsecureUrl { .. }
+        ));
+        assert!(matches!(
+            err("http://localhost.evil.com/v1"),
+            ProviderError::InsecureUrl { .. }
+        ));
+        assert!(matches!(err("ftp://x/v1"), ProviderError::BadUrl { .. }));
+        assert!(matches!(err("not a url"), ProviderError::BadUrl { .. }));
+        assert!(matches!(
+            err("https://u:p@x/v1"),
+            ProviderError::BadUrl { .. }
+        ));
+    }
+
+    #[test]
+    fn key_debug_is_hidden() {
+        let key = ApiKey("sk-secret-123".into());
+        assert_eq!(format!("{key:?}"), "ApiKey(***)");
+        assert_eq!(
+            key.redact("bad key sk-secret-123 given".into()),
+            "bad key *** given"
+        );
+    }
+}
