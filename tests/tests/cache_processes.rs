@@ -19,11 +19,20 @@ const PAIR_COUNT: usize = 150;
 
 fn config(dir: &Path) -> CacheConfig {
     // No memory tier: every read goes to the shared file.
-    CacheConfig { dir: Some(dir.to_path_buf()), memory_entries: 0, ..Config::default().cache }
+    CacheConfig {
+        dir: Some(dir.to_path_buf()),
+        memory_entries: 0,
+        ..Config::default().cache
+    }
 }
 
 fn item_key(writer: &str, i: usize) -> CacheKey {
-    key("review", "deepseek-v4-flash", 1, &format!("{writer} prompt {i}"))
+    key(
+        "review",
+        "deepseek-v4-flash",
+        1,
+        &format!("{writer} prompt {i}"),
+    )
 }
 
 fn item(writer: &str, i: usize) -> Entry {
@@ -32,7 +41,10 @@ fn item(writer: &str, i: usize) -> Entry {
         reasoning: format!("reasoning {i}"),
         tier: "flash".into(),
         model: "deepseek-v4-flash".into(),
-        usage: TokenUsage { input_tokens: i as u64, output_tokens: 2 * i as u64 },
+        usage: TokenUsage {
+            input_tokens: i as u64,
+            output_tokens: 2 * i as u64,
+        },
         // Dyadic, so the JSON round trip is exact even without serde_json's float_roundtrip.
         cost_usd: Some(i as f64 / 1024.0),
         created_unix: 1_700_000_000 + i as u64,
@@ -41,9 +53,15 @@ fn item(writer: &str, i: usize) -> Entry {
 
 fn child(role: &str, dir: &Path) -> Command {
     let mut cmd = Command::new(std::env::current_exe().expect("test binary path"));
-    cmd.args(["--exact", "child_entry", "--ignored", "--nocapture", "--test-threads=1"])
-        .env(ROLE, role)
-        .env(DIR, dir);
+    cmd.args([
+        "--exact",
+        "child_entry",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(ROLE, role)
+    .env(DIR, dir);
     cmd
 }
 
@@ -89,7 +107,9 @@ fn write_and_read(dir: &Path, mine: &str, theirs: &str) -> Result<(), String> {
 #[test]
 #[ignore = "the child process of the other tests in this file"]
 fn child_entry() {
-    let (Ok(role), Some(dir)) = (std::env::var(ROLE), std::env::var_os(DIR)) else { return };
+    let (Ok(role), Some(dir)) = (std::env::var(ROLE), std::env::var_os(DIR)) else {
+        return;
+    };
     let dir = Path::new(&dir);
     match role.as_str() {
         "pair" => write_and_read(dir, "child", "parent").expect("child side"),
@@ -111,7 +131,11 @@ fn child_entry() {
 #[test]
 fn two_processes_write_and_read_the_same_cache_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let child = child("pair", dir.path()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = child("pair", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let ours = write_and_read(dir.path(), "parent", "child");
     let out = child.wait_with_output().unwrap();
     assert!(
@@ -130,7 +154,11 @@ fn two_processes_write_and_read_the_same_cache_at_once() {
 #[test]
 fn a_writer_killed_with_sigkill_leaves_a_sound_store() {
     let dir = tempfile::tempdir().unwrap();
-    let mut writer = child("endless", dir.path()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut writer = child("endless", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut lines = BufReader::new(writer.stdout.take().unwrap()).lines();
     let mut committed = None;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -152,7 +180,11 @@ fn a_writer_killed_with_sigkill_leaves_a_sound_store() {
     let report = cache.verify().unwrap();
     assert!(report.integrity_ok, "{}", report.integrity);
     assert_eq!(report.damaged, 0);
-    assert!(report.rows as usize > committed, "{} rows, {committed} committed", report.rows);
+    assert!(
+        report.rows as usize > committed,
+        "{} rows, {committed} committed",
+        report.rows
+    );
     for i in 0..report.rows as usize + 100 {
         match cache.get(&item_key("killed", i)) {
             Some(found) => assert_eq!(found, item("killed", i), "entry {i}"),
