@@ -78,7 +78,7 @@ pub fn parse_spec(arg: &str) -> Result<Spec, Failure> {
 pub fn collect(args: &[String], root: &Path, exclude: &[String]) -> Result<(Vec<Target>, Vec<Skip>), Failure> {
     let mut targets = Vec::new();
     let mut skipped = Vec::new();
-    let mut push = |path: PathBuf, lines: Option<Lines>, targets: &mut Vec<Target>, skipped: &mut Vec<Skip>| {
+    let push = |path: PathBuf, lines: Option<Lines>, targets: &mut Vec<Target>, skipped: &mut Vec<Skip>| {
         let display = display_path(&path, root);
         if crate::engine::is_excluded(&display, exclude) {
             skipped.push(Skip { path: display, reason: "matches privacy.exclude".into() });

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{exit, Global};
-use crate::config::{self, Config, ConfigErrors, Loader};
+use crate::config::{Config, ConfigErrors, Loader};
 use crate::engine::EngineError;
 use crate::provider::ProviderError;
 use crate::router::RouteError;
@@ -34,7 +34,6 @@ impl Failure {
 /// The configuration of a command and where it came from.
 pub struct Loaded {
     pub config: Config,
-    pub loader: Loader,
     /// The repository root (or the current directory): workspace file, SARIF paths.
     pub root: PathBuf,
 }
@@ -56,7 +55,7 @@ pub fn load(global: &Global) -> Result<Loaded, Failure> {
     if let Some(tier) = &global.tier {
         check_tier(&config, tier)?;
     }
-    Ok(Loaded { config, loader, root })
+    Ok(Loaded { config, root })
 }
 
 /// The configuration as the CLI runs it: batch deadlines instead of interactive ones.
@@ -134,11 +133,6 @@ pub fn repo_root() -> PathBuf {
 
 fn find_root(start: &Path) -> Option<PathBuf> {
     start.ancestors().find(|dir| dir.join(".git").exists()).map(Path::to_path_buf)
-}
-
-/// Where the user file is looked for, for messages.
-pub fn user_file(global: &Global) -> Option<PathBuf> {
-    global.config.clone().or_else(config::user_config_path)
 }
 
 #[cfg(test)]
