@@ -188,7 +188,7 @@ pub fn main() -> ExitCode {
     let Cli { config, tier, command, .. } = cli;
     match command {
         None | Some(Command::Lsp { .. }) => {
-            let _log = crate::logging::init_from_env(None);
+            let _log = init_logging(config.as_deref());
             let options = crate::lsp::ServeOptions { config_file: config, tier };
             match runtime.block_on(crate::lsp::serve_stdio(options)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -230,6 +230,22 @@ async fn run(global: Global, command: Command) -> Result<u8, Failure> {
         Command::Generate { target, write, fresh } => answer::generate(&global, &target, write, fresh).await,
         Command::Doctor => doctor::run(&global).await,
         Command::Cache { action } => cache::run(&global, action),
+    }
+}
+
+/// Logging for the server: level and file from the user configuration when it is readable.
+fn init_logging(config_file: Option<&std::path::Path>) -> Option<crate::logging::Guard> {
+    let early = crate::config::Loader::new()
+        .with_user_file(config_file)
+        .and_then(|l| l.resolve())
+        .ok();
+    let (level, file) = early.map(|c| (c.log.level, c.log.file)).unwrap_or_else(|| ("info".into(), None));
+    match crate::logging::init(&level, file.as_deref()) {
+        Ok(guard) => Some(guard),
+        Err(e) => {
+            report(&format!("codetier: {e}; logging to stderr only"));
+            crate::logging::init("info", None).ok()
+        }
     }
 }
 

@@ -1,9 +1,25 @@
 //! Configuration: the schema, its built-in defaults, and the layering of sources.
 
+mod error;
+mod layer;
+mod loader;
+mod resolve;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
+
+pub use error::{ConfigError, ConfigErrors, Source};
+pub use layer::{
+    check_base_url, ActionLayer, ActionsLayer, BreakerLayer, CacheLayer, ContextLayer, HedgeLayer,
+    Layer, LogLayer, PrivacyLayer, RetryLayer, TierLayer, LOG_LEVELS, WORKSPACE_FORBIDDEN,
+};
+pub use loader::{
+    home_dir, user_config_path, workspace_config_path, Loader, SourceInfo, SourceState,
+    BASE_URL_ENV,
+};
+pub use resolve::label_for;
 
 /// The effective configuration after all layers were combined and validated.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -134,16 +150,56 @@ pub struct KnownModel {
 
 /// Output prices (USD per million tokens) from the design. No input prices are known.
 pub const KNOWN_MODELS: &[KnownModel] = &[
-    KnownModel { model: "deepseek-v4-flash", label: "DeepSeek V4 Flash", output_usd_per_million: 0.25 },
-    KnownModel { model: "deepseek-coder", label: "DeepSeek Coder", output_usd_per_million: 0.25 },
-    KnownModel { model: "qwen3-coder-30b", label: "Qwen3-Coder-30B", output_usd_per_million: 0.35 },
-    KnownModel { model: "deepseek-v4-pro", label: "DeepSeek V4 Pro", output_usd_per_million: 0.78 },
-    KnownModel { model: "deepseek-r1", label: "DeepSeek-R1", output_usd_per_million: 2.50 },
-    KnownModel { model: "kimi-k2.5", label: "Kimi K2.5", output_usd_per_million: 3.00 },
-    KnownModel { model: "glm-5", label: "GLM-5", output_usd_per_million: 1.92 },
-    KnownModel { model: "qwen3-32b", label: "Qwen3-32B", output_usd_per_million: 0.28 },
-    KnownModel { model: "hunyuan-turbo", label: "Hunyuan Turbo", output_usd_per_million: 0.57 },
-    KnownModel { model: "ga-standard", label: "GA Standard", output_usd_per_million: 0.20 },
+    KnownModel {
+        model: "deepseek-v4-flash",
+        label: "DeepSeek V4 Flash",
+        output_usd_per_million: 0.25,
+    },
+    KnownModel {
+        model: "deepseek-coder",
+        label: "DeepSeek Coder",
+        output_usd_per_million: 0.25,
+    },
+    KnownModel {
+        model: "qwen3-coder-30b",
+        label: "Qwen3-Coder-30B",
+        output_usd_per_million: 0.35,
+    },
+    KnownModel {
+        model: "deepseek-v4-pro",
+        label: "DeepSeek V4 Pro",
+        output_usd_per_million: 0.78,
+    },
+    KnownModel {
+        model: "deepseek-r1",
+        label: "DeepSeek-R1",
+        output_usd_per_million: 2.50,
+    },
+    KnownModel {
+        model: "kimi-k2.5",
+        label: "Kimi K2.5",
+        output_usd_per_million: 3.00,
+    },
+    KnownModel {
+        model: "glm-5",
+        label: "GLM-5",
+        output_usd_per_million: 1.92,
+    },
+    KnownModel {
+        model: "qwen3-32b",
+        label: "Qwen3-32B",
+        output_usd_per_million: 0.28,
+    },
+    KnownModel {
+        model: "hunyuan-turbo",
+        label: "Hunyuan Turbo",
+        output_usd_per_million: 0.57,
+    },
+    KnownModel {
+        model: "ga-standard",
+        label: "GA Standard",
+        output_usd_per_million: 0.20,
+    },
 ];
 
 pub fn known_model(model: &str) -> Option<&'static KnownModel> {
@@ -166,15 +222,22 @@ impl Default for Config {
     fn default() -> Self {
         let mut flash = tier("deepseek-v4-flash", "Flash", None);
         // DeepSeek V4 thinks before answering unless told not to, which would spend the budget.
-        flash.extra_body.insert(
-            "thinking".into(),
-            serde_json::json!({ "type": "disabled" }),
-        );
+        flash
+            .extra_body
+            .insert("thinking".into(), serde_json::json!({ "type": "disabled" }));
         flash.fallback = Some("deepseek-coder".into());
+        // The budget covers the whole answer: at 100-200 tokens/s, 512 tokens fit in it.
+        flash.max_tokens = Some(512);
         let mut tiers = BTreeMap::new();
         tiers.insert("flash".into(), flash);
-        tiers.insert("coder".into(), tier("qwen3-coder-30b", "Qwen3-Coder-30B", Some(30_000)));
-        tiers.insert("pro".into(), tier("deepseek-v4-pro", "DeepSeek V4 Pro", Some(30_000)));
+        tiers.insert(
+            "coder".into(),
+            tier("qwen3-coder-30b", "Qwen3-Coder-30B", Some(30_000)),
+        );
+        tiers.insert(
+            "pro".into(),
+            tier("deepseek-v4-pro", "DeepSeek V4 Pro", Some(30_000)),
+        );
         let mut reasoning = tier("deepseek-r1", "DeepSeek-R1", Some(60_000));
         reasoning.max_tokens = Some(8192);
         tiers.insert("reasoning".into(), reasoning);
@@ -188,9 +251,19 @@ impl Default for Config {
             latency_budget_ms: 2500,
             command_reply_ms: 15_000,
             max_tokens: 1024,
-            hedge: HedgeConfig { enabled: true, min_delay_ms: 150, max_delay_ms: 1500 },
-            retry: RetryConfig { max_attempts: 3, base_delay_ms: 100 },
-            breaker: BreakerConfig { failure_threshold: 5, open_ms: 30_000 },
+            hedge: HedgeConfig {
+                enabled: true,
+                min_delay_ms: 150,
+                max_delay_ms: 1500,
+            },
+            retry: RetryConfig {
+                max_attempts: 3,
+                base_delay_ms: 100,
+            },
+            breaker: BreakerConfig {
+                failure_threshold: 5,
+                open_ms: 30_000,
+            },
             tiers,
             actions: ActionsConfig {
                 explain: action(&["reasoning"]),
@@ -206,11 +279,22 @@ impl Default for Config {
                 max_disk_bytes: 256 * 1024 * 1024,
             },
             privacy: PrivacyConfig {
-                exclude: [".env", "*.pem", "*.key", "**/secrets/**"].map(String::from).to_vec(),
+                exclude: [".env", "*.pem", "*.key", "**/secrets/**"]
+                    .map(String::from)
+                    .to_vec(),
                 redact_secrets: true,
             },
-            context: ContextConfig { token_budget: 3000, surrounding_lines: 20 },
-            log: LogConfig { level: "info".into(), file: None },
+            context: ContextConfig {
+                token_budget: 3000,
+                surrounding_lines: 20,
+            },
+            log: LogConfig {
+                level: "info".into(),
+                file: None,
+            },
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

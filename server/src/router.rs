@@ -1,1 +1,727 @@
-//! TODO: router
+//! Tier router: resolves a tier to a model and answers within its latency budget (hedging, retries, circuit breaker).
+//!
+//! One `ask` runs under a deadline (the tier's budget). Inside it, each attempt sends one request
+//! and, when no first token has arrived after the hedge delay, a second identical one; the first
+//! to produce a token wins and the other is dropped, which closes its connection. Retryable
+//! failures are retried with full-jitter backoff while nothing has been shown to the user and the
+//! deadline allows. A circuit breaker per model sends the tier to its fallback model while the
+//! model keeps failing. Every upstream request, dropped or not, is written to the usage ledger.
+
+mod breaker;
+mod stats;
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+use tokio::sync::mpsc::{self, UnboundedSender};
+use tokio::time::Instant;
+
+use crate::config::{Config, TierConfig};
+use crate::provider::{
+    ChatRequest, Completion, Message, Provider, ProviderError, StreamEvent, TokenUsage, Upstream,
+};
+use crate::usage::{cost_usd, output_price, Ledger};
+
+use breaker::{Admission, Breaker};
+pub use stats::LatencyStats;
+
+/// Until a model has this many time-to-first-token samples, the hedge delay is a fixed share of the budget.
+const MIN_HEDGE_SAMPLES: usize = 10;
+/// Hedge delay while a model has too few samples, as a share of the tier's budget.
+const COLD_HEDGE_SHARE: f64 = 0.6;
+/// The quantile of time-to-first-token after which a hedge is sent.
+const HEDGE_QUANTILE: f64 = 0.9;
+/// At most about this share of requests is hedged: the hedge delay never goes below the
+/// observed quantile `1 - MAX_HEDGE_SHARE`, even when `hedge.max_delay_ms` is lower. When a
+/// provider's tail is as slow as the budget, the ceiling alone would hedge a large share of
+/// requests (more spend, and more load on a provider that is already slow); this caps it. 12%
+/// leaves room for the cold start and estimation noise under the 15% extra-request target (see
+/// the simulation in `router/sim.rs`).
+const MAX_HEDGE_SHARE: f64 = 0.12;
+/// Upper bound on the backoff exponent, so a large `max_attempts` cannot overflow.
+const MAX_BACKOFF_DOUBLINGS: u32 = 10;
+
+/// "Ask tier T this prompt."
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteRequest {
+    pub tier: String,
+    pub messages: Vec<Message>,
+    /// Bounded by the tier's (or the global) `max_tokens`.
+    pub max_tokens: Option<u32>,
+}
+
+/// What happens while an answer is produced, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RouteEvent {
+    /// A piece of the answer (from the winning request only).
+    Token(String),
+    /// A piece of the model's reasoning, kept apart from the answer.
+    Reasoning(String),
+    /// Attempt number `attempt` (2 or more) is about to start because of `reason`.
+    Retrying { attempt: u32, reason: String },
+    /// The first token was slow, so a second identical request was sent.
+    Hedged,
+    /// The tier's model has its circuit breaker open; `model` answers instead.
+    FellBack { model: String },
+}
+
+/// A finished answer and what it cost.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Answer {
+    pub text: String,
+    pub reasoning: String,
+    pub tier: String,
+    /// The model that actually answered (the fallback's, if the tier fell back).
+    pub model: String,
+    /// Tokens of the winning request, from the provider's report or else counted (4 characters a token).
+    pub usage: TokenUsage,
+    /// Cost of the winning request, output tokens only. Hedge losers and failed attempts have no
+    /// known output tokens; the ledger books them as requests.
+    pub cost_usd: Option<f64>,
+    pub latency_ms: u64,
+    /// From the call to `ask` until the first token was forwarded.
+    pub ttft_ms: Option<u64>,
+    /// Upstream requests made, hedges and retries included.
+    pub requests: u32,
+}
+
+/// Why there is no answer; `Display` is a message the user can act on.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error("unknown tier `{0}`: define it under [tiers.{0}] in the configuration, or pick a configured tier")]
+    UnknownTier(String),
+    #[error("{0}")]
+    Provider(ProviderError),
+    #[error(
+        "no answer from the `{tier}` tier within its {budget_ms} ms latency budget: escalate to a \
+         premium tier, or raise `latency_budget_ms` (or `tiers.{tier}.budget_ms`)"
+    )]
+    BudgetExceeded { budget_ms: u64, tier: String },
+    #[error(
+        "model `{model}` failed repeatedly, so codetier pauses it for {}: try again then, escalate \
+         to another tier, or configure a `fallback` model for this tier",
+        retry_in_words(*retry_in_ms)
+    )]
+    CircuitOpen { model: String, retry_in_ms: u64 },
+    #[error("the request was cancelled")]
+    Cancelled,
+}
+
+fn retry_in_words(ms: u64) -> String {
+    if ms == 0 {
+        "a moment (a trial request is in flight)".to_owned()
+    } else {
+        format!("another {} s", ms.div_ceil(1000))
+    }
+}
+
+/// Routes tier requests to an `Upstream`, keeping per-model latency statistics and breakers.
+pub struct Router<U: Upstream = Provider> {
+    config: RwLock<Arc<Config>>,
+    upstream: Arc<U>,
+    usage: Arc<Ledger>,
+    models: Mutex<HashMap<String, ModelState>>,
+}
+
+#[derive(Debug, Default)]
+struct ModelState {
+    stats: stats::Recorder,
+    breaker: Breaker,
+}
+
+impl<U: Upstream> Router<U> {
+    pub fn new(config: Arc<Config>, upstream: Arc<U>, usage: Arc<Ledger>) -> Self {
+        Router {
+            config: RwLock::new(config),
+            upstream,
+            usage,
+            models: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Later asks use `config`; asks in flight finish with the one they started with.
+    pub fn set_config(&self, config: Arc<Config>) {
+        *self.config.write().unwrap_or_else(PoisonError::into_inner) = config;
+    }
+
+    /// Latency statistics of `model`, once it has been called.
+    pub fn stats(&self, model: &str) -> Option<LatencyStats> {
+        self.models().get(model).map(|m| m.stats.snapshot())
+    }
+
+    /// Answers `req` on its tier within the tier's budget.
+    ///
+    /// Tokens of the winning request stream to `events` as they arrive. A closed `events` channel
+    /// means nobody is listening any more: the upstream request is dropped and the result is
+    /// `RouteError::Cancelled`. Dropping the returned future cancels the upstream requests too.
+    pub async fn ask(
+        &self,
+        req: RouteRequest,
+        events: Option<UnboundedSender<RouteEvent>>,
+    ) -> Result<Answer, RouteError> {
+        let config = Arc::clone(&self.config.read().unwrap_or_else(PoisonError::into_inner));
+        let tier = config
+            .tiers
+            .get(&req.tier)
+            .ok_or_else(|| RouteError::UnknownTier(req.tier.clone()))?;
+        let budget_ms = config.budget_ms(&req.tier);
+        let bound = tier.max_tokens.unwrap_or(config.max_tokens);
+        let started = Instant::now();
+        let ctx = Ask {
+            tier_name: &req.tier,
+            tier,
+            config: &config,
+            messages: &req.messages,
+            max_tokens: req.max_tokens.map_or(bound, |m| m.min(bound)).max(1),
+            budget: Duration::from_millis(budget_ms),
+            deadline: started + Duration::from_millis(budget_ms),
+            started,
+            events: events.as_ref(),
+            requests: AtomicU32::new(0),
+            model: Mutex::new(None),
+        };
+        // A `let` statement, so the timed-out future (and every upstream request in it) is
+        // dropped here, before the timeout is booked against the model.
+        let outcome = tokio::time::timeout_at(ctx.deadline, self.run(&ctx)).await;
+        match outcome {
+            Ok(result) => result,
+            Err(_elapsed) => {
+                let model = ctx
+                    .model
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                if let Some(model) = model {
+                    self.model_failed(&model, &config);
+                }
+                tracing::warn!(tier = %req.tier, budget_ms, "latency budget exceeded; upstream requests cancelled");
+                Err(RouteError::BudgetExceeded {
+                    budget_ms,
+                    tier: req.tier.clone(),
+                })
+            }
+        }
+    }
+
+    async fn run(&self, ctx: &Ask<'_>) -> Result<Answer, RouteError> {
+        let max_attempts = ctx.config.retry.max_attempts.max(1);
+        let mut attempt: u32 = 0;
+        let mut announced_fallback: Option<String> = None;
+        loop {
+            attempt += 1;
+            let (model, trial) = self.pick_model(ctx)?;
+            if model != ctx.tier.model && announced_fallback.as_deref() != Some(model.as_str()) {
+                tracing::info!(tier = ctx.tier_name, from = %ctx.tier.model, to = %model, "circuit open; falling back");
+                ctx.emit(RouteEvent::FellBack {
+                    model: model.clone(),
+                });
+                announced_fallback = Some(model.clone());
+            }
+            *ctx.model.lock().unwrap_or_else(PoisonError::into_inner) = Some(model.clone());
+            // A half-open model gets exactly one trial request, so no hedge for it.
+            let hedge_after =
+                (ctx.config.hedge.enabled && !trial).then(|| self.hedge_delay(&model, ctx));
+            let error = match self.attempt(ctx, &model, trial, hedge_after).await {
+                Ok(done) => return Ok(ctx.answer(model, done)),
+                Err(AttemptError::Cancelled) => return Err(RouteError::Cancelled),
+                Err(AttemptError::Failed {
+                    error,
+                    forwarded: true,
+                }) => return Err(RouteError::Provider(error)),
+                Err(AttemptError::Failed {
+                    error,
+                    forwarded: false,
+                }) => error,
+            };
+            if !error.is_retryable() || attempt >= max_attempts {
+                return Err(RouteError::Provider(error));
+            }
+            let remaining = ctx.deadline.saturating_duration_since(Instant::now());
+            let wait = error
+                .retry_after()
+                .unwrap_or_else(|| full_jitter(ctx.config.retry.base_delay_ms, attempt));
+            if wait >= remaining {
+                // Sleeping would only end in "budget exceeded"; the provider's error says more
+                // (a rate limit says when to come back).
+                return Err(RouteError::Provider(error));
+            }
+            // This failure is booked already; a deadline during the backoff is not the model's.
+            *ctx.model.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            tracing::debug!(tier = ctx.tier_name, %model, attempt, ?wait, %error, "retrying");
+            ctx.emit(RouteEvent::Retrying {
+                attempt: attempt + 1,
+                reason: error.to_string(),
+            });
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// The tier's model, or its fallback while the model's breaker is open; `true` for a trial.
+    fn pick_model(&self, ctx: &Ask<'_>) -> Result<(String, bool), RouteError> {
+        let now = Instant::now();
+        let mut models = self.models();
+        let own = &ctx.tier.model;
+        let retry_in = match models.entry(own.clone()).or_default().breaker.admit(now) {
+            Admission::Open => return Ok((own.clone(), false)),
+            Admission::Trial => return Ok((own.clone(), true)),
+            Admission::Rejected { retry_in } => retry_in,
+        };
+        if let Some(fallback) = ctx.tier.fallback.as_ref().filter(|f| *f != own) {
+            match models
+                .entry(fallback.clone())
+                .or_default()
+                .breaker
+                .admit(now)
+            {
+                Admission::Open => return Ok((fallback.clone(), false)),
+                Admission::Trial => return Ok((fallback.clone(), true)),
+                Admission::Rejected { .. } => {}
+            }
+        }
+        Err(RouteError::CircuitOpen {
+            model: own.clone(),
+            retry_in_ms: retry_in.as_millis() as u64,
+        })
+    }
+
+    /// Observed p90 time to first token, clamped to the configured floor and ceiling, but never
+    /// below the observed p88 (see `MAX_HEDGE_SHARE`).
+    fn hedge_delay(&self, model: &str, ctx: &Ask<'_>) -> Duration {
+        let hedge = &ctx.config.hedge;
+        let floor = hedge.min_delay_ms as f64;
+        let ceiling = (hedge.max_delay_ms as f64).max(floor);
+        let now = Instant::now();
+        let observed = self
+            .models()
+            .get(model)
+            .filter(|m| m.stats.ttft_samples() >= MIN_HEDGE_SAMPLES)
+            .and_then(|m| {
+                m.stats
+                    .ttft_quantiles_ms([1.0 - MAX_HEDGE_SHARE, HEDGE_QUANTILE], now)
+            });
+        let ms = match observed {
+            Some([share_cap, p90]) => p90.clamp(floor, ceiling).max(share_cap),
+            None => (ctx.budget.as_secs_f64() * 1000.0 * COLD_HEDGE_SHARE).clamp(floor, ceiling),
+        };
+        Duration::from_secs_f64(ms / 1000.0)
+    }
+
+    /// One attempt: a request, maybe a hedge, the race for the first token, then the winner's stream.
+    async fn attempt(
+        &self,
+        ctx: &Ask<'_>,
+        model: &str,
+        trial: bool,
+        hedge_after: Option<Duration>,
+    ) -> Result<Done, AttemptError> {
+        let req = ChatRequest {
+            model: model.to_owned(),
+            messages: ctx.messages.to_vec(),
+            max_tokens: ctx.max_tokens,
+            extra_body: ctx.tier.extra_body.clone(),
+            stream: true,
+        };
+        let price = output_price(Some(ctx.tier), model);
+        let (tx_a, mut rx_a) = mpsc::unbounded_channel();
+        let (tx_b, mut rx_b) = mpsc::unbounded_channel();
+        let mut a = Some(self.leg(ctx, &req, &tx_a, price, trial));
+        let mut b: Option<Leg<'_>> = None;
+        let hedge_timer = tokio::time::sleep(hedge_after.unwrap_or(ctx.budget));
+        tokio::pin!(hedge_timer);
+        let mut hedge_pending = hedge_after.is_some();
+
+        // Race until one request shows a token (or finishes, or both fail).
+        let (mut winner, mut rx, first) = loop {
+            let step = tokio::select! {
+                biased;
+                Some(ev) = rx_a.recv(), if a.is_some() => Step::Event(Side::A, ev),
+                Some(ev) = rx_b.recv(), if b.is_some() => Step::Event(Side::B, ev),
+                r = finish(&mut a) => Step::Done(Side::A, r),
+                r = finish(&mut b) => Step::Done(Side::B, r),
+                () = &mut hedge_timer, if hedge_pending => Step::Hedge,
+            };
+            match step {
+                Step::Hedge => {
+                    hedge_pending = false;
+                    tracing::debug!(%model, ?hedge_after, "no first token yet; hedging");
+                    b = Some(self.leg(ctx, &req, &tx_b, price, false));
+                    ctx.emit(RouteEvent::Hedged);
+                }
+                Step::Event(side, ev) => {
+                    let (won, lost) = take_sides(side, &mut a, &mut b);
+                    if let Some(mut loser) = lost {
+                        loser.guard.outcome = LegOutcome::Lost;
+                        drop(loser);
+                    }
+                    let Some(mut won) = won else { continue };
+                    self.first_token(&mut won.guard);
+                    let rx = match side {
+                        Side::A => rx_a,
+                        Side::B => rx_b,
+                    };
+                    break (won, rx, Some(ev));
+                }
+                Step::Done(side, result) => {
+                    let (won, lost) = take_sides(side, &mut a, &mut b);
+                    let Some(mut leg) = won else { continue };
+                    match result {
+                        // Finished without streaming (a non-streaming fallback): it wins.
+                        Ok(completion) => {
+                            if let Some(mut loser) = lost {
+                                loser.guard.outcome = LegOutcome::Lost;
+                                drop(loser);
+                            }
+                            self.first_token(&mut leg.guard);
+                            if !completion.text.is_empty() {
+                                ctx.forward(StreamEvent::Content(completion.text.clone()))?;
+                            }
+                            return Ok(self.completed(ctx, leg.guard, completion, Instant::now()));
+                        }
+                        Err(error) => {
+                            self.leg_failed(&mut leg.guard, &error, ctx.config);
+                            drop(leg);
+                            // The rival (if any) keeps racing; put it back on its side.
+                            match (side, lost) {
+                                (Side::A, Some(rival)) => b = Some(rival),
+                                (Side::B, Some(rival)) => a = Some(rival),
+                                (_, None) => {
+                                    return Err(AttemptError::Failed {
+                                        error,
+                                        forwarded: false,
+                                    })
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        drop((a, b));
+
+        // Stream the winner only.
+        let first_forwarded = Instant::now();
+        if let Some(ev) = first {
+            ctx.forward(ev)?;
+        }
+        let result = loop {
+            tokio::select! {
+                biased;
+                Some(ev) = rx.recv() => ctx.forward(ev)?,
+                r = &mut winner.fut => {
+                    while let Ok(ev) = rx.try_recv() {
+                        ctx.forward(ev)?;
+                    }
+                    break r;
+                }
+            }
+        };
+        match result {
+            Ok(completion) => Ok(self.completed(ctx, winner.guard, completion, first_forwarded)),
+            Err(error) => {
+                self.leg_failed(&mut winner.guard, &error, ctx.config);
+                Err(AttemptError::Failed {
+                    error,
+                    forwarded: true,
+                })
+            }
+        }
+    }
+
+    fn leg<'a>(
+        &'a self,
+        ctx: &'a Ask<'a>,
+        req: &'a ChatRequest,
+        tx: &'a UnboundedSender<StreamEvent>,
+        price: Option<f64>,
+        trial: bool,
+    ) -> Leg<'a> {
+        ctx.requests.fetch_add(1, Ordering::Relaxed);
+        let sent = Instant::now();
+        let waiting = self
+            .models()
+            .entry(req.model.clone())
+            .or_default()
+            .stats
+            .start_waiting(sent);
+        Leg {
+            fut: self.upstream.chat(req, Some(tx)),
+            guard: LegGuard {
+                router_models: &self.models,
+                ledger: &self.usage,
+                tier: ctx.tier_name,
+                model: &req.model,
+                price,
+                trial,
+                sent,
+                waiting,
+                outcome: LegOutcome::Waiting,
+            },
+        }
+    }
+
+    fn first_token(&self, guard: &mut LegGuard<'_>) {
+        guard.outcome = LegOutcome::Streaming {
+            first_token: Instant::now(),
+        };
+        let mut models = self.models();
+        let state = models.entry(guard.model.to_owned()).or_default();
+        state.stats.stop_waiting(guard.waiting);
+        state.stats.record_ttft(guard.sent.elapsed());
+        state.breaker.record_success();
+    }
+
+    fn leg_failed(&self, guard: &mut LegGuard<'_>, error: &ProviderError, config: &Config) {
+        guard.outcome = LegOutcome::Failed;
+        self.models()
+            .entry(guard.model.to_owned())
+            .or_default()
+            .stats
+            .stop_waiting(guard.waiting);
+        if error.is_retryable() {
+            self.model_failed(guard.model, config);
+        } else if guard.trial {
+            // A 400 says nothing about the model's health: let the next request try.
+            self.models()
+                .entry(guard.model.to_owned())
+                .or_default()
+                .breaker
+                .release_trial();
+        }
+    }
+
+    fn model_failed(&self, model: &str, config: &Config) {
+        let breaker = &config.breaker;
+        let mut models = self.models();
+        let state = models.entry(model.to_owned()).or_default();
+        state.breaker.record_failure(
+            Instant::now(),
+            breaker.failure_threshold,
+            Duration::from_millis(breaker.open_ms),
+        );
+        if !state.breaker.is_closed() {
+            tracing::warn!(%model, open_ms = breaker.open_ms, "circuit breaker open");
+        }
+    }
+
+    fn completed(
+        &self,
+        ctx: &Ask<'_>,
+        mut guard: LegGuard<'_>,
+        completion: Completion,
+        first_forwarded: Instant,
+    ) -> Done {
+        let usage = completion
+            .usage
+            .unwrap_or_else(|| estimate_usage(ctx.messages, &completion));
+        if let LegOutcome::Streaming { first_token } = guard.outcome {
+            let streaming = first_token.elapsed();
+            self.models()
+                .entry(guard.model.to_owned())
+                .or_default()
+                .stats
+                .record_speed(usage.output_tokens, streaming);
+        }
+        guard.outcome = LegOutcome::Completed(usage);
+        let cost = cost_usd(usage.output_tokens, guard.price);
+        drop(guard);
+        Done {
+            completion,
+            usage,
+            cost,
+            first_forwarded,
+        }
+    }
+
+    fn models(&self) -> MutexGuard<'_, HashMap<String, ModelState>> {
+        self.models.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Full-jitter exponential backoff: uniform in [0, base * 2^(attempt-1)].
+fn full_jitter(base_delay_ms: u64, attempt: u32) -> Duration {
+    let doublings = attempt.saturating_sub(1).min(MAX_BACKOFF_DOUBLINGS);
+    let cap = base_delay_ms.saturating_mul(1 << doublings);
+    Duration::from_millis(rand::random_range(0..=cap))
+}
+
+/// Four characters a token, for providers that report no usage.
+fn estimate_usage(messages: &[Message], completion: &Completion) -> TokenUsage {
+    let tokens = |chars: usize| chars.div_ceil(4) as u64;
+    TokenUsage {
+        input_tokens: tokens(messages.iter().map(|m| m.content.chars().count()).sum()),
+        output_tokens: tokens(
+            completion.text.chars().count() + completion.reasoning.chars().count(),
+        ),
+    }
+}
+
+/// Everything one `ask` shares with its attempts.
+struct Ask<'a> {
+    tier_name: &'a str,
+    tier: &'a TierConfig,
+    config: &'a Config,
+    messages: &'a [Message],
+    max_tokens: u32,
+    budget: Duration,
+    deadline: Instant,
+    started: Instant,
+    events: Option<&'a UnboundedSender<RouteEvent>>,
+    requests: AtomicU32,
+    /// The model of the current attempt, charged with the timeout if the budget runs out.
+    model: Mutex<Option<String>>,
+}
+
+impl Ask<'_> {
+    fn emit(&self, event: RouteEvent) {
+        if let Some(events) = self.events {
+            // Status events are best effort; a closed channel is noticed on the next token.
+            let _ = events.send(event);
+        }
+    }
+
+    fn forward(&self, event: StreamEvent) -> Result<(), AttemptError> {
+        let Some(events) = self.events else {
+            return Ok(());
+        };
+        let event = match event {
+            StreamEvent::Content(text) => RouteEvent::Token(text),
+            StreamEvent::Reasoning(text) => RouteEvent::Reasoning(text),
+        };
+        events.send(event).map_err(|_| AttemptError::Cancelled)
+    }
+
+    fn answer(&self, model: String, done: Done) -> Answer {
+        let requests = self.requests.load(Ordering::Relaxed);
+        Answer {
+            text: done.completion.text,
+            reasoning: done.completion.reasoning,
+            tier: self.tier_name.to_owned(),
+            model,
+            usage: done.usage,
+            cost_usd: done.cost,
+            latency_ms: self.started.elapsed().as_millis() as u64,
+            ttft_ms: Some(
+                done.first_forwarded
+                    .saturating_duration_since(self.started)
+                    .as_millis() as u64,
+            ),
+            requests,
+        }
+    }
+}
+
+struct Done {
+    completion: Completion,
+    usage: TokenUsage,
+    cost: Option<f64>,
+    first_forwarded: Instant,
+}
+
+enum AttemptError {
+    Failed {
+        error: ProviderError,
+        forwarded: bool,
+    },
+    Cancelled,
+}
+
+#[derive(Clone, Copy)]
+enum Side {
+    A,
+    B,
+}
+
+enum Step {
+    Event(Side, StreamEvent),
+    Done(Side, Result<Completion, ProviderError>),
+    Hedge,
+}
+
+/// One upstream request in flight. Field order matters: the request is dropped (its connection
+/// closed) before the guard books it.
+struct Leg<'a> {
+    fut: BoxFuture<'a, Result<Completion, ProviderError>>,
+    guard: LegGuard<'a>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum LegOutcome {
+    Waiting,
+    Lost,
+    Streaming { first_token: Instant },
+    Failed,
+    Completed(TokenUsage),
+}
+
+/// Books one upstream request when it ends, however it ends (including being dropped by the
+/// deadline or a cancelled caller): it is real spend even when its usage is unknown.
+struct LegGuard<'a> {
+    router_models: &'a Mutex<HashMap<String, ModelState>>,
+    ledger: &'a Ledger,
+    tier: &'a str,
+    model: &'a str,
+    price: Option<f64>,
+    trial: bool,
+    sent: Instant,
+    /// Id of this request among the model's requests waiting for a first token.
+    waiting: u64,
+    outcome: LegOutcome,
+}
+
+impl Drop for LegGuard<'_> {
+    fn drop(&mut self) {
+        let usage = match self.outcome {
+            LegOutcome::Completed(usage) => usage,
+            _ => TokenUsage::default(),
+        };
+        self.ledger.record(
+            self.tier,
+            self.model,
+            usage,
+            cost_usd(usage.output_tokens, self.price),
+        );
+        let mut models = self
+            .router_models
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let state = models.entry(self.model.to_owned()).or_default();
+        state.stats.stop_waiting(self.waiting);
+        // Dropped before its first token (lost the race, hit the deadline, or the caller went
+        // away): its time to first token is at least what it waited.
+        if matches!(self.outcome, LegOutcome::Waiting | LegOutcome::Lost) {
+            state.stats.record_censored_ttft(self.sent.elapsed());
+        }
+        if self.trial && matches!(self.outcome, LegOutcome::Waiting | LegOutcome::Lost) {
+            state.breaker.release_trial();
+        }
+    }
+}
+
+/// Awaits the request on one side, or never if that side is empty.
+async fn finish(leg: &mut Option<Leg<'_>>) -> Result<Completion, ProviderError> {
+    match leg {
+        Some(leg) => (&mut leg.fut).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Takes both sides out: (the one named, the other).
+fn take_sides<'a>(
+    side: Side,
+    a: &mut Option<Leg<'a>>,
+    b: &mut Option<Leg<'a>>,
+) -> (Option<Leg<'a>>, Option<Leg<'a>>) {
+    match side {
+        Side::A => (a.take(), b.take()),
+        Side::B => (b.take(), a.take()),
+    }
+}

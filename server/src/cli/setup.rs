@@ -38,10 +38,10 @@ pub struct Loaded {
     pub root: PathBuf,
 }
 
-/// Starts logging to stderr; quiet (warnings only) unless `CODETIER_LOG` says otherwise.
+/// Starts logging to stderr: warnings only, unless `CODETIER_LOG` / `RUST_LOG` say otherwise
+/// (logging reads them itself). The CLI's stdout carries results, so logs never go there.
 pub fn init_logging() -> Option<crate::logging::Guard> {
-    let level = std::env::var("CODETIER_LOG").ok().filter(|l| !l.trim().is_empty());
-    crate::logging::init(level.as_deref().unwrap_or("warn"), None).ok()
+    crate::logging::init("warn", None).ok()
 }
 
 /// Loads user file (or `--config`), workspace file at the repository root, and the environment.

@@ -65,13 +65,11 @@ impl Backend {
         let session = &self.session;
         let mut errors = Vec::new();
         let mut loader = config::Loader::new();
-        match loader.clone().with_user_file(session.options.config_file.as_deref()) {
-            Ok(l) => loader = l,
-            Err(e) => errors.push(e),
+        if let Err(e) = loader.load_user_file(session.options.config_file.as_deref()) {
+            errors.push(e);
         }
-        match loader.clone().with_workspace_file(workspace_root(params).as_deref()) {
-            Ok(l) => loader = l,
-            Err(e) => errors.push(e),
+        if let Err(e) = loader.load_workspace_file(workspace_root(params).as_deref()) {
+            errors.push(e);
         }
         if let Some(opts) = &params.initialization_options {
             if let Err(e) = loader.set_init_options(opts) {

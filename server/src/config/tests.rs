@@ -1,0 +1,629 @@
+//! Tests of the configuration: each layer, each rejection, and the last good configuration.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::*;
+
+/// A loader that ignores the real environment and the real user file.
+fn loader() -> Loader {
+    Loader::new().with_env_base_url(None)
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn user(text: &str) -> (tempfile::TempDir, Loader) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "config.toml", text);
+    let loader = loader().with_user_file(Some(&path)).unwrap();
+    (dir, loader)
+}
+
+fn toml_errors(text: &str) -> ConfigErrors {
+    Layer::from_toml(
+        text,
+        Source::UserFile("/home/u/.config/codetier/config.toml".into()),
+    )
+    .unwrap_err()
+}
+
+fn error_for<'e>(errors: &'e ConfigErrors, key: &str) -> &'e ConfigError {
+    errors
+        .iter()
+        .find(|e| e.key == key)
+        .unwrap_or_else(|| panic!("no error for `{key}` in:\n{errors}"))
+}
+
+const DESIGN_EXAMPLE: &str = r#"
+base_url = "https://global-apis.com/v1"
+api_key_env = "GLOBAL_API_KEY"
+latency_budget_ms = 2500
+
+[tiers.flash]
+model = "deepseek-v4-flash"
+output_usd_per_million = 0.25
+extra_body = { thinking = { type = "disabled" } }
+[tiers.coder]
+model = "qwen3-coder-30b"
+output_usd_per_million = 0.35
+[tiers.pro]
+model = "deepseek-v4-pro"
+output_usd_per_million = 0.78
+[tiers.reasoning]
+model = "deepseek-r1"
+output_usd_per_million = 2.50
+budget_ms = 60000
+
+[actions.explain]
+tier = "flash"
+escalate = ["reasoning"]
+[actions.generate]
+tier = "flash"
+escalate = ["pro", "reasoning"]
+[actions.review]
+tier = "flash"
+escalate = ["coder", "reasoning"]
+
+[cache]
+memory_entries = 512
+ttl_days = 7
+
+[privacy]
+exclude = [".env", "*.pem", "*.key", "**/secrets/**"]
+redact_secrets = true
+"#;
+
+#[test]
+fn defaults_only() {
+    assert_eq!(loader().resolve().unwrap(), Config::default());
+}
+
+#[test]
+fn the_design_example_is_the_defaults() {
+    let (_dir, loader) = user(DESIGN_EXAMPLE);
+    assert_eq!(loader.resolve().unwrap(), Config::default());
+}
+
+#[test]
+fn unknown_key_is_named_with_its_full_path_and_source() {
+    let errors = toml_errors("[tiers.flash]\nmodle = \"x\"\n");
+    let e = error_for(&errors, "tiers.flash.modle");
+    assert!(e.message.starts_with("unknown key"), "{e}");
+    assert!(e.message.contains("did you mean `model`"), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "codetier config: /home/u/.config/codetier/config.toml: `tiers.flash.modle`: \
+         unknown key; did you mean `model`?"
+    );
+    let errors = toml_errors("colour = 1\n[cache]\nsize = 3\n");
+    assert!(
+        errors.names("colour") && errors.names("cache.size"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn bad_type_names_key_and_value() {
+    let errors = toml_errors("latency_budget_ms = \"fast\"\n");
+    assert_eq!(
+        error_for(&errors, "latency_budget_ms").message,
+        "expected a positive integer, got \"fast\""
+    );
+    let errors = toml_errors(
+        "[hedge]\nenabled = \"yes\"\n[privacy]\nexclude = \"*.pem\"\n[tiers]\nflash = 3\n",
+    );
+    assert!(
+        error_for(&errors, "hedge.enabled")
+            .message
+            .contains("true or false"),
+        "{errors}"
+    );
+    assert!(
+        error_for(&errors, "privacy.exclude")
+            .message
+            .contains("expected a list"),
+        "{errors}"
+    );
+    assert!(
+        error_for(&errors, "tiers.flash")
+            .message
+            .contains("expected a table"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn bad_values_are_named_and_all_collected() {
+    let errors = toml_errors(
+        "latency_budget_ms = 50\nmax_tokens = 0\napi_key_env = \"MY KEY\"\n\
+         [retry]\nmax_attempts = 99\n[log]\nlevel = \"loud\"\n\
+         [privacy]\nexclude = [\"a[\"]\n[tiers.flash]\noutput_usd_per_million = -1\n",
+    );
+    assert_eq!(errors.len(), 7, "{errors}");
+    assert_eq!(
+        error_for(&errors, "latency_budget_ms").message,
+        "must be between 100 and 600000, got 50"
+    );
+    for key in [
+        "max_tokens",
+        "api_key_env",
+        "retry.max_attempts",
+        "log.level",
+        "privacy.exclude[0]",
+        "tiers.flash.output_usd_per_million",
+    ] {
+        error_for(&errors, key);
+    }
+}
+
+#[test]
+fn toml_syntax_error_says_where() {
+    let errors = toml_errors("latency_budget_ms = 2500\nbase_url = \n");
+    assert_eq!(errors.len(), 1);
+    assert!(errors.0[0].message.contains("line 2"), "{errors}");
+}
+
+#[test]
+fn json_sources_are_named() {
+    let errors = Layer::from_json(
+        &json!({ "tiers": { "flash": { "modle": "x" } } }),
+        Source::InitializationOptions,
+    )
+    .unwrap_err();
+    assert!(
+        errors
+            .to_string()
+            .starts_with("codetier config: initializationOptions: `tiers.flash.modle`"),
+        "{errors}"
+    );
+    let errors = Layer::from_json(&json!([1]), Source::DidChangeConfiguration).unwrap_err();
+    assert!(
+        errors
+            .to_string()
+            .contains("workspace/didChangeConfiguration"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn json_nulls_mean_not_set() {
+    let layer = Layer::from_json(
+        &json!({ "latency_budget_ms": null, "cache": null, "tiers": { "flash": { "model": null } }, "log": { "file": "" } }),
+        Source::InitializationOptions,
+    )
+    .unwrap();
+    assert_eq!(layer.latency_budget_ms, None);
+    assert_eq!(layer.log.file, None);
+    assert_eq!(layer.tiers["flash"], TierLayer::default());
+}
+
+#[test]
+fn user_file_changes_a_model_and_keeps_the_tier_s_other_fields() {
+    let (_dir, loader) =
+        user("[tiers.flash]\nmodel = \"glm-5\"\n[tiers.reasoning]\nmodel = \"kimi-k2.5\"\n");
+    let config = loader.resolve().unwrap();
+    let flash = &config.tiers["flash"];
+    assert_eq!(flash.model, "glm-5");
+    assert_eq!(flash.label, "Flash", "a chosen label stays");
+    assert_eq!(
+        flash.output_usd_per_million,
+        Some(1.92),
+        "the price follows the model"
+    );
+    assert_eq!(flash.fallback.as_deref(), Some("deepseek-coder"));
+    assert_eq!(flash.extra_body["thinking"], json!({ "type": "disabled" }));
+    let reasoning = &config.tiers["reasoning"];
+    assert_eq!(
+        reasoning.label, "Kimi K2.5",
+        "a label that was the model's name follows the model"
+    );
+    assert_eq!(reasoning.budget_ms, Some(60_000));
+}
+
+#[test]
+fn new_tiers_take_known_prices_and_never_invent_one() {
+    let (_dir, loader) = user(
+        "[tiers.kimi]\nmodel = \"kimi-k2.5\"\n[tiers.local]\nmodel = \"llama3:8b\"\n\
+         [tiers.priced]\nmodel = \"mine\"\nlabel = \"Mine\"\noutput_usd_per_million = 1.5\n",
+    );
+    let config = loader.resolve().unwrap();
+    assert_eq!(config.tiers["kimi"].label, "Kimi K2.5");
+    assert_eq!(config.tiers["kimi"].output_usd_per_million, Some(3.00));
+    assert_eq!(config.tiers["local"].label, "llama3:8b");
+    assert_eq!(config.tiers["local"].output_usd_per_million, None);
+    assert_eq!(config.tiers["priced"].label, "Mine");
+    assert_eq!(config.tiers["priced"].output_usd_per_million, Some(1.5));
+    assert_eq!(config.budget_ms("kimi"), config.latency_budget_ms);
+}
+
+#[test]
+fn a_new_tier_needs_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "config.toml",
+        "[tiers.kimi]\nbudget_ms = 5000\n",
+    );
+    let errors = loader().with_user_file(Some(&path)).unwrap_err();
+    let e = error_for(&errors, "tiers.kimi.model");
+    assert_eq!(e.source, Source::UserFile(path));
+}
+
+#[test]
+fn maps_merge_and_lists_replace_across_layers() {
+    let (_dir, mut loader) = user(
+        "[actions.review]\nescalate = [\"pro\"]\n[tiers.flash.extra_body]\ntemperature = 0.2\n",
+    );
+    loader
+        .set_init_options(&json!({
+            "privacy": { "exclude": ["*.secret"] },
+            "tiers": { "flash": { "extra_body": { "thinking": null, "top_p": 0.9 } } }
+        }))
+        .unwrap();
+    let config = loader.resolve().unwrap();
+    assert_eq!(config.actions.review.escalate, ["pro"]);
+    assert_eq!(config.actions.review.tier, "flash");
+    assert_eq!(config.privacy.exclude, ["*.secret"]);
+    assert!(config.privacy.redact_secrets);
+    let body = &config.tiers["flash"].extra_body;
+    assert_eq!(body.get("thinking"), None, "a null removes a key");
+    assert_eq!(body["temperature"], json!(0.2));
+    assert_eq!(body["top_p"], json!(0.9));
+}
+
+#[test]
+fn later_layers_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let user_path = write(
+        dir.path(),
+        "config.toml",
+        "latency_budget_ms = 2000\nmax_tokens = 500\ncommand_reply_ms = 9000\n",
+    );
+    write(
+        dir.path(),
+        ".codetier.toml",
+        "latency_budget_ms = 3000\nmax_tokens = 600\n",
+    );
+    let mut loader = loader()
+        .with_user_file(Some(&user_path))
+        .unwrap()
+        .with_workspace_file(Some(dir.path()))
+        .unwrap();
+    let config = loader.resolve().unwrap();
+    assert_eq!(
+        (
+            config.latency_budget_ms,
+            config.max_tokens,
+            config.command_reply_ms
+        ),
+        (3000, 600, 9000)
+    );
+    loader
+        .set_init_options(&json!({ "latency_budget_ms": 4000 }))
+        .unwrap();
+    assert_eq!(loader.resolve().unwrap().latency_budget_ms, 4000);
+    loader
+        .set_did_change(&json!({ "codetier": { "latency_budget_ms": 5000 } }))
+        .unwrap();
+    assert_eq!(loader.resolve().unwrap().latency_budget_ms, 5000);
+    assert_eq!(loader.resolve().unwrap().max_tokens, 600);
+}
+
+#[test]
+fn did_change_accepts_wrapped_and_inner_settings_and_replaces_the_previous_one() {
+    let mut loader = loader();
+    loader
+        .set_did_change(&json!({ "codetier": { "latency_budget_ms": 2000 } }))
+        .unwrap();
+    assert_eq!(loader.resolve().unwrap().latency_budget_ms, 2000);
+    loader
+        .set_did_change(&json!({ "max_tokens": 700 }))
+        .unwrap();
+    let config = loader.resolve().unwrap();
+    assert_eq!((config.latency_budget_ms, config.max_tokens), (2500, 700));
+    loader.set_did_change(&serde_json::Value::Null).unwrap();
+    assert_eq!(
+        loader.resolve().unwrap().max_tokens,
+        700,
+        "null settings change nothing"
+    );
+}
+
+#[test]
+fn last_good_configuration_stays_after_a_bad_did_change() {
+    let mut loader = loader();
+    loader
+        .set_did_change(&json!({ "latency_budget_ms": 2000 }))
+        .unwrap();
+    let errors = loader
+        .set_did_change(
+            &json!({ "latency_budget_ms": "fast", "tiers": { "flash": { "modle": "x" } } }),
+        )
+        .unwrap_err();
+    assert_eq!(errors.len(), 2, "{errors}");
+    assert_eq!(loader.resolve().unwrap().latency_budget_ms, 2000);
+    // Also when the layer parses but breaks the combination.
+    let errors = loader
+        .set_did_change(&json!({ "actions": { "review": { "tier": "nope" } } }))
+        .unwrap_err();
+    assert!(errors.names("actions.review.tier"), "{errors}");
+    assert_eq!(loader.resolve().unwrap().latency_budget_ms, 2000);
+    let info = loader
+        .sources()
+        .into_iter()
+        .find(|s| s.source == Source::DidChangeConfiguration)
+        .unwrap();
+    assert!(
+        matches!(info.state, SourceState::Rejected(_)) && info.in_force,
+        "{info}"
+    );
+}
+
+#[test]
+fn bad_init_options_keep_no_layer_and_report() {
+    let mut loader = loader();
+    let errors = loader
+        .set_init_options(&json!({ "max_tokens": -3 }))
+        .unwrap_err();
+    assert!(
+        errors
+            .to_string()
+            .contains("initializationOptions: `max_tokens`"),
+        "{errors}"
+    );
+    assert_eq!(loader.resolve().unwrap(), Config::default());
+}
+
+#[test]
+fn workspace_file_may_not_choose_where_the_key_goes() {
+    for (text, key) in [
+        (
+            "base_url = \"https://evil.example/v1\"\nmax_tokens = 10\n",
+            "base_url",
+        ),
+        (
+            "api_key_env = \"AWS_SECRET_ACCESS_KEY\"\nmax_tokens = 10\n",
+            "api_key_env",
+        ),
+        (
+            "max_tokens = 10\n[log]\nfile = \"/home/u/.bashrc\"\n",
+            "log.file",
+        ),
+        ("max_tokens = 10\n[cache]\ndir = \"/tmp/x\"\n", "cache.dir"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), ".codetier.toml", text);
+        let mut loader = loader();
+        let errors = loader.load_workspace_file(Some(dir.path())).unwrap_err();
+        let e = error_for(&errors, key);
+        assert_eq!(e.source, Source::WorkspaceFile(path.clone()));
+        assert!(e.message.contains("not allowed in a workspace file"), "{e}");
+        // The whole file is ignored, not just the forbidden key.
+        assert_eq!(loader.resolve().unwrap().max_tokens, 1024, "{key}");
+        let info = loader
+            .sources()
+            .into_iter()
+            .find(|s| s.source == Source::WorkspaceFile(path.clone()))
+            .unwrap();
+        assert!(!info.in_force, "{info}");
+    }
+}
+
+#[test]
+fn user_file_and_editor_settings_may_set_the_endpoint() {
+    let (_dir, mut loader) =
+        user("base_url = \"https://example.com/v1/\"\napi_key_env = \"MY_KEY\"\n");
+    let config = loader.resolve().unwrap();
+    assert_eq!(config.base_url, "https://example.com/v1");
+    assert_eq!(config.api_key_env, "MY_KEY");
+    loader
+        .set_init_options(&json!({ "base_url": "http://localhost:11434/v1" }))
+        .unwrap();
+    assert_eq!(
+        loader.resolve().unwrap().base_url,
+        "http://localhost:11434/v1"
+    );
+}
+
+#[test]
+fn plain_http_only_to_loopback() {
+    for ok in [
+        "http://127.0.0.1:8080/v1",
+        "http://127.9.9.9/v1",
+        "http://[::1]:11434/v1",
+        "http://localhost:11434/v1",
+        "http://LOCALHOST/v1",
+        "https://api.openai.com/v1",
+    ] {
+        assert!(check_base_url(ok).is_ok(), "{ok}");
+    }
+    for bad in [
+        "http://192.168.1.5/v1",
+        "http://example.com/v1",
+        "http://localhost.evil.com/v1",
+        "ftp://x/v1",
+        "https://user:pw@example.com/v1",
+        "nonsense",
+    ] {
+        assert!(check_base_url(bad).is_err(), "{bad}");
+    }
+    let errors = toml_errors("base_url = \"http://api.example.com/v1\"\n");
+    assert!(
+        error_for(&errors, "base_url")
+            .message
+            .contains("plain http is refused"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn codetier_base_url_overrides_and_is_checked() {
+    let (_dir, loader) = user("base_url = \"https://example.com/v1\"\n");
+    let config = loader
+        .clone()
+        .with_env_base_url(Some("http://127.0.0.1:9000/v1".into()))
+        .resolve()
+        .unwrap();
+    assert_eq!(config.base_url, "http://127.0.0.1:9000/v1");
+    let errors = loader
+        .clone()
+        .with_env_base_url(Some("http://example.net/v1".into()))
+        .resolve()
+        .unwrap_err();
+    let e = error_for(&errors, "base_url");
+    assert_eq!(e.source, Source::Environment);
+    assert!(e.to_string().contains("CODETIER_BASE_URL"), "{e}");
+    let sources = loader
+        .with_env_base_url(Some("https://x.dev/v1".into()))
+        .sources();
+    assert_eq!(
+        sources.last().map(|s| &s.source),
+        Some(&Source::Environment)
+    );
+}
+
+#[test]
+fn escalation_to_an_unknown_tier_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "config.toml",
+        "[actions.review]\nescalate = [\"coder\", \"gpt9\"]\n",
+    );
+    let errors = loader().with_user_file(Some(&path)).unwrap_err();
+    let e = error_for(&errors, "actions.review.escalate[1]");
+    assert_eq!(e.source, Source::UserFile(path));
+    assert!(e.message.contains("unknown tier `gpt9`"), "{e}");
+    assert!(e.message.contains("coder, flash, pro, reasoning"), "{e}");
+}
+
+#[test]
+fn actions_may_use_tiers_defined_in_the_same_or_a_lower_layer() {
+    let (_dir, mut loader) = user("[tiers.kimi]\nmodel = \"kimi-k2.5\"\n");
+    loader
+        .set_init_options(&json!({ "actions": { "explain": { "escalate": ["kimi"] } } }))
+        .unwrap();
+    loader
+        .set_did_change(&json!({ "tiers": { "glm": { "model": "glm-5" } }, "actions": { "review": { "tier": "glm" } } }))
+        .unwrap();
+    let config = loader.resolve().unwrap();
+    assert_eq!(config.actions.explain.escalate, ["kimi"]);
+    assert_eq!(config.actions.review.tier, "glm");
+}
+
+#[test]
+fn cross_field_and_schema_checks() {
+    let errors = Layer::from_json(
+        &json!({ "tiers": { "bad name": { "model": "x" }, "flash": { "extra_body": { "model": "y" }, "fallback": "" } } }),
+        Source::InitializationOptions,
+    )
+    .unwrap_err();
+    for key in [
+        "tiers.bad name",
+        "tiers.flash.extra_body.model",
+        "tiers.flash.fallback",
+    ] {
+        error_for(&errors, key);
+    }
+    let mut loader = loader();
+    let errors = loader
+        .set_init_options(&json!({ "hedge": { "min_delay_ms": 2000, "max_delay_ms": 1000 } }))
+        .unwrap_err();
+    error_for(&errors, "hedge.min_delay_ms");
+}
+
+#[test]
+fn missing_user_file_is_fine_but_a_missing_config_flag_file_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut loader = loader();
+    loader.load_workspace_file(Some(dir.path())).unwrap();
+    assert_eq!(loader.resolve().unwrap(), Config::default());
+    let info = loader.sources();
+    assert_eq!(info[1].state, SourceState::NotFound, "{}", info[1]);
+    let mut loader = self::loader();
+    let missing = dir.path().join("nope.toml");
+    // The default user file path may be missing: defaults apply.
+    loader.load_user_file_at(&missing, false).unwrap();
+    assert_eq!(loader.sources()[1].state, SourceState::NotFound);
+    assert_eq!(loader.resolve().unwrap(), Config::default());
+    // `--config FILE` names a file that must exist.
+    let errors = loader.load_user_file(Some(&missing)).unwrap_err();
+    assert!(
+        errors.to_string().contains("cannot read the file"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn unreadable_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory where the file should be.
+    let errors = loader().with_user_file(Some(dir.path())).unwrap_err();
+    assert_eq!(
+        errors.0[0].source,
+        Source::UserFile(dir.path().to_path_buf())
+    );
+    assert!(
+        errors.to_string().contains("cannot read the file"),
+        "{errors}"
+    );
+    let path = dir.path().join("binary.toml");
+    std::fs::write(&path, [0xff, 0xfe, 0x00]).unwrap();
+    let errors = loader().with_user_file(Some(&path)).unwrap_err();
+    assert!(
+        errors.to_string().contains(&path.display().to_string()),
+        "{errors}"
+    );
+}
+
+#[test]
+fn sources_list_what_was_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let user_path = write(dir.path(), "config.toml", "max_tokens = 900\n");
+    let loader = loader()
+        .with_user_file(Some(&user_path))
+        .unwrap()
+        .with_workspace_file(Some(dir.path()))
+        .unwrap();
+    let lines: Vec<String> = loader.sources().iter().map(ToString::to_string).collect();
+    assert_eq!(lines[0], "built-in defaults: applied");
+    assert_eq!(
+        lines[1],
+        format!("user file {}: applied", user_path.display())
+    );
+    assert_eq!(
+        lines[2],
+        format!(
+            "workspace file {}: not found",
+            dir.path().join(".codetier.toml").display()
+        )
+    );
+}
+
+#[test]
+fn user_config_path_follows_xdg() {
+    use super::loader::user_config_path_from as from;
+    let home = Some(PathBuf::from("/home/u"));
+    assert_eq!(
+        from(Some("/xdg".into()), home.clone()),
+        Some(PathBuf::from("/xdg/codetier/config.toml"))
+    );
+    assert_eq!(
+        from(Some("relative".into()), home.clone()),
+        Some(PathBuf::from("/home/u/.config/codetier/config.toml"))
+    );
+    assert_eq!(
+        from(None, home),
+        Some(PathBuf::from("/home/u/.config/codetier/config.toml"))
+    );
+    assert_eq!(from(None, None), None);
+    assert_eq!(
+        workspace_config_path(Path::new("/repo")),
+        PathBuf::from("/repo/.codetier.toml")
+    );
+}
