@@ -201,6 +201,8 @@ async fn reachability(d: &mut Doctor, config: &Config) -> bool {
             true
         }
         Err(e) => {
+            // The URL is in the report already, and its text must not sway the diagnosis.
+            let e = e.without_url();
             let chain = error_chain(&e);
             let diagnosis = if e.is_timeout() { timeout_message(config) } else { classify_connect(&chain, config) };
             d.fail("reachability", &diagnosis, exit::PROVIDER);

@@ -122,7 +122,9 @@ impl ReviewReport {
     pub fn stderr_notes(&self) -> Vec<String> {
         let mut out: Vec<String> =
             self.skipped.iter().map(|s| format!("codetier: skipped {}: {}", s.path, s.reason)).collect();
-        out.extend(self.files.iter().filter_map(|f| f.error.as_ref().map(|e| format!("{}: {}", f.path, e.0))));
+        out.extend(self.files.iter().filter_map(|f| {
+            f.error.as_ref().map(|e| format!("codetier: {}: {}", f.path, e.0.trim_start_matches("codetier: ")))
+        }));
         out.extend(self.notes.iter().map(|n| format!("codetier: {n}")));
         out
     }

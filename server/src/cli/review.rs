@@ -134,6 +134,17 @@ struct Dispatch {
 
 type Done = (usize, Result<Outcome, EngineError>);
 
+/// The dispatcher's view of the run: results so far, money, and why it stopped starting files.
+struct State {
+    reports: Vec<FileReport>,
+    spend: Spend,
+    /// Worst-case cost of one request, when `--max-cost` is set.
+    estimate: Option<f64>,
+    stop: Option<String>,
+    progress: ProgressBar,
+    set: JoinSet<Done>,
+}
+
 impl Dispatch {
     /// Starts the requests in file order, at most `jobs` at once and no faster than the bucket
     /// allows; a file is started only if the money spent, plus what requests in flight may
@@ -145,7 +156,7 @@ impl Dispatch {
         estimate: Option<f64>,
         skipped: &mut Vec<Skip>,
     ) -> (Vec<FileReport>, Vec<String>) {
-        let mut reports: Vec<FileReport> = work
+        let reports = work
             .iter()
             .map(|w| FileReport {
                 path: w.target.display.clone(),
@@ -157,50 +168,54 @@ impl Dispatch {
             })
             .collect();
         let total: usize = work.iter().map(|w| w.chunks.len()).sum();
-        let progress = progress_bar(total as u64);
+        let mut state = State {
+            reports,
+            spend: Spend::default(),
+            estimate,
+            stop: None,
+            progress: progress_bar(total as u64),
+            set: JoinSet::new(),
+        };
         let bucket = TokenBucket::new(args.rate, 1);
-        let mut set: JoinSet<Done> = JoinSet::new();
-        let mut spend = Spend::default();
+        let jobs = usize::from(args.jobs);
         let mut notes = Vec::new();
         let mut started = vec![false; work.len()];
-        let mut stop: Option<String> = None;
 
         for (index, file) in work.iter().enumerate() {
-            if stop.is_none() {
+            // Wait for a free slot first, so the failures and costs of finished requests are
+            // known before deciding to start this file.
+            self.wait_for_slot(&mut state, jobs).await;
+            if state.stop.is_none() {
                 if let (Some(cap), Some(per_request)) = (args.max_cost, estimate) {
                     let need = per_request * file.chunks.len() as f64;
                     loop {
-                        if spend.spent + spend.reserved + need <= cap + 1e-12 {
-                            spend.reserved += need;
+                        if state.spend.spent + state.spend.reserved + need <= cap + 1e-12 {
+                            state.spend.reserved += need;
                             break;
                         }
                         // Requests in flight usually cost less than reserved: see what they cost first.
-                        match set.join_next().await {
-                            Some(done) => self.settle(done, &mut reports, &mut spend, estimate, &progress, &mut stop),
+                        match state.set.join_next().await {
+                            Some(done) => self.settle(&mut state, done),
                             None => {
                                 let why = format!(
                                     "--max-cost {cap} USD reached: spent ${:.6}, the next file may cost up to ${need:.6}",
-                                    spend.spent
+                                    state.spend.spent
                                 );
                                 notes.push(why.clone());
-                                stop = Some(why);
+                                state.stop = Some(why);
                                 break;
                             }
                         }
                     }
                 }
             }
-            if let Some(why) = &stop {
+            if let Some(why) = &state.stop {
                 skipped.push(Skip { path: file.target.display.clone(), reason: format!("not started: {why}") });
                 continue;
             }
             started[index] = true;
             for chunk in &file.chunks {
-                while set.len() >= usize::from(args.jobs) {
-                    if let Some(done) = set.join_next().await {
-                        self.settle(done, &mut reports, &mut spend, estimate, &progress, &mut stop);
-                    }
-                }
+                self.wait_for_slot(&mut state, jobs).await;
                 bucket.acquire().await;
                 let job = Job {
                     action: Action::Review,
@@ -213,29 +228,31 @@ impl Dispatch {
                     diagnostics: Vec::new(),
                 };
                 let engine = self.engine.clone();
-                progress.set_message(file.target.display.clone());
-                set.spawn(async move { (index, engine.run(job, None).await) });
+                state.progress.set_message(file.target.display.clone());
+                state.set.spawn(async move { (index, engine.run(job, None).await) });
             }
         }
-        while let Some(done) = set.join_next().await {
-            self.settle(done, &mut reports, &mut spend, estimate, &progress, &mut stop);
+        while let Some(done) = state.set.join_next().await {
+            self.settle(&mut state, done);
         }
-        progress.finish_and_clear();
-        let files = reports.into_iter().zip(started).filter(|(_, s)| *s).map(|(r, _)| r).collect();
+        state.progress.finish_and_clear();
+        let files = state.reports.into_iter().zip(started).filter(|(_, s)| *s).map(|(r, _)| r).collect();
         (files, notes)
     }
 
-    fn settle(
-        &self,
-        done: Result<Done, tokio::task::JoinError>,
-        reports: &mut [FileReport],
-        spend: &mut Spend,
-        estimate: Option<f64>,
-        progress: &ProgressBar,
-        stop: &mut Option<String>,
-    ) {
-        progress.inc(1);
-        spend.reserved = (spend.reserved - estimate.unwrap_or(0.0)).max(0.0);
+    async fn wait_for_slot(&self, state: &mut State, jobs: usize) {
+        while state.set.len() >= jobs {
+            match state.set.join_next().await {
+                Some(done) => self.settle(state, done),
+                None => break,
+            }
+        }
+    }
+
+    fn settle(&self, state: &mut State, done: Result<Done, tokio::task::JoinError>) {
+        state.progress.inc(1);
+        let estimate = state.estimate.unwrap_or(0.0);
+        state.spend.reserved = (state.spend.reserved - estimate).max(0.0);
         let (index, result) = match done {
             Ok(done) => done,
             Err(e) => {
@@ -243,10 +260,15 @@ impl Dispatch {
                 return;
             }
         };
-        let Some(file) = reports.get_mut(index) else { return };
+        let Some(file) = state.reports.get_mut(index) else { return };
         match result {
             Ok(outcome) => {
-                spend.spent += outcome.cost_usd.unwrap_or(0.0);
+                // An answer of unknown cost counts as its worst case against the cap.
+                state.spend.spent += match outcome.cost_usd {
+                    Some(c) => c,
+                    None if outcome.cached => 0.0,
+                    None => estimate,
+                };
                 file.cost_usd = match (file.cost_usd, outcome.cost_usd) {
                     (Some(a), Some(b)) => Some(a + b),
                     _ => None,
@@ -260,8 +282,8 @@ impl Dispatch {
             }
             Err(error) => {
                 let failure = setup::engine_failure(&error, &self.env);
-                if stop.is_none() && is_fatal(&error) {
-                    *stop = Some(format!("an earlier request failed: {}", first_line(&failure.message)));
+                if state.stop.is_none() && is_fatal(&error) {
+                    state.stop = Some(format!("an earlier request failed: {}", first_line(failure.message.trim_start_matches("codetier: "))));
                 }
                 file.cached = false;
                 if file.error.is_none() {
