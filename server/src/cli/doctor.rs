@@ -120,7 +120,7 @@ pub async fn run(global: &Global) -> Result<u8, Failure> {
             Some(models)
         }
         Ok(Err(e)) => {
-            d.fail("models", &diagnose(&e, &config, None), exit::PROVIDER);
+            d.fail("models", &diagnose(&e, &config, None), code_of(&e));
             None
         }
         Err(_) => {
@@ -154,7 +154,7 @@ pub async fn run(global: &Global) -> Result<u8, Failure> {
                 let ttft = done.ttft.map(|t| format!("{} ms", t.as_millis())).unwrap_or_else(|| "n/a".into());
                 d.ok(&what, &format!("first token {ttft}, total {} ms", started.elapsed().as_millis()));
             }
-            Ok(Err(e)) => d.fail(&what, &diagnose(&e, &config, Some(name)), exit::PROVIDER),
+            Ok(Err(e)) => d.fail(&what, &diagnose(&e, &config, Some(name)), code_of(&e)),
             Err(_) => d.fail(&what, &timeout_message(&config), exit::PROVIDER),
         }
         d.flush();
@@ -251,6 +251,17 @@ fn classify_connect(chain: &str, config: &Config) -> String {
     }
 }
 
+/// Problems of the local set-up (exit 2) versus problems of the provider (exit 3).
+fn code_of(e: &ProviderError) -> u8 {
+    match e {
+        ProviderError::MissingKey { .. }
+        | ProviderError::InvalidKey { .. }
+        | ProviderError::InsecureUrl { .. }
+        | ProviderError::BadUrl { .. } => exit::USAGE,
+        _ => exit::PROVIDER,
+    }
+}
+
 /// What a user reads for a provider error, with what to do about it.
 fn diagnose(e: &ProviderError, config: &Config, tier: Option<&str>) -> String {
     let env = &config.api_key_env;
@@ -268,7 +279,8 @@ fn diagnose(e: &ProviderError, config: &Config, tier: Option<&str>) -> String {
         ProviderError::RateLimited { .. } => format!("rate limited ({e}): wait a moment, or lower `codetier review --rate`."),
         ProviderError::Timeout { .. } => timeout_message(config),
         ProviderError::Connect { .. } => classify_connect(&e.to_string(), config),
-        ProviderError::InsecureUrl { .. } => format!("{e}\nUse https, or http only to 127.0.0.1 / localhost / [::1]."),
+        ProviderError::InvalidKey { .. } => format!("{e}\nSet it again: export {env}=..."),
+        ProviderError::InsecureUrl { .. } | ProviderError::BadUrl { .. } => format!("{e}\nUse https, or http only to 127.0.0.1 / localhost / [::1]."),
         other => format!("{other}"),
     }
 }

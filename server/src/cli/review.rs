@@ -302,6 +302,8 @@ fn is_fatal(error: &EngineError) -> bool {
         EngineError::Route(RouteError::Provider(p)) => matches!(
             p,
             ProviderError::MissingKey { .. }
+                | ProviderError::InvalidKey { .. }
+                | ProviderError::BadUrl { .. }
                 | ProviderError::KeyRejected { .. }
                 | ProviderError::PaymentRequired
                 | ProviderError::UnknownModel { .. }

@@ -121,6 +121,9 @@ fn route_failure(error: &RouteError, env: &str) -> Failure {
     match error {
         RouteError::UnknownTier(_) => Failure::usage(format!("codetier: {error}")),
         RouteError::Provider(ProviderError::MissingKey { .. }) => Failure::usage(missing_key_message(env)),
+        RouteError::Provider(
+            ProviderError::InvalidKey { .. } | ProviderError::InsecureUrl { .. } | ProviderError::BadUrl { .. },
+        ) => Failure::usage(format!("codetier: {error}")),
         _ => Failure::provider(format!("codetier: {error}")),
     }
 }
