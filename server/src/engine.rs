@@ -201,7 +201,7 @@ impl Engine {
 
     /// Opens a connection to the provider so the first request does not pay for it.
     pub async fn warm_up(&self) {
-        self.router_handle().warm_up().await;
+        self.router_handle().upstream().warm_up().await;
     }
 
     /// The tier a job runs on, after defaults.

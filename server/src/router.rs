@@ -153,6 +153,11 @@ impl<U: Upstream> Router<U> {
         *self.config.write().unwrap_or_else(PoisonError::into_inner) = config;
     }
 
+    /// The upstream this router sends to (the provider client in the server).
+    pub fn upstream(&self) -> &Arc<U> {
+        &self.upstream
+    }
+
     /// Latency statistics of `model`, once it has been called.
     pub fn stats(&self, model: &str) -> Option<LatencyStats> {
         self.models().get(model).map(|m| m.stats.snapshot())
