@@ -169,15 +169,23 @@ pub async fn run(global: &Global) -> Result<u8, Failure> {
     Ok(d.code)
 }
 
-/// The configuration as TOML, with the key only as present/absent.
+/// The configuration as TOML, with the key only as present/absent next to `api_key_env`.
 fn effective_toml(config: &Config) -> String {
-    let mut text = match toml::to_string(config) {
+    let text = match toml::to_string(config) {
         Ok(t) => t,
         Err(_) => serde_json::to_string_pretty(config).unwrap_or_default(),
     };
     let state = if setup::key_present(config) { "present" } else { "absent" };
-    let _ = write!(text, "# key: {state} (read from ${} at request time; never printed)", config.api_key_env);
-    text.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n") + "\n"
+    let note = format!("  # key: {state} (read from ${} at request time; never printed)", config.api_key_env);
+    let mut out = String::new();
+    for line in text.lines() {
+        let _ = write!(out, "  {line}");
+        if line.starts_with("api_key_env") {
+            out.push_str(&note);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// A plain GET of `{base_url}/models` without the key: any HTTP answer means the host is

@@ -298,7 +298,9 @@ impl Dispatch {
 fn is_fatal(error: &EngineError) -> bool {
     match error {
         EngineError::UnknownTier(..) => true,
-        EngineError::Route(RouteError::UnknownTier(_)) => true,
+        // The model failed so often that the router pauses it (and any fallback): every later
+        // file would fail the same way at once.
+        EngineError::Route(RouteError::UnknownTier(_) | RouteError::CircuitOpen { .. }) => true,
         EngineError::Route(RouteError::Provider(p)) => matches!(
             p,
             ProviderError::MissingKey { .. }
