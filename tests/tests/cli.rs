@@ -11,7 +11,30 @@ use serde_json::Value;
 
 mod fake {
     //! The few things these tests need from the fake provider, in one place.
-    pub use codetier_tests::fake::*;
+    pub use codetier_tests::fake::FakeProvider;
+    use codetier_tests::fake::{Answer, Behavior, Fault, Script};
+
+    pub async fn start(script: Script) -> FakeProvider {
+        FakeProvider::start(script).await.expect("the fake provider starts")
+    }
+
+    /// Every request answered with `text`.
+    pub fn text(text: &str) -> Script {
+        Script::always(Behavior { answer: Answer::Text(text.to_owned()), ..Behavior::default() })
+    }
+
+    /// Every request answered with HTTP `status`.
+    pub fn status(status: u16) -> Script {
+        Script::always(Behavior {
+            fault: Some(Fault::Status { status, body: None, retry_after: None }),
+            ..Behavior::default()
+        })
+    }
+
+    /// A provider that expects another key: 401 on every request, `/models` included.
+    pub fn other_key(text: &str) -> Script {
+        Script { expected_key: Some("sk-some-other-key".to_owned()), ..self::text(text) }
+    }
 }
 
 const KEY: &str = "sk-test-cli-7f3a9c-SECRET";
@@ -135,7 +158,7 @@ fn bodies(fake: &fake::FakeProvider) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_key_exits_2_with_the_command_to_set_it_and_sends_nothing() {
-    let fake = fake::FakeProvider::start(fake::Script::text(FINDINGS)).await;
+    let fake = fake::start(fake::text(FINDINGS)).await;
     let p = Project::new(&[("src/lib.rs", LIB_RS)]);
     for args in [&["review", "src/lib.rs"][..], &["explain", "src/lib.rs:1-3"], &["generate", "src/lib.rs:2"]] {
         let run = codetier(&p, Some(&fake.base_url()), false, args).await;
@@ -149,7 +172,7 @@ async fn missing_key_exits_2_with_the_command_to_set_it_and_sends_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn review_prints_text_json_and_valid_sarif_with_fail_on_exit_codes() {
-    let fake = fake::FakeProvider::start(fake::Script::text(FINDINGS)).await;
+    let fake = fake::start(fake::text(FINDINGS)).await;
     let p = Project::new(&[("src/lib.rs", LIB_RS)]);
     let url = fake.base_url();
 
@@ -192,7 +215,7 @@ async fn review_prints_text_json_and_valid_sarif_with_fail_on_exit_codes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tree_review_sends_nothing_from_excluded_or_ignored_files() {
-    let fake = fake::FakeProvider::start(fake::Script::text("[]")).await;
+    let fake = fake::start(fake::text("[]")).await;
     let p = Project::new(&[
         ("src/main.rs", "fn main() { run(); }\n"),
         ("src/secrets/token.rs", "const TOKEN: &str = \"MARKER_SECRET_DIR\";\n"),
@@ -220,7 +243,7 @@ async fn a_tree_review_sends_nothing_from_excluded_or_ignored_files() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_cost_stops_starting_files_and_says_which_were_skipped() {
-    let fake = fake::FakeProvider::start(fake::Script::text(FINDINGS)).await;
+    let fake = fake::start(fake::text(FINDINGS)).await;
     let p = Project::new(&[("a.rs", LIB_RS), ("b.rs", LIB_RS), ("c.rs", LIB_RS)]);
     // Each request may cost up to 100 tokens x $10000/M = $1; the answer itself costs more
     // than $0.05, so after the first file nothing else fits under $1.05.
@@ -261,19 +284,19 @@ async fn max_cost_stops_starting_files_and_says_which_were_skipped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_bucket_spaces_request_starts() {
-    let fake = fake::FakeProvider::start(fake::Script::text("[]")).await;
+    let fake = fake::start(fake::text("[]")).await;
     let files: Vec<(String, String)> = (0..5).map(|i| (format!("f{i}.rs"), format!("fn f{i}() {{}}\n"))).collect();
     let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     let p = Project::new(&refs);
     let run = codetier(&p, Some(&fake.base_url()), true, &["review", "--jobs", "5", "--rate", "5", "."]).await;
     assert_eq!(run.code, 0, "{run:?}");
-    let mut arrivals: Vec<Duration> = fake.requests().iter().map(|r| r.received).collect();
+    let mut arrivals: Vec<std::time::Instant> = fake.requests().iter().map(|r| r.received_at).collect();
     arrivals.sort();
     assert_eq!(arrivals.len(), 5, "{run:?}");
     // At 5 per second with no burst, start k comes at least k x 200 ms after the first. Only
     // this lower bound is checked: a slow machine spaces requests more, never less.
     for (k, at) in arrivals.iter().enumerate() {
-        let since_first = at.saturating_sub(arrivals[0]);
+        let since_first = at.duration_since(arrivals[0]);
         let floor = Duration::from_millis(200 * k as u64).saturating_sub(Duration::from_millis(30));
         assert!(since_first >= floor, "request {k} started {since_first:?} after the first (floor {floor:?})");
     }
@@ -281,12 +304,18 @@ async fn the_token_bucket_spaces_request_starts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_failures_exit_3_and_usage_errors_exit_2() {
-    let fake = fake::FakeProvider::start(fake::Script::status(401, r#"{"error":{"message":"invalid api key"}}"#)).await;
+    let fake = fake::start(fake::other_key("[]")).await;
     let p = Project::new(&[("src/lib.rs", LIB_RS), ("src/b.rs", LIB_RS)]);
     let run = codetier(&p, Some(&fake.base_url()), true, &["review", "--jobs", "1", "src"]).await;
     assert_eq!(run.code, 3, "{run:?}");
     assert!(run.stderr.to_lowercase().contains("key"), "{run:?}");
     assert!(run.stderr.contains("not started: an earlier request failed"), "a rejected key stops the run: {run:?}");
+
+    let down = fake::start(fake::status(503)).await;
+    let failed = codetier(&p, Some(&down.base_url()), true, &["review", "--format", "json", "src/lib.rs"]).await;
+    assert_eq!(failed.code, 3, "{failed:?}");
+    assert!(failed.stderr.contains("503"), "{failed:?}");
+    assert_eq!(failed.json()["summary"]["files_failed"], 1, "{failed:?}");
 
     for (args, needle) in [
         (&["review", "missing.rs"][..], "missing.rs"),
@@ -308,7 +337,7 @@ async fn provider_failures_exit_3_and_usage_errors_exit_2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_prints_markdown_and_generate_writes_only_the_target_atomically() {
     let explanation = "**Division by zero** on line 4.\n\n`d` is always 0, so `1 / d` panics.";
-    let fake = fake::FakeProvider::start(fake::Script::text(explanation)).await;
+    let fake = fake::start(fake::text(explanation)).await;
     let p = Project::new(&[("src/lib.rs", LIB_RS)]);
     let run = codetier(&p, Some(&fake.base_url()), true, &["explain", "src/lib.rs:3-4"]).await;
     assert_eq!(run.code, 0, "{run:?}");
@@ -316,7 +345,7 @@ async fn explain_prints_markdown_and_generate_writes_only_the_target_atomically(
 
     let source = "fn keep() -> u32 {\n    1\n}\n\nfn answer() -> u32 {\n    todo!()\n}\n\nfn tail() {}\n";
     let generated = "```rust\nfn answer() -> u32 {\n    42\n}\n```";
-    fake.set_script(fake::Script::text(generated));
+    fake.set_script(fake::text(generated));
     let p = Project::new(&[("src/gen.rs", source)]);
     #[cfg(unix)]
     {
@@ -348,7 +377,7 @@ async fn explain_prints_markdown_and_generate_writes_only_the_target_atomically(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_reports_sources_values_and_tier_latency_and_diagnoses_failures() {
-    let fake = fake::FakeProvider::start(fake::Script::text("OK")).await;
+    let fake = fake::start(fake::text("OK")).await;
     let p = Project::new(&[(".codetier.toml", "[cache]\nttl_days = 3\n")]);
     let ok = codetier(&p, Some(&fake.base_url()), true, &["doctor"]).await;
     assert_eq!(ok.code, 0, "{ok:?}");
@@ -379,7 +408,7 @@ async fn doctor_reports_sources_values_and_tier_latency_and_diagnoses_failures()
     assert_eq!(refused.code, 3, "{refused:?}");
     assert!(refused.stdout.contains("connection refused"), "{refused:?}");
 
-    fake.set_script(fake::Script::status(401, r#"{"error":{"message":"invalid api key"}}"#));
+    fake.set_script(fake::other_key("OK"));
     let rejected = codetier(&p, Some(&fake.base_url()), true, &["doctor"]).await;
     assert_eq!(rejected.code, 3, "{rejected:?}");
     assert!(rejected.stdout.contains("key rejected"), "{rejected:?}");
@@ -387,7 +416,7 @@ async fn doctor_reports_sources_values_and_tier_latency_and_diagnoses_failures()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_stats_and_clear() {
-    let fake = fake::FakeProvider::start(fake::Script::text("[]")).await;
+    let fake = fake::start(fake::text("[]")).await;
     let p = Project::new(&[("a.rs", LIB_RS), ("b.rs", "fn b() {}\n")]);
     let review = codetier(&p, Some(&fake.base_url()), true, &["review", "a.rs", "b.rs"]).await;
     assert_eq!(review.code, 0, "{review:?}");
