@@ -173,23 +173,38 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             report(&format!("codetier: cannot start the async runtime: {e}"));
             return ExitCode::from(exit::USAGE);
         }
     };
-    let Cli { config, tier, command, .. } = cli;
+    let Cli {
+        config,
+        tier,
+        command,
+        ..
+    } = cli;
     match command {
         None | Some(Command::Lsp { .. }) => {
             let _log = init_logging(config.as_deref());
-            let options = crate::lsp::ServeOptions { config_file: config, tier };
+            let options = crate::lsp::ServeOptions {
+                config_file: config,
+                tier,
+            };
             match runtime.block_on(crate::lsp::serve_stdio(options)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -227,7 +242,11 @@ async fn run(global: Global, command: Command) -> Result<u8, Failure> {
         Command::Lsp { .. } => Ok(exit::OK),
         Command::Review(args) => review::run(&global, args).await,
         Command::Explain { target, fresh } => answer::explain(&global, &target, fresh).await,
-        Command::Generate { target, write, fresh } => answer::generate(&global, &target, write, fresh).await,
+        Command::Generate {
+            target,
+            write,
+            fresh,
+        } => answer::generate(&global, &target, write, fresh).await,
         Command::Doctor => doctor::run(&global).await,
         Command::Cache { action } => cache::run(&global, action),
     }
@@ -239,7 +258,9 @@ fn init_logging(config_file: Option<&std::path::Path>) -> Option<crate::logging:
         .with_user_file(config_file)
         .and_then(|l| l.resolve())
         .ok();
-    let (level, file) = early.map(|c| (c.log.level, c.log.file)).unwrap_or_else(|| ("info".into(), None));
+    let (level, file) = early
+        .map(|c| (c.log.level, c.log.file))
+        .unwrap_or_else(|| ("info".into(), None));
     match crate::logging::init(&level, file.as_deref()) {
         Ok(guard) => Some(guard),
         Err(e) => {
@@ -273,11 +294,27 @@ mod tests {
         assert!(help.contains("Exit codes:"), "{help}");
         assert!(help.contains("3  provider failure"), "{help}");
         let cli = Cli::try_parse_from([
-            "codetier", "review", "--format", "sarif", "--fail-on", "never", "--jobs", "2", "--rate", "0.5",
-            "--max-cost", "0.25", "--tier", "pro", "src", "a.rs:1-3",
+            "codetier",
+            "review",
+            "--format",
+            "sarif",
+            "--fail-on",
+            "never",
+            "--jobs",
+            "2",
+            "--rate",
+            "0.5",
+            "--max-cost",
+            "0.25",
+            "--tier",
+            "pro",
+            "src",
+            "a.rs:1-3",
         ])
         .expect("parses");
-        let Some(Command::Review(args)) = cli.command else { panic!("not review") };
+        let Some(Command::Review(args)) = cli.command else {
+            panic!("not review")
+        };
         assert_eq!(args.format, Format::Sarif);
         assert_eq!(args.fail_on, FailOn::Never);
         assert_eq!(args.jobs, 2);
@@ -288,8 +325,14 @@ mod tests {
 
     #[test]
     fn bad_numbers_are_usage_errors() {
-        for bad in [["--rate", "0"], ["--rate", "x"], ["--jobs", "0"], ["--max-cost", "-1"]] {
-            let err = Cli::try_parse_from(["codetier", "review", bad[0], bad[1], "."]).expect_err("rejected");
+        for bad in [
+            ["--rate", "0"],
+            ["--rate", "x"],
+            ["--jobs", "0"],
+            ["--max-cost", "-1"],
+        ] {
+            let err = Cli::try_parse_from(["codetier", "review", bad[0], bad[1], "."])
+                .expect_err("rejected");
             assert!(err.use_stderr(), "{bad:?}");
         }
     }

@@ -16,7 +16,9 @@ pub struct TokenBucket {
 impl TokenBucket {
     /// `rate` > 0 starts per second, `burst` >= 1.
     pub fn new(rate: f64, burst: u32) -> TokenBucket {
-        TokenBucket { state: Mutex::new(Pacer::new(rate, burst, Instant::now())) }
+        TokenBucket {
+            state: Mutex::new(Pacer::new(rate, burst, Instant::now())),
+        }
     }
 
     /// Waits until the caller may start one request. Uses tokio's clock, so tests with paused
@@ -45,8 +47,17 @@ pub struct Pacer {
 impl Pacer {
     pub fn new(rate: f64, burst: u32, now: Instant) -> Pacer {
         let burst = f64::from(burst.max(1));
-        let rate = if rate.is_finite() && rate > 0.0 { rate } else { 1.0 };
-        Pacer { rate, burst, tokens: burst, at: now }
+        let rate = if rate.is_finite() && rate > 0.0 {
+            rate
+        } else {
+            1.0
+        };
+        Pacer {
+            rate,
+            burst,
+            tokens: burst,
+            at: now,
+        }
     }
 
     /// Takes one token at `now` and returns how long the caller must wait before using it.
@@ -114,6 +125,10 @@ mod tests {
         for _ in 0..3 {
             bucket.acquire().await;
         }
-        assert!(start.elapsed() >= Duration::from_millis(39), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(39),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }

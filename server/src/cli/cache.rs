@@ -17,7 +17,12 @@ pub fn run(global: &Global, action: CacheAction) -> Result<u8, Failure> {
             let hit_rate = if lookups == 0 {
                 "unknown (no lookups recorded yet)".to_owned()
             } else {
-                format!("{:.1}% ({} hits, {} misses)", s.hits as f64 * 100.0 / lookups as f64, s.hits, s.misses)
+                format!(
+                    "{:.1}% ({} hits, {} misses)",
+                    s.hits as f64 * 100.0 / lookups as f64,
+                    s.hits,
+                    s.misses
+                )
             };
             let oldest = match s.oldest_unix {
                 Some(t) => format!("{} ({})", age(t), t),
@@ -35,8 +40,13 @@ pub fn run(global: &Global, action: CacheAction) -> Result<u8, Failure> {
             ));
         }
         CacheAction::Clear => {
-            let removed = cache.clear().map_err(|e| Failure::usage(format!("codetier: cannot clear the cache: {e}")))?;
-            emit(&format!("removed {removed} cached answer{}\n", if removed == 1 { "" } else { "s" }));
+            let removed = cache
+                .clear()
+                .map_err(|e| Failure::usage(format!("codetier: cannot clear the cache: {e}")))?;
+            emit(&format!(
+                "removed {removed} cached answer{}\n",
+                if removed == 1 { "" } else { "s" }
+            ));
         }
     }
     Ok(exit::OK)
@@ -44,7 +54,10 @@ pub fn run(global: &Global, action: CacheAction) -> Result<u8, Failure> {
 
 /// "3 days ago" style age of a unix timestamp.
 fn age(unix: u64) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(unix);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(unix);
     let secs = now.saturating_sub(unix);
     match secs {
         0..=59 => format!("{secs} s ago"),
@@ -78,7 +91,10 @@ mod tests {
         assert_eq!(human_bytes(512.0), "512 B");
         assert_eq!(human_bytes(1536.0), "1.5 KiB");
         assert_eq!(human_bytes(3.0 * 1024.0 * 1024.0), "3.0 MiB");
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         assert_eq!(age(now.saturating_sub(2 * 86_400)), "2 days ago");
     }
 }

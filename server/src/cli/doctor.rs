@@ -50,7 +50,10 @@ impl Doctor {
 }
 
 pub async fn run(global: &Global) -> Result<u8, Failure> {
-    let mut d = Doctor { out: String::new(), code: exit::OK };
+    let mut d = Doctor {
+        out: String::new(),
+        code: exit::OK,
+    };
     d.line("codetier doctor");
     d.line("");
     d.line("Configuration sources (later wins):");
@@ -97,7 +100,11 @@ pub async fn run(global: &Global) -> Result<u8, Failure> {
     if key {
         d.ok("API key", &format!("present in ${}", config.api_key_env));
     } else {
-        d.fail("API key", &setup::missing_key_message(&config.api_key_env), exit::USAGE);
+        d.fail(
+            "API key",
+            &setup::missing_key_message(&config.api_key_env),
+            exit::USAGE,
+        );
     }
     let reachable = reachability(&mut d, &config).await;
     d.flush();
@@ -106,7 +113,10 @@ pub async fn run(global: &Global) -> Result<u8, Failure> {
         d.flush();
         return Ok(d.code);
     }
-    let provider = match Provider::new(Endpoint { base_url: config.base_url.clone(), api_key_env: config.api_key_env.clone() }) {
+    let provider = match Provider::new(Endpoint {
+        base_url: config.base_url.clone(),
+        api_key_env: config.api_key_env.clone(),
+    }) {
         Ok(p) => p,
         Err(e) => {
             d.fail("endpoint", &diagnose(&e, &config, None), exit::USAGE);
@@ -116,7 +126,14 @@ pub async fn run(global: &Global) -> Result<u8, Failure> {
     };
     let models = match tokio::time::timeout(CHECK_TIMEOUT, provider.list_models()).await {
         Ok(Ok(models)) => {
-            d.ok("models", &format!("{} listed at {}/models; the key is accepted", models.len(), config.base_url));
+            d.ok(
+                "models",
+                &format!(
+                    "{} listed at {}/models; the key is accepted",
+                    models.len(),
+                    config.base_url
+                ),
+            );
             Some(models)
         }
         Ok(Err(e)) => {
@@ -138,12 +155,17 @@ pub async fn run(global: &Global) -> Result<u8, Failure> {
         let what = format!("{name} ({})", tier.model);
         if let Some(models) = &models {
             if !models.is_empty() && !models.iter().any(|m| m == &tier.model) {
-                d.line(format!("  note  {what}: not in the provider's model list; asking anyway"));
+                d.line(format!(
+                    "  note  {what}: not in the provider's model list; asking anyway"
+                ));
             }
         }
         let request = ChatRequest {
             model: tier.model.clone(),
-            messages: vec![Message { role: Role::User, content: "Reply with the single word OK.".into() }],
+            messages: vec![Message {
+                role: Role::User,
+                content: "Reply with the single word OK.".into(),
+            }],
             max_tokens: 8,
             extra_body: tier.extra_body.clone(),
             stream: true,
@@ -151,8 +173,17 @@ pub async fn run(global: &Global) -> Result<u8, Failure> {
         let started = Instant::now();
         match tokio::time::timeout(CHECK_TIMEOUT, provider.chat(&request, None)).await {
             Ok(Ok(done)) => {
-                let ttft = done.ttft.map(|t| format!("{} ms", t.as_millis())).unwrap_or_else(|| "n/a".into());
-                d.ok(&what, &format!("first token {ttft}, total {} ms", started.elapsed().as_millis()));
+                let ttft = done
+                    .ttft
+                    .map(|t| format!("{} ms", t.as_millis()))
+                    .unwrap_or_else(|| "n/a".into());
+                d.ok(
+                    &what,
+                    &format!(
+                        "first token {ttft}, total {} ms",
+                        started.elapsed().as_millis()
+                    ),
+                );
             }
             Ok(Err(e)) => d.fail(&what, &diagnose(&e, &config, Some(name)), code_of(&e)),
             Err(_) => d.fail(&what, &timeout_message(&config), exit::PROVIDER),
@@ -175,8 +206,15 @@ fn effective_toml(config: &Config) -> String {
         Ok(t) => t,
         Err(_) => serde_json::to_string_pretty(config).unwrap_or_default(),
     };
-    let state = if setup::key_present(config) { "present" } else { "absent" };
-    let note = format!("  # key: {state} (read from ${} at request time; never printed)", config.api_key_env);
+    let state = if setup::key_present(config) {
+        "present"
+    } else {
+        "absent"
+    };
+    let note = format!(
+        "  # key: {state} (read from ${} at request time; never printed)",
+        config.api_key_env
+    );
     let mut out = String::new();
     for line in text.lines() {
         let _ = write!(out, "  {line}");
@@ -195,7 +233,11 @@ async fn reachability(d: &mut Doctor, config: &Config) -> bool {
     let client = match reqwest::Client::builder().timeout(CHECK_TIMEOUT).build() {
         Ok(c) => c,
         Err(e) => {
-            d.fail("reachability", &format!("cannot build an HTTP client: {e}"), exit::PROVIDER);
+            d.fail(
+                "reachability",
+                &format!("cannot build an HTTP client: {e}"),
+                exit::PROVIDER,
+            );
             return false;
         }
     };
@@ -204,7 +246,12 @@ async fn reachability(d: &mut Doctor, config: &Config) -> bool {
         Ok(resp) => {
             d.ok(
                 "reachability",
-                &format!("{} answered HTTP {} in {} ms", config.base_url, resp.status().as_u16(), started.elapsed().as_millis()),
+                &format!(
+                    "{} answered HTTP {} in {} ms",
+                    config.base_url,
+                    resp.status().as_u16(),
+                    started.elapsed().as_millis()
+                ),
             );
             true
         }
@@ -212,7 +259,11 @@ async fn reachability(d: &mut Doctor, config: &Config) -> bool {
             // The URL is in the report already, and its text must not sway the diagnosis.
             let e = e.without_url();
             let chain = error_chain(&e);
-            let diagnosis = if e.is_timeout() { timeout_message(config) } else { classify_connect(&chain, config) };
+            let diagnosis = if e.is_timeout() {
+                timeout_message(config)
+            } else {
+                classify_connect(&chain, config)
+            };
             d.fail("reachability", &diagnosis, exit::PROVIDER);
             false
         }
@@ -246,9 +297,17 @@ fn timeout_message(config: &Config) -> String {
 fn classify_connect(chain: &str, config: &Config) -> String {
     let lower = chain.to_ascii_lowercase();
     let host = host_of(&config.base_url);
-    if lower.contains("dns") || lower.contains("lookup") || lower.contains("name or service not known") || lower.contains("no such host") {
+    if lower.contains("dns")
+        || lower.contains("lookup")
+        || lower.contains("name or service not known")
+        || lower.contains("no such host")
+    {
         format!("DNS: cannot resolve `{host}`.\nCheck base_url (or CODETIER_BASE_URL) and this machine's DNS. ({chain})")
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") || lower.contains("ssl") {
+    } else if lower.contains("certificate")
+        || lower.contains("tls")
+        || lower.contains("handshake")
+        || lower.contains("ssl")
+    {
         format!("TLS: the secure connection to `{host}` failed (untrusted or invalid certificate?).\nA local server without TLS needs an http://127.0.0.1 URL. ({chain})")
     } else if lower.contains("refused") {
         format!("connection refused: nothing listens at `{host}`.\nIs the server running, and is the port in base_url right? ({chain})")
@@ -299,19 +358,37 @@ mod tests {
 
     #[test]
     fn connection_failures_are_named() {
-        let config = Config { base_url: "https://api.example.test/v1".into(), ..Config::default() };
-        let dns = classify_connect("error sending request: dns error: failed to lookup address information", &config);
-        assert!(dns.starts_with("DNS: cannot resolve `api.example.test`"), "{dns}");
-        let tls = classify_connect("error sending request: invalid peer certificate: UnknownIssuer", &config);
+        let config = Config {
+            base_url: "https://api.example.test/v1".into(),
+            ..Config::default()
+        };
+        let dns = classify_connect(
+            "error sending request: dns error: failed to lookup address information",
+            &config,
+        );
+        assert!(
+            dns.starts_with("DNS: cannot resolve `api.example.test`"),
+            "{dns}"
+        );
+        let tls = classify_connect(
+            "error sending request: invalid peer certificate: UnknownIssuer",
+            &config,
+        );
         assert!(tls.starts_with("TLS:"), "{tls}");
-        let refused = classify_connect("tcp connect error: Connection refused (os error 111)", &config);
+        let refused = classify_connect(
+            "tcp connect error: Connection refused (os error 111)",
+            &config,
+        );
         assert!(refused.starts_with("connection refused"), "{refused}");
     }
 
     #[test]
     fn effective_config_hides_the_key_and_is_toml() {
         let text = effective_toml(&Config::default());
-        assert!(text.contains("base_url = \"https://global-apis.com/v1\""), "{text}");
+        assert!(
+            text.contains("base_url = \"https://global-apis.com/v1\""),
+            "{text}"
+        );
         assert!(text.contains("# key: "), "{text}");
         assert!(text.contains("[tiers.flash]"), "{text}");
     }

@@ -46,53 +46,97 @@ pub struct Skip {
 /// file whose name contains a colon still works.
 pub fn parse_spec(arg: &str) -> Result<Spec, Failure> {
     if Path::new(arg).exists() {
-        return Ok(Spec { path: PathBuf::from(arg), lines: None });
+        return Ok(Spec {
+            path: PathBuf::from(arg),
+            lines: None,
+        });
     }
     let Some((file, suffix)) = arg.rsplit_once(':') else {
-        return Ok(Spec { path: PathBuf::from(arg), lines: None });
+        return Ok(Spec {
+            path: PathBuf::from(arg),
+            lines: None,
+        });
     };
     if file.is_empty() || !suffix.chars().next().is_some_and(|c| c.is_ascii_digit()) {
-        return Ok(Spec { path: PathBuf::from(arg), lines: None });
+        return Ok(Spec {
+            path: PathBuf::from(arg),
+            lines: None,
+        });
     }
-    let bad = || Failure::usage(format!("codetier: `{arg}`: expected FILE:LINE or FILE:START-END with 1-based line numbers"));
+    let bad = || {
+        Failure::usage(format!(
+            "codetier: `{arg}`: expected FILE:LINE or FILE:START-END with 1-based line numbers"
+        ))
+    };
     let number = |s: &str| s.trim().parse::<u32>().ok().filter(|n| *n >= 1);
     let lines = match suffix.split_once('-') {
         Some((a, b)) => {
             let (start, end) = (number(a).ok_or_else(bad)?, number(b).ok_or_else(bad)?);
             if end < start {
-                return Err(Failure::usage(format!("codetier: `{arg}`: the range ends before it starts")));
+                return Err(Failure::usage(format!(
+                    "codetier: `{arg}`: the range ends before it starts"
+                )));
             }
             Lines { start, end }
         }
         None => {
             let line = number(suffix).ok_or_else(bad)?;
-            Lines { start: line, end: line }
+            Lines {
+                start: line,
+                end: line,
+            }
         }
     };
-    Ok(Spec { path: PathBuf::from(file), lines: Some(lines) })
+    Ok(Spec {
+        path: PathBuf::from(file),
+        lines: Some(lines),
+    })
 }
 
 /// Expands the arguments into files: directories are walked (hidden files and .gitignore'd
 /// files are left out silently); files matching `exclude` are skipped and reported. A path
 /// that does not exist is a usage error, found before any request is made.
-pub fn collect(args: &[String], root: &Path, exclude: &[String]) -> Result<(Vec<Target>, Vec<Skip>), Failure> {
+pub fn collect(
+    args: &[String],
+    root: &Path,
+    exclude: &[String],
+) -> Result<(Vec<Target>, Vec<Skip>), Failure> {
     let mut targets = Vec::new();
     let mut skipped = Vec::new();
-    let push = |path: PathBuf, lines: Option<Lines>, targets: &mut Vec<Target>, skipped: &mut Vec<Skip>| {
+    let push = |path: PathBuf,
+                lines: Option<Lines>,
+                targets: &mut Vec<Target>,
+                skipped: &mut Vec<Skip>| {
         let display = display_path(&path, root);
         if crate::engine::is_excluded(&display, exclude) {
-            skipped.push(Skip { path: display, reason: "matches privacy.exclude".into() });
-        } else if !targets.iter().any(|t: &Target| t.display == display && t.lines == lines) {
-            targets.push(Target { path, display, lines });
+            skipped.push(Skip {
+                path: display,
+                reason: "matches privacy.exclude".into(),
+            });
+        } else if !targets
+            .iter()
+            .any(|t: &Target| t.display == display && t.lines == lines)
+        {
+            targets.push(Target {
+                path,
+                display,
+                lines,
+            });
         }
     };
     for arg in args {
         let spec = parse_spec(arg)?;
-        let meta = std::fs::metadata(&spec.path)
-            .map_err(|e| Failure::usage(format!("codetier: cannot read `{}`: {e}", spec.path.display())))?;
+        let meta = std::fs::metadata(&spec.path).map_err(|e| {
+            Failure::usage(format!(
+                "codetier: cannot read `{}`: {e}",
+                spec.path.display()
+            ))
+        })?;
         if meta.is_dir() {
             if spec.lines.is_some() {
-                return Err(Failure::usage(format!("codetier: `{arg}`: a line range needs a file, not a directory")));
+                return Err(Failure::usage(format!(
+                    "codetier: `{arg}`: a line range needs a file, not a directory"
+                )));
             }
             let mut found = walk(&spec.path);
             found.sort();
@@ -123,7 +167,9 @@ pub fn display_path(path: &Path, root: &Path) -> String {
     let absolute = if path.is_absolute() {
         path.to_path_buf()
     } else {
-        std::env::current_dir().map(|cwd| cwd.join(path)).unwrap_or_else(|_| path.to_path_buf())
+        std::env::current_dir()
+            .map(|cwd| cwd.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
     };
     let absolute = normalize(&absolute);
     let shown = match absolute.strip_prefix(normalize(root)) {
@@ -153,7 +199,10 @@ fn normalize(path: &Path) -> PathBuf {
 pub fn read_text(path: &Path) -> Result<String, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
     if meta.len() > MAX_FILE_BYTES {
-        return Err(format!("larger than {} MiB", MAX_FILE_BYTES / (1024 * 1024)));
+        return Err(format!(
+            "larger than {} MiB",
+            MAX_FILE_BYTES / (1024 * 1024)
+        ));
     }
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
     if bytes.iter().take(8192).any(|b| *b == 0) {
@@ -199,7 +248,11 @@ pub fn chunks(text: &Rope, range: Range<usize>, max_chars: usize) -> Vec<Range<u
 
 /// A language id for the prompt, from the file extension.
 pub fn language_id(path: &str) -> &'static str {
-    let ext = Path::new(path).extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = Path::new(path)
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     match ext.as_str() {
         "rs" => "rust",
         "py" | "pyi" => "python",
@@ -240,14 +293,22 @@ mod tests {
         let check = |arg: &str, path: &str, lines: Option<(u32, u32)>| {
             let spec = parse_spec(arg).expect(arg);
             assert_eq!(spec.path, PathBuf::from(path), "{arg}");
-            assert_eq!(spec.lines, lines.map(|(start, end)| Lines { start, end }), "{arg}");
+            assert_eq!(
+                spec.lines,
+                lines.map(|(start, end)| Lines { start, end }),
+                "{arg}"
+            );
         };
         check("src/a.rs", "src/a.rs", None);
         check("src/a.rs:3", "src/a.rs", Some((3, 3)));
         check("src/a.rs:3-10", "src/a.rs", Some((3, 10)));
         check("c:notanumber", "c:notanumber", None);
         for bad in ["a.rs:0", "a.rs:5-2", "a.rs:3-x", "a.rs:1-0"] {
-            assert_eq!(parse_spec(bad).expect_err(bad).code, super::super::exit::USAGE, "{bad}");
+            assert_eq!(
+                parse_spec(bad).expect_err(bad).code,
+                super::super::exit::USAGE,
+                "{bad}"
+            );
         }
     }
 
@@ -305,8 +366,15 @@ mod tests {
         let mut skipped: Vec<&str> = skipped.iter().map(|s| s.path.as_str()).collect();
         skipped.sort();
         assert_eq!(skipped, ["key.pem", "src/secrets/token.rs"]);
-        let missing = collect(&[root.join("nope.rs").to_string_lossy().into_owned()], root, &exclude);
-        assert_eq!(missing.expect_err("missing").code, super::super::exit::USAGE);
+        let missing = collect(
+            &[root.join("nope.rs").to_string_lossy().into_owned()],
+            root,
+            &exclude,
+        );
+        assert_eq!(
+            missing.expect_err("missing").code,
+            super::super::exit::USAGE
+        );
     }
 
     #[test]

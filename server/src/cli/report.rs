@@ -64,14 +64,20 @@ impl ReviewReport {
     /// 3 when a provider request failed, 2 for any other failure, 1 when a finding reaches
     /// `--fail-on`, else 0. A failure outranks findings: the review is incomplete.
     pub fn exit_code(&self) -> u8 {
-        let failures: Vec<u8> = self.files.iter().filter_map(|f| f.error.as_ref().map(|e| e.1)).collect();
+        let failures: Vec<u8> = self
+            .files
+            .iter()
+            .filter_map(|f| f.error.as_ref().map(|e| e.1))
+            .collect();
         if failures.contains(&exit::PROVIDER) {
             return exit::PROVIDER;
         }
         if !failures.is_empty() {
             return exit::USAGE;
         }
-        let failing = self.findings().any(|(_, f)| fails(&f.severity, self.fail_on));
+        let failing = self
+            .findings()
+            .any(|(_, f)| fails(&f.severity, self.fail_on));
         if failing {
             exit::FINDINGS
         } else {
@@ -81,7 +87,9 @@ impl ReviewReport {
 
     /// Every finding with its file, files in order, findings by line.
     pub fn findings(&self) -> impl Iterator<Item = (&FileReport, &Finding)> {
-        self.files.iter().flat_map(|file| file.findings.iter().map(move |f| (file, f)))
+        self.files
+            .iter()
+            .flat_map(|file| file.findings.iter().map(move |f| (file, f)))
     }
 
     pub fn total_cost(&self) -> f64 {
@@ -95,15 +103,28 @@ impl ReviewReport {
     /// One line for stderr: what was reviewed, what was found, what it cost.
     pub fn summary(&self) -> String {
         let reviewed = self.files.iter().filter(|f| f.error.is_none()).count();
-        let cached = self.files.iter().filter(|f| f.error.is_none() && f.cached).count();
-        let failed = self.files.len() - reviewed;
-        let counts: Vec<String> = [Severity::Error, Severity::Warning, Severity::Info, Severity::Hint]
+        let cached = self
+            .files
             .iter()
-            .map(|s| (self.count(s), severity_name(s)))
-            .filter(|(n, _)| *n > 0)
-            .map(|(n, name)| format!("{n} {name}{}", if n == 1 { "" } else { "s" }))
-            .collect();
-        let found = if counts.is_empty() { "no findings".to_owned() } else { counts.join(", ") };
+            .filter(|f| f.error.is_none() && f.cached)
+            .count();
+        let failed = self.files.len() - reviewed;
+        let counts: Vec<String> = [
+            Severity::Error,
+            Severity::Warning,
+            Severity::Info,
+            Severity::Hint,
+        ]
+        .iter()
+        .map(|s| (self.count(s), severity_name(s)))
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, name)| format!("{n} {name}{}", if n == 1 { "" } else { "s" }))
+        .collect();
+        let found = if counts.is_empty() {
+            "no findings".to_owned()
+        } else {
+            counts.join(", ")
+        };
         let mut line = format!(
             "codetier: reviewed {reviewed} file{} ({cached} from cache): {found}; cost ${:.6}",
             if reviewed == 1 { "" } else { "s" },
@@ -120,10 +141,19 @@ impl ReviewReport {
 
     /// Lines for stderr about files not reviewed and why.
     pub fn stderr_notes(&self) -> Vec<String> {
-        let mut out: Vec<String> =
-            self.skipped.iter().map(|s| format!("codetier: skipped {}: {}", s.path, s.reason)).collect();
+        let mut out: Vec<String> = self
+            .skipped
+            .iter()
+            .map(|s| format!("codetier: skipped {}: {}", s.path, s.reason))
+            .collect();
         out.extend(self.files.iter().filter_map(|f| {
-            f.error.as_ref().map(|e| format!("codetier: {}: {}", f.path, e.0.trim_start_matches("codetier: ")))
+            f.error.as_ref().map(|e| {
+                format!(
+                    "codetier: {}: {}",
+                    f.path,
+                    e.0.trim_start_matches("codetier: ")
+                )
+            })
         }));
         out.extend(self.notes.iter().map(|n| format!("codetier: {n}")));
         out
@@ -133,7 +163,13 @@ impl ReviewReport {
 /// Compiler-style lines `path:line:col: severity: message`, with the proposed replacement
 /// indented below. ANSI colour only when `colour`.
 pub fn text(report: &ReviewReport, colour: bool) -> String {
-    let paint = |code: &str, s: &str| if colour { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_owned() };
+    let paint = |code: &str, s: &str| {
+        if colour {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
+    };
     let mut out = String::new();
     for (file, f) in report.findings() {
         let name = severity_name(&f.severity);
@@ -154,7 +190,12 @@ pub fn text(report: &ReviewReport, colour: bool) -> String {
             out.push_str(&format!("    {more}\n"));
         }
         if let Some(replacement) = &f.replacement {
-            out.push_str(&format!("  {} replace lines {}-{} with:\n", paint("1;32", "help:"), f.start_line + 1, f.end_line + 1));
+            out.push_str(&format!(
+                "  {} replace lines {}-{} with:\n",
+                paint("1;32", "help:"),
+                f.start_line + 1,
+                f.end_line + 1
+            ));
             for line in replacement.lines() {
                 out.push_str(&format!("    | {line}\n"));
             }
@@ -194,10 +235,15 @@ pub fn json(report: &ReviewReport) -> Value {
             })
         })
         .collect();
-    let by_severity: serde_json::Map<String, Value> = [Severity::Error, Severity::Warning, Severity::Info, Severity::Hint]
-        .iter()
-        .map(|s| (severity_name(s).to_owned(), json!(report.count(s))))
-        .collect();
+    let by_severity: serde_json::Map<String, Value> = [
+        Severity::Error,
+        Severity::Warning,
+        Severity::Info,
+        Severity::Hint,
+    ]
+    .iter()
+    .map(|s| (severity_name(s).to_owned(), json!(report.count(s))))
+    .collect();
     json!({
         "tool": { "name": "codetier", "version": env!("CARGO_PKG_VERSION") },
         "findings": findings,
@@ -221,7 +267,12 @@ pub fn json(report: &ReviewReport) -> Value {
 pub(crate) mod tests {
     use super::*;
 
-    pub fn finding(line: u32, severity: Severity, message: &str, replacement: Option<&str>) -> Finding {
+    pub fn finding(
+        line: u32,
+        severity: Severity,
+        message: &str,
+        replacement: Option<&str>,
+    ) -> Finding {
         Finding {
             start_line: line,
             end_line: line + 1,
@@ -242,7 +293,12 @@ pub(crate) mod tests {
                     cached: false,
                     chunks: 1,
                     findings: vec![
-                        finding(4, Severity::Warning, "unused value\nsecond line", Some("let _x = 1;")),
+                        finding(
+                            4,
+                            Severity::Warning,
+                            "unused value\nsecond line",
+                            Some("let _x = 1;"),
+                        ),
                         finding(9, Severity::Info, "consider a const", None),
                     ],
                     error: None,
@@ -258,7 +314,10 @@ pub(crate) mod tests {
                     error: None,
                 },
             ],
-            skipped: vec![Skip { path: "key.pem".into(), reason: "matches privacy.exclude".into() }],
+            skipped: vec![Skip {
+                path: "key.pem".into(),
+                reason: "matches privacy.exclude".into(),
+            }],
             notes: vec![],
             fail_on,
         }
@@ -303,6 +362,9 @@ pub(crate) mod tests {
         assert_eq!(v["summary"]["by_severity"]["warning"], 1);
         assert_eq!(v["summary"]["exit_code"], 1);
         let summary = sample(FailOn::Error).summary();
-        assert!(summary.contains("reviewed 2 files (1 from cache): 1 warning, 1 info"), "{summary}");
+        assert!(
+            summary.contains("reviewed 2 files (1 from cache): 1 warning, 1 info"),
+            "{summary}"
+        );
     }
 }

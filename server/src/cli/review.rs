@@ -36,7 +36,10 @@ pub async fn run(global: &Global, args: ReviewArgs) -> Result<u8, Failure> {
     let loaded = setup::load(global)?;
     let mut config = setup::for_batch(loaded.config);
     setup::require_key(&config)?;
-    let tier = global.tier.clone().unwrap_or_else(|| config.actions.review.tier.clone());
+    let tier = global
+        .tier
+        .clone()
+        .unwrap_or_else(|| config.actions.review.tier.clone());
     setup::check_tier(&config, &tier)?;
     let estimate = match args.max_cost {
         Some(_) => {
@@ -46,14 +49,25 @@ pub async fn run(global: &Global, args: ReviewArgs) -> Result<u8, Failure> {
         }
         None => None,
     };
-    let (targets, mut skipped) = files::collect(&args.paths, &loaded.root, &config.privacy.exclude)?;
+    let (targets, mut skipped) =
+        files::collect(&args.paths, &loaded.root, &config.privacy.exclude)?;
     let work = prepare(targets, &config, &mut skipped);
-    let engine = Arc::new(
-        Engine::new(config.clone()).map_err(|e| Failure::usage(format!("codetier: the provider endpoint is unusable: {e}")))?,
-    );
-    let run = Dispatch { engine, tier: tier.clone(), fresh: args.fresh, env: config.api_key_env.clone() };
+    let engine = Arc::new(Engine::new(config.clone()).map_err(|e| {
+        Failure::usage(format!("codetier: the provider endpoint is unusable: {e}"))
+    })?);
+    let run = Dispatch {
+        engine,
+        tier: tier.clone(),
+        fresh: args.fresh,
+        env: config.api_key_env.clone(),
+    };
     let (files, notes) = run.all(&work, &args, estimate, &mut skipped).await;
-    let review = ReviewReport { files, skipped, notes, fail_on: args.fail_on };
+    let review = ReviewReport {
+        files,
+        skipped,
+        notes,
+        fail_on: args.fail_on,
+    };
     let output = match args.format {
         Format::Text => super::report::text(&review, colour_stdout()),
         Format::Json => pretty(&super::report::json(&review)),
@@ -84,7 +98,11 @@ pub fn request_estimate(config: &Config, tier: &str) -> Result<f64, Failure> {
     let Some(t) = config.tiers.get(tier) else {
         return Err(Failure::usage(format!("codetier: unknown tier `{tier}`")));
     };
-    let fallback_price = t.fallback.as_deref().and_then(crate::config::known_model).map(|k| k.output_usd_per_million);
+    let fallback_price = t
+        .fallback
+        .as_deref()
+        .and_then(crate::config::known_model)
+        .map(|k| k.output_usd_per_million);
     let Some(price) = t.output_usd_per_million else {
         return Err(Failure::usage(format!(
             "codetier: --max-cost needs the price of tier `{tier}` (model {}): set tiers.{tier}.output_usd_per_million",
@@ -107,7 +125,10 @@ fn prepare(targets: Vec<Target>, config: &Config, skipped: &mut Vec<Skip>) -> Ve
         let text = match files::read_text(&target.path) {
             Ok(t) => Rope::from_str(&t),
             Err(reason) => {
-                skipped.push(Skip { path: target.display, reason });
+                skipped.push(Skip {
+                    path: target.display,
+                    reason,
+                });
                 continue;
             }
         };
@@ -117,10 +138,17 @@ fn prepare(targets: Vec<Target>, config: &Config, skipped: &mut Vec<Skip>) -> Ve
         };
         let chunks = files::chunks(&text, range, max_chars);
         if chunks.is_empty() {
-            skipped.push(Skip { path: target.display, reason: "nothing to review (empty)".into() });
+            skipped.push(Skip {
+                path: target.display,
+                reason: "nothing to review (empty)".into(),
+            });
             continue;
         }
-        out.push(Work { target, text, chunks });
+        out.push(Work {
+            target,
+            text,
+            chunks,
+        });
     }
     out
 }
@@ -210,7 +238,10 @@ impl Dispatch {
                 }
             }
             if let Some(why) = &state.stop {
-                skipped.push(Skip { path: file.target.display.clone(), reason: format!("not started: {why}") });
+                skipped.push(Skip {
+                    path: file.target.display.clone(),
+                    reason: format!("not started: {why}"),
+                });
                 continue;
             }
             started[index] = true;
@@ -229,14 +260,22 @@ impl Dispatch {
                 };
                 let engine = self.engine.clone();
                 state.progress.set_message(file.target.display.clone());
-                state.set.spawn(async move { (index, engine.run(job, None).await) });
+                state
+                    .set
+                    .spawn(async move { (index, engine.run(job, None).await) });
             }
         }
         while let Some(done) = state.set.join_next().await {
             self.settle(&mut state, done);
         }
         state.progress.finish_and_clear();
-        let files = state.reports.into_iter().zip(started).filter(|(_, s)| *s).map(|(r, _)| r).collect();
+        let files = state
+            .reports
+            .into_iter()
+            .zip(started)
+            .filter(|(_, s)| *s)
+            .map(|(r, _)| r)
+            .collect();
         (files, notes)
     }
 
@@ -260,7 +299,9 @@ impl Dispatch {
                 return;
             }
         };
-        let Some(file) = state.reports.get_mut(index) else { return };
+        let Some(file) = state.reports.get_mut(index) else {
+            return;
+        };
         match result {
             Ok(outcome) => {
                 // An answer of unknown cost counts as its worst case against the cap.
@@ -283,7 +324,10 @@ impl Dispatch {
             Err(error) => {
                 let failure = setup::engine_failure(&error, &self.env);
                 if state.stop.is_none() && is_fatal(&error) {
-                    state.stop = Some(format!("an earlier request failed: {}", first_line(failure.message.trim_start_matches("codetier: "))));
+                    state.stop = Some(format!(
+                        "an earlier request failed: {}",
+                        first_line(failure.message.trim_start_matches("codetier: "))
+                    ));
                 }
                 file.cached = false;
                 if file.error.is_none() {
@@ -325,7 +369,9 @@ fn progress_bar(total: u64) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(total);
-    if let Ok(style) = ProgressStyle::with_template("{spinner} reviewing [{bar:30}] {pos}/{len} {wide_msg}") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} reviewing [{bar:30}] {pos}/{len} {wide_msg}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
@@ -346,8 +392,17 @@ mod tests {
         flash.fallback = None;
         let est = request_estimate(&config, "flash").expect("priced");
         assert!((est - 0.002).abs() < 1e-12, "{est}");
-        config.tiers.get_mut("flash").expect("flash").output_usd_per_million = None;
-        assert_eq!(request_estimate(&config, "flash").expect_err("no price").code, exit::USAGE);
+        config
+            .tiers
+            .get_mut("flash")
+            .expect("flash")
+            .output_usd_per_million = None;
+        assert_eq!(
+            request_estimate(&config, "flash")
+                .expect_err("no price")
+                .code,
+            exit::USAGE
+        );
     }
 
     #[test]

@@ -34,7 +34,9 @@ pub fn uri_path(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     for b in path.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => out.push(char::from(b)),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                out.push(char::from(b))
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -42,7 +44,8 @@ pub fn uri_path(path: &str) -> String {
 }
 
 fn location(path: &str, lines: Option<(u32, u32)>) -> Value {
-    let mut physical = json!({ "artifactLocation": { "uri": uri_path(path), "uriBaseId": "%SRCROOT%" } });
+    let mut physical =
+        json!({ "artifactLocation": { "uri": uri_path(path), "uriBaseId": "%SRCROOT%" } });
     if let Some((start, end)) = lines {
         physical["region"] = json!({ "startLine": start, "endLine": end.max(start) });
     }
@@ -52,7 +55,8 @@ fn location(path: &str, lines: Option<(u32, u32)>) -> Value {
 /// A fingerprint that survives the finding moving to other lines: file, severity and message.
 fn fingerprint(path: &str, severity: &Severity, message: &str) -> String {
     let normalized: String = message.split_whitespace().collect::<Vec<_>>().join(" ");
-    let hash = blake3::hash(format!("{path}\n{}\n{normalized}", severity_name(severity)).as_bytes());
+    let hash =
+        blake3::hash(format!("{path}\n{}\n{normalized}", severity_name(severity)).as_bytes());
     hash.to_hex()[..32].to_owned()
 }
 
@@ -111,9 +115,25 @@ pub fn sarif(report: &ReviewReport, root: &Path) -> Value {
             })
         })
     }));
-    notifications.extend(report.notes.iter().map(|n| json!({ "level": "warning", "message": { "text": n } })));
-    let root_uri = format!("file://{}/", uri_path(root.to_string_lossy().replace('\\', "/").trim_end_matches('/')));
-    let root_uri = if root_uri.starts_with("file:///") { root_uri } else { root_uri.replacen("file://", "file:///", 1) };
+    notifications.extend(
+        report
+            .notes
+            .iter()
+            .map(|n| json!({ "level": "warning", "message": { "text": n } })),
+    );
+    let root_uri = format!(
+        "file://{}/",
+        uri_path(
+            root.to_string_lossy()
+                .replace('\\', "/")
+                .trim_end_matches('/')
+        )
+    );
+    let root_uri = if root_uri.starts_with("file:///") {
+        root_uri
+    } else {
+        root_uri.replacen("file://", "file:///", 1)
+    };
     json!({
         "$schema": SCHEMA_URI,
         "version": "2.1.0",
@@ -162,17 +182,38 @@ mod tests {
         let run = &v["runs"][0];
         assert_eq!(run["tool"]["driver"]["name"], "codetier");
         assert_eq!(run["tool"]["driver"]["rules"][0]["id"], RULE_ID);
-        assert_eq!(run["originalUriBaseIds"]["%SRCROOT%"]["uri"], "file:///repo%20root/");
+        assert_eq!(
+            run["originalUriBaseIds"]["%SRCROOT%"]["uri"],
+            "file:///repo%20root/"
+        );
         let first = &run["results"][0];
         assert_eq!(first["level"], "warning");
-        assert_eq!(first["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], "src/a.rs");
-        assert_eq!(first["locations"][0]["physicalLocation"]["artifactLocation"]["uriBaseId"], "%SRCROOT%");
-        assert_eq!(first["locations"][0]["physicalLocation"]["region"]["startLine"], 5);
-        assert_eq!(first["locations"][0]["physicalLocation"]["region"]["endLine"], 6);
-        assert_eq!(first["fixes"][0]["artifactChanges"][0]["replacements"][0]["insertedContent"]["text"], "let _x = 1;");
+        assert_eq!(
+            first["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+            "src/a.rs"
+        );
+        assert_eq!(
+            first["locations"][0]["physicalLocation"]["artifactLocation"]["uriBaseId"],
+            "%SRCROOT%"
+        );
+        assert_eq!(
+            first["locations"][0]["physicalLocation"]["region"]["startLine"],
+            5
+        );
+        assert_eq!(
+            first["locations"][0]["physicalLocation"]["region"]["endLine"],
+            6
+        );
+        assert_eq!(
+            first["fixes"][0]["artifactChanges"][0]["replacements"][0]["insertedContent"]["text"],
+            "let _x = 1;"
+        );
         assert_eq!(run["results"][1]["level"], "note");
         let note = &run["invocations"][0]["toolExecutionNotifications"][0];
-        assert_eq!(note["message"]["text"], "skipped key.pem: matches privacy.exclude");
+        assert_eq!(
+            note["message"]["text"],
+            "skipped key.pem: matches privacy.exclude"
+        );
     }
 
     #[test]

@@ -23,11 +23,17 @@ pub struct Failure {
 
 impl Failure {
     pub fn usage(message: impl Into<String>) -> Failure {
-        Failure { code: exit::USAGE, message: message.into() }
+        Failure {
+            code: exit::USAGE,
+            message: message.into(),
+        }
     }
 
     pub fn provider(message: impl Into<String>) -> Failure {
-        Failure { code: exit::PROVIDER, message: message.into() }
+        Failure {
+            code: exit::PROVIDER,
+            message: message.into(),
+        }
     }
 }
 
@@ -75,7 +81,10 @@ pub fn check_tier(config: &Config, tier: &str) -> Result<(), Failure> {
         return Ok(());
     }
     let known: Vec<&str> = config.tiers.keys().map(String::as_str).collect();
-    Err(Failure::usage(format!("codetier: unknown tier `{tier}`: configured tiers are {}", known.join(", "))))
+    Err(Failure::usage(format!(
+        "codetier: unknown tier `{tier}`: configured tiers are {}",
+        known.join(", ")
+    )))
 }
 
 fn config_failure(errors: ConfigErrors) -> Failure {
@@ -109,20 +118,26 @@ pub fn require_key(config: &Config) -> Result<(), Failure> {
 /// The one place that decides what the user reads of an engine error, and the exit code.
 pub fn engine_failure(error: &EngineError, env: &str) -> Failure {
     match error {
-        EngineError::Excluded { .. } | EngineError::UnknownTier(..) | EngineError::EmptySelection => {
-            Failure::usage(format!("codetier: {error}"))
-        }
+        EngineError::Excluded { .. }
+        | EngineError::UnknownTier(..)
+        | EngineError::EmptySelection => Failure::usage(format!("codetier: {error}")),
         EngineError::Route(route) => route_failure(route, env),
-        EngineError::EmptyAnswer | EngineError::Cancelled => Failure::provider(format!("codetier: {error}")),
+        EngineError::EmptyAnswer | EngineError::Cancelled => {
+            Failure::provider(format!("codetier: {error}"))
+        }
     }
 }
 
 fn route_failure(error: &RouteError, env: &str) -> Failure {
     match error {
         RouteError::UnknownTier(_) => Failure::usage(format!("codetier: {error}")),
-        RouteError::Provider(ProviderError::MissingKey { .. }) => Failure::usage(missing_key_message(env)),
+        RouteError::Provider(ProviderError::MissingKey { .. }) => {
+            Failure::usage(missing_key_message(env))
+        }
         RouteError::Provider(
-            ProviderError::InvalidKey { .. } | ProviderError::InsecureUrl { .. } | ProviderError::BadUrl { .. },
+            ProviderError::InvalidKey { .. }
+            | ProviderError::InsecureUrl { .. }
+            | ProviderError::BadUrl { .. },
         ) => Failure::usage(format!("codetier: {error}")),
         _ => Failure::provider(format!("codetier: {error}")),
     }
@@ -135,7 +150,10 @@ pub fn repo_root() -> PathBuf {
 }
 
 fn find_root(start: &Path) -> Option<PathBuf> {
-    start.ancestors().find(|dir| dir.join(".git").exists()).map(Path::to_path_buf)
+    start
+        .ancestors()
+        .find(|dir| dir.join(".git").exists())
+        .map(Path::to_path_buf)
 }
 
 #[cfg(test)]
@@ -164,7 +182,11 @@ mod tests {
     fn unknown_tier_is_a_usage_error_listing_tiers() {
         let err = check_tier(&Config::default(), "fast").expect_err("unknown");
         assert_eq!(err.code, exit::USAGE);
-        assert!(err.message.contains("coder, flash, pro, reasoning"), "{}", err.message);
+        assert!(
+            err.message.contains("coder, flash, pro, reasoning"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -172,6 +194,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join(".git")).expect("mkdir");
         std::fs::create_dir_all(dir.path().join("a/b")).expect("mkdir");
-        assert_eq!(find_root(&dir.path().join("a/b")).as_deref(), Some(dir.path()));
+        assert_eq!(
+            find_root(&dir.path().join("a/b")).as_deref(),
+            Some(dir.path())
+        );
     }
 }
