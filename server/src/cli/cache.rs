@@ -13,23 +13,23 @@ pub fn run(global: &Global, action: CacheAction) -> Result<u8, Failure> {
     match action {
         CacheAction::Stats => {
             let s = cache.stats();
-            let lookups = s.hits + s.misses;
-            let hit_rate = if lookups == 0 {
-                "unknown (no lookups recorded yet)".to_owned()
-            } else {
-                format!(
+            // Hits and misses are counted per process, so a fresh `cache stats` has none.
+            let hit_rate = match s.hit_rate() {
+                Some(rate) => format!(
                     "{:.1}% ({} hits, {} misses)",
-                    s.hits as f64 * 100.0 / lookups as f64,
+                    rate * 100.0,
                     s.hits,
                     s.misses
-                )
+                ),
+                None => "unknown (hits are counted per process; none in this one)".to_owned(),
             };
             let oldest = match s.oldest_unix {
                 Some(t) => format!("{} ({})", age(t), t),
                 None => "none".to_owned(),
             };
             let path = match &s.path {
-                Some(p) => p.display().to_string(),
+                Some(p) if s.disk_active => p.display().to_string(),
+                Some(p) => format!("{} (not in use: memory only)", p.display()),
                 None => "memory only (no disk cache)".to_owned(),
             };
             emit(&format!(
