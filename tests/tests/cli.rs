@@ -305,6 +305,40 @@ async fn review_prints_text_json_and_valid_sarif_with_fail_on_exit_codes() {
         1,
         "later runs were answered from the cache"
     );
+
+    // A range sends only those lines as the selection, and findings stay inside it.
+    let range = codetier(
+        &p,
+        Some(&url),
+        true,
+        &[
+            "review",
+            "--format",
+            "json",
+            "--fail-on",
+            "never",
+            "src/lib.rs:1-2",
+        ],
+    )
+    .await;
+    assert_eq!(range.code, 0, "{range:?}");
+    for f in range.json()["findings"].as_array().expect("findings") {
+        assert!(
+            f["start_line"]
+                .as_u64()
+                .is_some_and(|l| (1..=2).contains(&l)),
+            "{f}"
+        );
+        assert!(
+            f["end_line"].as_u64().is_some_and(|l| (1..=2).contains(&l)),
+            "{f}"
+        );
+    }
+    assert_eq!(
+        fake.requests().len(),
+        2,
+        "a different selection is a new request"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
