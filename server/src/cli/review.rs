@@ -247,7 +247,6 @@ impl Dispatch {
             started[index] = true;
             for chunk in &file.chunks {
                 self.wait_for_slot(&mut state, jobs).await;
-                bucket.acquire().await;
                 let job = Job {
                     action: Action::Review,
                     tier: Some(self.tier.clone()),
@@ -258,6 +257,11 @@ impl Dispatch {
                     selection: chunk.clone(),
                     diagnostics: Vec::new(),
                 };
+                // Only requests that go upstream count against the provider's rate limit: a
+                // rerun answered from the cache is not slowed down.
+                if !self.engine.is_cached(&job) {
+                    bucket.acquire().await;
+                }
                 let engine = self.engine.clone();
                 state.progress.set_message(file.target.display.clone());
                 state
