@@ -212,11 +212,19 @@ impl Engine {
         }
     }
 
-    /// Runs one job to completion. Dropping the future cancels the upstream request
-    /// (unless an identical request from elsewhere still waits for it).
-    pub async fn run(&self, job: Job, progress: Option<UnboundedSender<Progress>>) -> Result<Outcome, EngineError> {
-        let started = Instant::now();
+    /// Whether `job`'s answer is in the cache now, so running it would send no request: the CLI
+    /// paces only the requests that go upstream. `fresh` jobs, a disabled cache and jobs that
+    /// could not run answer `false`.
+    pub fn is_cached(&self, job: &Job) -> bool {
         let config = self.config();
+        if job.fresh || !config.cache.enabled {
+            return false;
+        }
+        self.prepare(&config, job).is_ok_and(|p| self.cache().get(&p.key).is_some())
+    }
+
+    /// Checks a job and builds what it sends: tier, model, prompt and the answer's cache key.
+    fn prepare(&self, config: &Config, job: &Job) -> Result<Prepared, EngineError> {
         let tier_name = self.tier_for(job.action, job.tier.as_deref());
         let Some(tier) = config.tiers.get(&tier_name) else {
             let known: Vec<&str> = config.tiers.keys().map(String::as_str).collect();
@@ -244,8 +252,17 @@ impl Engine {
         });
         let prompt_text = serde_json::to_string(&prompt.messages).unwrap_or_default();
         let key = cache::key(job.action.as_str(), &tier.model, prompts::TEMPLATE_VERSION, &prompt_text);
+        Ok(Prepared { tier_name, model: tier.model.clone(), prompt, key })
+    }
+
+    /// Runs one job to completion. Dropping the future cancels the upstream request
+    /// (unless an identical request from elsewhere still waits for it).
+    pub async fn run(&self, job: Job, progress: Option<UnboundedSender<Progress>>) -> Result<Outcome, EngineError> {
+        let started = Instant::now();
+        let config = self.config();
+        let Prepared { tier_name, model, prompt, key } = self.prepare(&config, &job)?;
         if let Some(tx) = &progress {
-            let _ = tx.send(Progress::Asking { tier: tier_name.clone(), model: tier.model.clone() });
+            let _ = tx.send(Progress::Asking { tier: tier_name.clone(), model: model.clone() });
         }
 
         let router = self.router_handle();
@@ -301,6 +318,14 @@ impl Engine {
         }
         Ok(finish(job.action, &tier_name, entry, cached, started, &prompt))
     }
+}
+
+/// A checked job, ready to send.
+struct Prepared {
+    tier_name: String,
+    model: String,
+    prompt: prompts::Prompt,
+    key: cache::CacheKey,
 }
 
 fn price_of(config: &Config, tier: &str, model: &str) -> Option<f64> {

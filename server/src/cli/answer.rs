@@ -1,0 +1,316 @@
+//! `codetier explain` and `codetier generate`: one action on one place in a file, the answer
+//! on stdout, and for generate an optional atomic rewrite of the file.
+
+use std::io::Write;
+use std::ops::Range;
+use std::path::Path;
+
+use ropey::Rope;
+
+use super::files::{self, Lines};
+use super::setup::{self, Failure};
+use super::{emit, exit, report, Global};
+use crate::engine::{Action, Engine, Job, Outcome};
+
+pub async fn explain(global: &Global, target: &str, fresh: bool) -> Result<u8, Failure> {
+    let (spec_path, lines) = parse_target(target)?;
+    let (loaded, engine, display, text) = prepare(global, &spec_path)?;
+    let selection = match lines {
+        Lines { start, end } if start == end => cursor_block(&text, start),
+        lines => files::line_range(&text, lines),
+    };
+    let outcome = ask(
+        &engine,
+        &loaded.config,
+        Action::Explain,
+        global,
+        fresh,
+        &display,
+        &text,
+        selection,
+    )
+    .await?;
+    let markdown = match &outcome.explanation {
+        Some(e) if !e.markdown.trim().is_empty() => e.markdown.clone(),
+        _ => outcome.text.clone(),
+    };
+    emit(&with_newline(markdown));
+    report(&footer(&outcome));
+    Ok(exit::OK)
+}
+
+pub async fn generate(
+    global: &Global,
+    target: &str,
+    write: bool,
+    fresh: bool,
+) -> Result<u8, Failure> {
+    let (spec_path, lines) = parse_target(target)?;
+    if lines.start != lines.end {
+        return Err(Failure::usage(format!(
+            "codetier: `{target}`: generate takes FILE:LINE (one line inside the block)"
+        )));
+    }
+    let (loaded, engine, display, text) = prepare(global, &spec_path)?;
+    let selection = cursor_block(&text, lines.start);
+    let outcome = ask(
+        &engine,
+        &loaded.config,
+        Action::Generate,
+        global,
+        fresh,
+        &display,
+        &text,
+        selection.clone(),
+    )
+    .await?;
+    let code = outcome.code.clone().unwrap_or_default();
+    if code.trim().is_empty() {
+        return Err(Failure::provider(
+            "codetier: the model returned no code; nothing was written",
+        ));
+    }
+    let fitted = fit(&text, selection.clone(), &code);
+    if !write {
+        emit(&with_newline(fitted));
+        report(&footer(&outcome));
+        return Ok(exit::OK);
+    }
+    let mut updated = text.clone();
+    updated.remove(selection.clone());
+    updated.insert(selection.start, &fitted);
+    let original = text.to_string();
+    write_atomic(&spec_path, &original, &updated.to_string())?;
+    let (first, last) = (
+        text.char_to_line(selection.start) + 1,
+        text.char_to_line(selection.end) + 1,
+    );
+    report(&format!(
+        "codetier: replaced lines {first}-{last} of {display}"
+    ));
+    report(&footer(&outcome));
+    Ok(exit::OK)
+}
+
+/// `FILE:LINE` or `FILE:START-END`; a bare file is a usage error here.
+fn parse_target(target: &str) -> Result<(std::path::PathBuf, Lines), Failure> {
+    let spec = files::parse_spec(target)?;
+    let lines = spec.lines.ok_or_else(|| {
+        Failure::usage(format!(
+            "codetier: `{target}`: give the lines as FILE:START-END or FILE:LINE (1-based)"
+        ))
+    })?;
+    Ok((spec.path, lines))
+}
+
+/// Loads the configuration, checks the key, reads the file and builds the engine, in that
+/// order, so a missing key is reported before anything else happens.
+fn prepare(global: &Global, path: &Path) -> Result<(setup::Loaded, Engine, String, Rope), Failure> {
+    let mut loaded = setup::load(global)?;
+    loaded.config = setup::for_batch(loaded.config);
+    setup::require_key(&loaded.config)?;
+    let display = files::display_path(path, &loaded.root);
+    if crate::engine::is_excluded(&display, &loaded.config.privacy.exclude) {
+        return Err(Failure::usage(format!(
+            "codetier: {display} matches privacy.exclude, so it is never sent to the model"
+        )));
+    }
+    let text = files::read_text(path)
+        .map_err(|why| Failure::usage(format!("codetier: {}: {why}", path.display())))?;
+    let engine = Engine::new(loaded.config.clone())
+        .map_err(|e| Failure::usage(format!("codetier: the provider endpoint is unusable: {e}")))?;
+    Ok((loaded, engine, display, Rope::from_str(&text)))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn ask(
+    engine: &Engine,
+    config: &crate::config::Config,
+    action: Action,
+    global: &Global,
+    fresh: bool,
+    display: &str,
+    text: &Rope,
+    selection: Range<usize>,
+) -> Result<Outcome, Failure> {
+    let job = Job {
+        action,
+        tier: global.tier.clone(),
+        fresh,
+        file_name: display.to_owned(),
+        language_id: files::language_id(display).to_owned(),
+        text: text.clone(),
+        selection,
+        diagnostics: Vec::new(),
+    };
+    engine
+        .run(job, None)
+        .await
+        .map_err(|e| setup::engine_failure(&e, &config.api_key_env))
+}
+
+/// The block around 1-based `line`, widened as in the editor from a cursor at its first
+/// non-blank character.
+fn cursor_block(text: &Rope, line: u32) -> Range<usize> {
+    let line = (line as usize - 1).min(text.len_lines().saturating_sub(1));
+    let start = text.line_to_char(line);
+    let indent = text
+        .line(line)
+        .chars()
+        .take_while(|c| c.is_whitespace() && *c != '\n')
+        .count();
+    let cursor = start + indent;
+    crate::prompts::widen(text, cursor..cursor)
+}
+
+/// Code indented to sit where `range` starts in `text`.
+fn fit(text: &Rope, range: Range<usize>, code: &str) -> String {
+    let start = range.start.min(text.len_chars());
+    let line = text.char_to_line(start);
+    let line_start = text.line_to_char(line);
+    let indent: String = text
+        .line(line)
+        .chars()
+        .take_while(|c| *c == ' ' || *c == '\t')
+        .collect();
+    let fitted = crate::render::reindent(code.trim_end_matches(['\n', '\r']), &indent);
+    if start > line_start {
+        fitted
+            .strip_prefix(indent.as_str())
+            .map(str::to_owned)
+            .unwrap_or(fitted)
+    } else {
+        fitted
+    }
+}
+
+fn with_newline(mut s: String) -> String {
+    if !s.ends_with('\n') {
+        s.push('\n');
+    }
+    s
+}
+
+fn footer(o: &Outcome) -> String {
+    let cost = match o.cost_usd {
+        Some(c) => format!("${c:.6}"),
+        None => "cost unknown".into(),
+    };
+    let cached = if o.cached { ", cached" } else { "" };
+    format!(
+        "codetier: {} ({}), {} ms, {cost}{cached}",
+        o.tier, o.model, o.latency_ms
+    )
+}
+
+/// Replaces `path`'s contents with `contents` so that a reader sees either the old or the new
+/// file, never a mix: a temporary file in the same directory, flushed to disk, given the old
+/// file's permissions, then renamed over it. Refuses when the file no longer holds `expected`
+/// (someone edited it while the model answered).
+pub fn write_atomic(path: &Path, expected: &str, contents: &str) -> Result<(), Failure> {
+    let fail = |what: &str, e: std::io::Error| {
+        Failure::usage(format!("codetier: {what} {}: {e}", path.display()))
+    };
+    let current = std::fs::read_to_string(path).map_err(|e| fail("cannot read", e))?;
+    if current != expected {
+        return Err(Failure::usage(format!(
+            "codetier: {} changed while the model answered; nothing was written (run generate again)",
+            path.display()
+        )));
+    }
+    let permissions = std::fs::metadata(path)
+        .map_err(|e| fail("cannot stat", e))?
+        .permissions();
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into());
+    let (tmp, mut file) =
+        create_temp(&dir, &name).map_err(|e| fail("cannot create a temporary file next to", e))?;
+    let written = file
+        .write_all(contents.as_bytes())
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::set_permissions(&tmp, permissions))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail("cannot write", e));
+    }
+    // The rename is durable once the directory entry is on disk too (best effort: not every
+    // platform can open a directory).
+    if let Ok(d) = std::fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn create_temp(dir: &Path, name: &str) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
+    let mut last = None;
+    for attempt in 0..16u32 {
+        let tmp = dir.join(format!(
+            ".{name}.codetier-{}-{}-{attempt}.tmp",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free temporary name")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_block_widens_to_the_function() {
+        let text = Rope::from_str("fn a() {}\n\nfn b() {\n    let x = 1;\n    x\n}\n");
+        let range = cursor_block(&text, 4);
+        let block = text.slice(range).to_string();
+        assert!(block.contains("let x = 1;"), "{block:?}");
+    }
+
+    #[test]
+    fn fit_indents_like_the_target() {
+        let text = Rope::from_str("impl A {\n    fn f() {}\n}\n");
+        let start = text.line_to_char(1);
+        assert_eq!(
+            fit(&text, start..start + 13, "fn f() {\n    1\n}\n"),
+            "    fn f() {\n        1\n    }"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn write_atomic_keeps_permissions_and_refuses_a_changed_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.sh");
+        std::fs::write(&path, "old\n").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o751)).expect("chmod");
+        write_atomic(&path, "old\n", "new\n").expect("written");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "new\n");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o751);
+        let err = write_atomic(&path, "old\n", "newer\n").expect_err("changed");
+        assert!(
+            err.message.contains("changed while the model answered"),
+            "{}",
+            err.message
+        );
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "new\n");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+    }
+}
