@@ -205,13 +205,17 @@ pub fn main() -> ExitCode {
                 config_file: config,
                 tier,
             };
-            match runtime.block_on(crate::lsp::serve_stdio(options)) {
+            let code = match runtime.block_on(crate::lsp::serve_stdio(options)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
                     ExitCode::from(exit::USAGE)
                 }
-            }
+            };
+            // A blocking read of stdin may still be pending when `exit` arrives; it must
+            // not keep the process alive.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+            code
         }
         Some(command) => {
             let _log = setup::init_logging();

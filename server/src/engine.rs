@@ -46,11 +46,11 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::cache::{self, Cache};
 use crate::config::Config;
+use crate::prompts;
 use crate::provider::{Endpoint, Provider, TokenUsage};
 use crate::render::{self, Explanation, Finding};
 use crate::router::{Answer, RouteError, RouteEvent, RouteRequest, Router};
 use crate::usage::Ledger;
-use crate::prompts;
 
 /// One request to run an action on a piece of a document.
 #[derive(Clone, Debug)]
@@ -110,7 +110,9 @@ pub struct Outcome {
 /// Why a job produced no answer. `Display` is what the user reads.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("codetier will not send {path} to the model: it matches privacy.exclude ({pattern_hint})")]
+    #[error(
+        "codetier will not send {path} to the model: it matches privacy.exclude ({pattern_hint})"
+    )]
     Excluded { path: String, pattern_hint: String },
     #[error("unknown tier `{0}`: configured tiers are {1}")]
     UnknownTier(String, String),
@@ -153,12 +155,19 @@ impl Engine {
         })
     }
 
-    fn router(config: &Arc<Config>, usage: &Arc<Ledger>) -> Result<Router<Provider>, crate::provider::ProviderError> {
+    fn router(
+        config: &Arc<Config>,
+        usage: &Arc<Ledger>,
+    ) -> Result<Router<Provider>, crate::provider::ProviderError> {
         let provider = Provider::new(Endpoint {
             base_url: config.base_url.clone(),
             api_key_env: config.api_key_env.clone(),
         })?;
-        Ok(Router::new(config.clone(), Arc::new(provider), usage.clone()))
+        Ok(Router::new(
+            config.clone(),
+            Arc::new(provider),
+            usage.clone(),
+        ))
     }
 
     /// Applies a new configuration; the endpoint and cache are rebuilt only when they changed.
@@ -184,7 +193,11 @@ impl Engine {
     }
 
     pub fn config(&self) -> Arc<Config> {
-        self.live.read().unwrap_or_else(|e| e.into_inner()).config.clone()
+        self.live
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .config
+            .clone()
     }
 
     pub fn cache(&self) -> Arc<Cache> {
@@ -196,7 +209,11 @@ impl Engine {
     }
 
     fn router_handle(&self) -> Arc<Router<Provider>> {
-        self.live.read().unwrap_or_else(|e| e.into_inner()).router.clone()
+        self.live
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .router
+            .clone()
     }
 
     /// Opens a connection to the provider so the first request does not pay for it.
@@ -220,7 +237,8 @@ impl Engine {
         if job.fresh || !config.cache.enabled {
             return false;
         }
-        self.prepare(&config, job).is_ok_and(|p| self.cache().get(&p.key).is_some())
+        self.prepare(&config, job)
+            .is_ok_and(|p| self.cache().get(&p.key).is_some())
     }
 
     /// Checks a job and builds what it sends: tier, model, prompt and the answer's cache key.
@@ -251,36 +269,66 @@ impl Engine {
             redact: config.privacy.redact_secrets,
         });
         let prompt_text = serde_json::to_string(&prompt.messages).unwrap_or_default();
-        let key = cache::key(job.action.as_str(), &tier.model, prompts::TEMPLATE_VERSION, &prompt_text);
-        Ok(Prepared { tier_name, model: tier.model.clone(), prompt, key })
+        let key = cache::key(
+            job.action.as_str(),
+            &tier.model,
+            prompts::TEMPLATE_VERSION,
+            &prompt_text,
+        );
+        Ok(Prepared {
+            tier_name,
+            model: tier.model.clone(),
+            prompt,
+            key,
+        })
     }
 
     /// Runs one job to completion. Dropping the future cancels the upstream request
     /// (unless an identical request from elsewhere still waits for it).
-    pub async fn run(&self, job: Job, progress: Option<UnboundedSender<Progress>>) -> Result<Outcome, EngineError> {
+    pub async fn run(
+        &self,
+        job: Job,
+        progress: Option<UnboundedSender<Progress>>,
+    ) -> Result<Outcome, EngineError> {
         let started = Instant::now();
         let config = self.config();
-        let Prepared { tier_name, model, prompt, key } = self.prepare(&config, &job)?;
+        let Prepared {
+            tier_name,
+            model,
+            prompt,
+            key,
+        } = self.prepare(&config, &job)?;
         if let Some(tx) = &progress {
-            let _ = tx.send(Progress::Asking { tier: tier_name.clone(), model: model.clone() });
+            let _ = tx.send(Progress::Asking {
+                tier: tier_name.clone(),
+                model: model.clone(),
+            });
         }
 
         let router = self.router_handle();
-        let request = RouteRequest { tier: tier_name.clone(), messages: prompt.messages.clone(), max_tokens: None };
+        let request = RouteRequest {
+            tier: tier_name.clone(),
+            messages: prompt.messages.clone(),
+            max_tokens: None,
+        };
         let compute_progress = progress.clone();
         let compute = async move {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
             let forward = async {
                 let mut tokens = 0usize;
                 while let Some(event) = rx.recv().await {
-                    let Some(out) = &compute_progress else { continue };
+                    let Some(out) = &compute_progress else {
+                        continue;
+                    };
                     let sent = match event {
                         RouteEvent::Token(t) => {
                             tokens += t.len().div_ceil(4).max(1);
                             Progress::Tokens { count: tokens }
                         }
                         RouteEvent::Reasoning(_) => continue,
-                        RouteEvent::Retrying { attempt, reason } => Progress::Retrying { attempt, reason },
+                        RouteEvent::Retrying { attempt, reason } => {
+                            Progress::Retrying { attempt, reason }
+                        }
                         RouteEvent::Hedged => Progress::Hedged,
                         RouteEvent::FellBack { model } => Progress::FellBack { model },
                     };
@@ -313,10 +361,16 @@ impl Engine {
             (compute.await?, false)
         };
         if cached {
-            let saved = crate::usage::cost_usd(entry.usage.output_tokens, price_of(&config, &tier_name, &entry.model));
-            self.usage.record_cache_hit(&tier_name, &entry.model, entry.usage, saved);
+            let saved = crate::usage::cost_usd(
+                entry.usage.output_tokens,
+                price_of(&config, &tier_name, &entry.model),
+            );
+            self.usage
+                .record_cache_hit(&tier_name, &entry.model, entry.usage, saved);
         }
-        Ok(finish(job.action, &tier_name, entry, cached, started, &prompt))
+        Ok(finish(
+            job.action, &tier_name, entry, cached, started, &prompt,
+        ))
     }
 }
 
@@ -335,7 +389,14 @@ fn price_of(config: &Config, tier: &str, model: &str) -> Option<f64> {
     }
 }
 
-fn finish(action: Action, tier: &str, entry: cache::Entry, cached: bool, started: Instant, prompt: &prompts::Prompt) -> Outcome {
+fn finish(
+    action: Action,
+    tier: &str,
+    entry: cache::Entry,
+    cached: bool,
+    started: Instant,
+    prompt: &prompts::Prompt,
+) -> Outcome {
     let mut outcome = Outcome {
         action,
         tier: tier.to_owned(),
@@ -354,7 +415,9 @@ fn finish(action: Action, tier: &str, entry: cache::Entry, cached: bool, started
     };
     match action {
         Action::Explain => outcome.explanation = Some(render::parse_explanation(&outcome.text)),
-        Action::Review => outcome.findings = render::parse_findings(&outcome.text, prompt.selection_lines),
+        Action::Review => {
+            outcome.findings = render::parse_findings(&outcome.text, prompt.selection_lines)
+        }
         Action::Generate => outcome.code = Some(render::extract_code(&outcome.text)),
     }
     outcome
@@ -374,7 +437,10 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Some(b) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            if let Some(b) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
                 out.push(b);
                 i += 3;
                 continue;

@@ -3,6 +3,7 @@
 mod backend;
 mod dispatch;
 mod editor;
+mod framing;
 mod handlers;
 mod proto;
 mod session;
@@ -42,10 +43,14 @@ pub async fn serve_stdio(options: ServeOptions) -> anyhow::Result<()> {
     })
     .finish();
     let service = dispatch::Dispatch::new(service, session.clone());
-    Server::new(tokio::io::stdin(), tokio::io::stdout(), socket)
-        .concurrency_level(CONCURRENCY_LEVEL)
-        .serve(service)
-        .await;
+    Server::new(
+        framing::guard(tokio::io::stdin()),
+        tokio::io::stdout(),
+        socket,
+    )
+    .concurrency_level(CONCURRENCY_LEVEL)
+    .serve(service)
+    .await;
     session.shutdown_background();
     Ok(())
 }

@@ -191,7 +191,14 @@ impl Builder {
                 buf.push('\n');
             }
         });
-        TestServer { child: Some(child), shared, next_id: 1, home, builder_utf8: self.utf8, builder: Some(self) }
+        TestServer {
+            child: Some(child),
+            shared,
+            next_id: 1,
+            home,
+            builder_utf8: self.utf8,
+            builder: Some(self),
+        }
     }
 
     /// Spawns and initializes the server.
@@ -230,7 +237,9 @@ fn read_loop(stdout: impl Read, shared: &Shared) {
         if reader.read_exact(&mut body).is_err() {
             continue;
         }
-        let Ok(msg) = serde_json::from_slice::<Value>(&body) else { continue };
+        let Ok(msg) = serde_json::from_slice::<Value>(&body) else {
+            continue;
+        };
         handle_incoming(shared, msg);
     }
 }
@@ -241,19 +250,27 @@ fn handle_incoming(shared: &Shared, msg: Value) {
         let method = msg["method"].as_str().unwrap_or_default().to_owned();
         let id = msg["id"].clone();
         let reply = match method.as_str() {
-            "window/workDoneProgress/create" => Some(json!({ "jsonrpc": "2.0", "id": id, "result": null })),
+            "window/workDoneProgress/create" => {
+                Some(json!({ "jsonrpc": "2.0", "id": id, "result": null }))
+            }
             "workspace/applyEdit" => {
                 let policy = *shared.policy.lock().unwrap_or_else(|e| e.into_inner());
                 match policy {
                     EditPolicy::Accept => {
                         let applied = apply_workspace_edit(shared, &msg["params"]["edit"]);
-                        Some(json!({ "jsonrpc": "2.0", "id": id, "result": { "applied": applied } }))
+                        Some(
+                            json!({ "jsonrpc": "2.0", "id": id, "result": { "applied": applied } }),
+                        )
                     }
-                    EditPolicy::Refuse => Some(json!({ "jsonrpc": "2.0", "id": id, "result": { "applied": false, "failureReason": "refused by the test editor" } })),
+                    EditPolicy::Refuse => Some(
+                        json!({ "jsonrpc": "2.0", "id": id, "result": { "applied": false, "failureReason": "refused by the test editor" } }),
+                    ),
                     EditPolicy::Ignore => None,
                 }
             }
-            _ => Some(json!({ "jsonrpc": "2.0", "id": id, "error": { "code": -32601, "message": "not supported by the test client" } })),
+            _ => Some(
+                json!({ "jsonrpc": "2.0", "id": id, "error": { "code": -32601, "message": "not supported by the test client" } }),
+            ),
         };
         if let Some(reply) = reply {
             shared.send(&reply);
@@ -277,22 +294,34 @@ fn handle_incoming(shared: &Shared, msg: Value) {
 /// Applies a versioned workspace edit to the editor's copy and tells the server, as an editor does.
 fn apply_workspace_edit(shared: &Shared, edit: &Value) -> bool {
     let utf8 = *shared.utf8.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(changes) = edit["documentChanges"].as_array() else { return false };
+    let Some(changes) = edit["documentChanges"].as_array() else {
+        return false;
+    };
     let mut notifications = Vec::new();
     {
         let mut docs = shared.docs.lock().unwrap_or_else(|e| e.into_inner());
         for change in changes {
             let uri = change["textDocument"]["uri"].as_str().unwrap_or_default();
-            let Some(doc) = docs.get_mut(uri) else { return false };
+            let Some(doc) = docs.get_mut(uri) else {
+                return false;
+            };
             if let Some(v) = change["textDocument"]["version"].as_i64() {
                 if v as i32 != doc.version {
                     return false;
                 }
             }
             let mut content_changes = Vec::new();
-            let mut edits: Vec<&Value> = change["edits"].as_array().map(|e| e.iter().collect()).unwrap_or_default();
+            let mut edits: Vec<&Value> = change["edits"]
+                .as_array()
+                .map(|e| e.iter().collect())
+                .unwrap_or_default();
             // Apply from the end so earlier ranges stay valid.
-            edits.sort_by_key(|e| std::cmp::Reverse((e["range"]["start"]["line"].as_u64(), e["range"]["start"]["character"].as_u64())));
+            edits.sort_by_key(|e| {
+                std::cmp::Reverse((
+                    e["range"]["start"]["line"].as_u64(),
+                    e["range"]["start"]["character"].as_u64(),
+                ))
+            });
             for e in edits {
                 let text = e["newText"].as_str().unwrap_or_default();
                 naive::apply(&mut doc.text, &e["range"], text, utf8);
@@ -332,7 +361,11 @@ impl TestServer {
 
     pub fn initialize(&mut self) -> Value {
         let b = self.builder.take().unwrap_or_default();
-        let encodings = if self.builder_utf8 { json!(["utf-8", "utf-16"]) } else { json!(["utf-16"]) };
+        let encodings = if self.builder_utf8 {
+            json!(["utf-8", "utf-16"])
+        } else {
+            json!(["utf-16"])
+        };
         let root = b.root.as_ref().map(|r| format!("file://{}", r.display()));
         let result = self.request(
             "initialize",
@@ -363,7 +396,8 @@ impl TestServer {
     }
 
     pub fn notify(&self, method: &str, params: Value) {
-        self.shared.send(&json!({ "jsonrpc": "2.0", "method": method, "params": params }));
+        self.shared
+            .send(&json!({ "jsonrpc": "2.0", "method": method, "params": params }));
     }
 
     /// Writes raw bytes to the server's stdin (for malformed-input tests).
@@ -375,7 +409,8 @@ impl TestServer {
     pub fn send(&mut self, method: &str, params: Value) -> i64 {
         let id = self.next_id;
         self.next_id += 1;
-        self.shared.send(&json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }));
+        self.shared
+            .send(&json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }));
         id
     }
 
@@ -391,9 +426,22 @@ impl TestServer {
                 };
             }
             let now = Instant::now();
-            assert!(!inbox.closed, "server closed its output while we waited for response {id}\n{}", self.stderr());
-            assert!(now < deadline, "no response to request {id} within {timeout:?}\nserver log:\n{}", self.stderr());
-            inbox = self.shared.signal.wait_timeout(inbox, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            assert!(
+                !inbox.closed,
+                "server closed its output while we waited for response {id}\n{}",
+                self.stderr()
+            );
+            assert!(
+                now < deadline,
+                "no response to request {id} within {timeout:?}\nserver log:\n{}",
+                self.stderr()
+            );
+            inbox = self
+                .shared
+                .signal
+                .wait_timeout(inbox, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -414,24 +462,45 @@ impl TestServer {
     }
 
     /// Waits for a notification of `method` matching `pred`, removing it from the inbox.
-    pub fn wait_notification(&self, method: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+    pub fn wait_notification(
+        &self,
+        method: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         let mut inbox = self.shared.inbox.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if let Some(pos) = inbox.notifications.iter().position(|n| n["method"] == method && pred(&n["params"])) {
+            if let Some(pos) = inbox
+                .notifications
+                .iter()
+                .position(|n| n["method"] == method && pred(&n["params"]))
+            {
                 let msg = inbox.notifications.remove(pos).unwrap_or_default();
                 return msg["params"].clone();
             }
             let now = Instant::now();
-            assert!(now < deadline, "no {method} notification within {timeout:?}\nserver log:\n{}", self.stderr());
-            inbox = self.shared.signal.wait_timeout(inbox, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            assert!(
+                now < deadline,
+                "no {method} notification within {timeout:?}\nserver log:\n{}",
+                self.stderr()
+            );
+            inbox = self
+                .shared
+                .signal
+                .wait_timeout(inbox, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
     /// Every notification of `method` received so far (removed from the inbox).
     pub fn take_notifications(&self, method: &str) -> Vec<Value> {
         let mut inbox = self.shared.inbox.lock().unwrap_or_else(|e| e.into_inner());
-        let (matching, rest): (Vec<_>, Vec<_>) = inbox.notifications.drain(..).partition(|n| n["method"] == method);
+        let (matching, rest): (Vec<_>, Vec<_>) = inbox
+            .notifications
+            .drain(..)
+            .partition(|n| n["method"] == method);
         inbox.notifications = rest.into();
         matching.into_iter().map(|n| n["params"].clone()).collect()
     }
@@ -439,28 +508,56 @@ impl TestServer {
     /// Requests the server sent (already answered by the fake editor).
     pub fn server_requests(&self, method: &str) -> Vec<Value> {
         let inbox = self.shared.inbox.lock().unwrap_or_else(|e| e.into_inner());
-        inbox.server_requests.iter().filter(|r| r["method"] == method).cloned().collect()
+        inbox
+            .server_requests
+            .iter()
+            .filter(|r| r["method"] == method)
+            .cloned()
+            .collect()
     }
 
     /// The latest diagnostics published for `uri`, waiting up to `timeout` for `pred`.
-    pub fn wait_diagnostics(&self, uri: &str, timeout: Duration, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    pub fn wait_diagnostics(
+        &self,
+        uri: &str,
+        timeout: Duration,
+        pred: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
         let p = self.wait_notification("textDocument/publishDiagnostics", timeout, |p| {
-            p["uri"] == uri && pred(p["diagnostics"].as_array().map(Vec::as_slice).unwrap_or(&[]))
+            p["uri"] == uri
+                && pred(
+                    p["diagnostics"]
+                        .as_array()
+                        .map(Vec::as_slice)
+                        .unwrap_or(&[]),
+                )
         });
         p["diagnostics"].as_array().cloned().unwrap_or_default()
     }
 
     pub fn stderr(&self) -> String {
-        self.shared.stderr.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.shared
+            .stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     // ---- documents ---------------------------------------------------------------
 
     pub fn open(&self, uri: &str, language: &str, text: &str) {
-        self.shared.docs.lock().unwrap_or_else(|e| e.into_inner()).insert(
-            uri.into(),
-            Doc { text: text.into(), version: 1, language: language.into() },
-        );
+        self.shared
+            .docs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                uri.into(),
+                Doc {
+                    text: text.into(),
+                    version: 1,
+                    language: language.into(),
+                },
+            );
         self.notify(
             "textDocument/didOpen",
             json!({ "textDocument": { "uri": uri, "languageId": language, "version": 1, "text": text } }),
@@ -473,7 +570,9 @@ impl TestServer {
         let range = json!({ "start": { "line": start.0, "character": start.1 }, "end": { "line": end.0, "character": end.1 } });
         let version = {
             let mut docs = self.shared.docs.lock().unwrap_or_else(|e| e.into_inner());
-            let doc = docs.get_mut(uri).expect("edit of a document not opened by the test");
+            let doc = docs
+                .get_mut(uri)
+                .expect("edit of a document not opened by the test");
             naive::apply(&mut doc.text, &range, text, utf8);
             doc.version += 1;
             doc.version
@@ -485,8 +584,15 @@ impl TestServer {
     }
 
     pub fn close(&self, uri: &str) {
-        self.shared.docs.lock().unwrap_or_else(|e| e.into_inner()).remove(uri);
-        self.notify("textDocument/didClose", json!({ "textDocument": { "uri": uri } }));
+        self.shared
+            .docs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uri);
+        self.notify(
+            "textDocument/didClose",
+            json!({ "textDocument": { "uri": uri } }),
+        );
     }
 
     /// The editor's copy of a document: (version, text).
@@ -500,7 +606,10 @@ impl TestServer {
     /// The server's copy of a document, via `codetier/viewFileText`.
     pub fn server_text(&mut self, uri: &str) -> (i32, String) {
         let v = self.request("codetier/viewFileText", json!({ "uri": uri }));
-        (v["version"].as_i64().unwrap_or(-1) as i32, v["text"].as_str().unwrap_or_default().to_owned())
+        (
+            v["version"].as_i64().unwrap_or(-1) as i32,
+            v["text"].as_str().unwrap_or_default().to_owned(),
+        )
     }
 
     /// Shuts down cleanly and returns the exit status.
@@ -517,7 +626,10 @@ impl TestServer {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("codetier did not exit within 10 s of `exit`\n{}", self.stderr());
+                panic!(
+                    "codetier did not exit within 10 s of `exit`\n{}",
+                    self.stderr()
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -538,7 +650,10 @@ impl Drop for TestServer {
         }
         let status = self.shutdown();
         let log = self.stderr();
-        assert!(!log.contains("panicked"), "the server logged a panic:\n{log}");
+        assert!(
+            !log.contains("panicked"),
+            "the server logged a panic:\n{log}"
+        );
         if let Some(status) = status {
             assert!(status.success(), "codetier exited with {status}\n{log}");
         }
@@ -575,7 +690,11 @@ pub mod naive {
         }
         let mut units = 0u64;
         while i < chars.len() && chars[i] != '\n' && chars[i] != '\r' {
-            let w = if utf8 { chars[i].len_utf8() } else { chars[i].len_utf16() } as u64;
+            let w = if utf8 {
+                chars[i].len_utf8()
+            } else {
+                chars[i].len_utf16()
+            } as u64;
             if units + w > character {
                 break;
             }
@@ -586,7 +705,14 @@ pub mod naive {
     }
 
     pub fn apply(text: &mut String, range: &Value, new_text: &str, utf8: bool) {
-        let pos = |p: &Value| offset(text, p["line"].as_u64().unwrap_or(0), p["character"].as_u64().unwrap_or(0), utf8);
+        let pos = |p: &Value| {
+            offset(
+                text,
+                p["line"].as_u64().unwrap_or(0),
+                p["character"].as_u64().unwrap_or(0),
+                utf8,
+            )
+        };
         let (a, b) = (pos(&range["start"]), pos(&range["end"]));
         let (a, b) = (a.min(b), a.max(b));
         let mut chars: Vec<char> = text.chars().collect();

@@ -21,10 +21,20 @@ fn initialize_announces_capabilities() {
         .iter()
         .filter_map(|c| c.as_str())
         .collect();
-    for c in ["codetier.explain", "codetier.generate", "codetier.review", "codetier.usage"] {
-        assert!(commands.contains(&c), "{c} missing from executeCommandProvider");
+    for c in [
+        "codetier.explain",
+        "codetier.generate",
+        "codetier.review",
+        "codetier.usage",
+    ] {
+        assert!(
+            commands.contains(&c),
+            "{c} missing from executeCommandProvider"
+        );
     }
-    assert!(caps["codeActionProvider"]["codeActionKinds"].as_array().is_some_and(|k| !k.is_empty()));
+    assert!(caps["codeActionProvider"]["codeActionKinds"]
+        .as_array()
+        .is_some_and(|k| !k.is_empty()));
     assert_eq!(result["serverInfo"]["name"], "codetier");
 }
 
@@ -79,7 +89,9 @@ fn a_flood_of_edits_is_applied_in_order() {
         }
     }
     for id in ids {
-        server.response(id, codetier_tests::client::WAIT).expect("codeAction answered");
+        server
+            .response(id, codetier_tests::client::WAIT)
+            .expect("codeAction answered");
     }
     let (_, client) = server.text(URI);
     let (version, text) = server.server_text(URI);
@@ -90,15 +102,29 @@ fn a_flood_of_edits_is_applied_in_order() {
 #[test]
 fn unknown_documents_get_clear_errors() {
     let mut server = TestServer::builder().start();
-    let err = server.try_request("codetier/viewFileText", json!({ "uri": "file:///nope.rs" })).unwrap_err();
-    assert!(err["message"].as_str().unwrap_or_default().contains("file:///nope.rs"), "{err}");
+    let err = server
+        .try_request("codetier/viewFileText", json!({ "uri": "file:///nope.rs" }))
+        .unwrap_err();
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("file:///nope.rs"),
+        "{err}"
+    );
     let err = server
         .try_request(
             "workspace/executeCommand",
             json!({ "command": "codetier.explain", "arguments": [{ "uri": "file:///nope.rs", "range": { "start": { "line": 0, "character": 0 }, "end": { "line": 0, "character": 1 } } }] }),
         )
         .unwrap_err();
-    assert!(err["message"].as_str().unwrap_or_default().contains("no open document"), "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no open document"),
+        "{err}"
+    );
     // An edit to an unknown document is logged, not fatal.
     server.notify(
         "textDocument/didChange",
@@ -112,21 +138,58 @@ fn unknown_documents_get_clear_errors() {
 fn bad_commands_and_arguments_are_refused_clearly() {
     let mut server = TestServer::builder().start();
     server.open(URI, "rust", "fn f() {}\n");
-    let err = server.try_request("workspace/executeCommand", json!({ "command": "codetier.nope", "arguments": [] })).unwrap_err();
-    assert!(err["message"].as_str().unwrap_or_default().contains("unknown command"), "{err}");
-    let err = server.try_request("workspace/executeCommand", json!({ "command": "codetier.review", "arguments": [] })).unwrap_err();
-    assert!(err["message"].as_str().unwrap_or_default().contains("expects one argument"), "{err}");
     let err = server
-        .try_request("workspace/executeCommand", json!({ "command": "codetier.review", "arguments": [{ "uri": URI }] }))
+        .try_request(
+            "workspace/executeCommand",
+            json!({ "command": "codetier.nope", "arguments": [] }),
+        )
         .unwrap_err();
-    assert!(err["message"].as_str().unwrap_or_default().contains("range"), "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("unknown command"),
+        "{err}"
+    );
+    let err = server
+        .try_request(
+            "workspace/executeCommand",
+            json!({ "command": "codetier.review", "arguments": [] }),
+        )
+        .unwrap_err();
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("expects one argument"),
+        "{err}"
+    );
+    let err = server
+        .try_request(
+            "workspace/executeCommand",
+            json!({ "command": "codetier.review", "arguments": [{ "uri": URI }] }),
+        )
+        .unwrap_err();
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("range"),
+        "{err}"
+    );
     let err = server
         .try_request(
             "workspace/executeCommand",
             json!({ "command": "codetier.review", "arguments": [{ "uri": URI, "range": { "start": { "line": 0, "character": 0 }, "end": { "line": 0, "character": 3 } }, "tier": "platinum" }] }),
         )
         .unwrap_err();
-    assert!(err["message"].as_str().unwrap_or_default().contains("platinum"), "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("platinum"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -146,7 +209,11 @@ fn stale_versions_and_wild_ranges_keep_the_store_consistent() {
     let (_, text) = server.server_text(URI);
     assert!(!text.contains("stale"));
     assert!(text.starts_with('1'), "{text:?}");
-    assert_eq!(text.lines().count(), client.lines().count(), "server {text:?} vs editor {client:?}");
+    assert_eq!(
+        text.lines().count(),
+        client.lines().count(),
+        "server {text:?} vs editor {client:?}"
+    );
 }
 
 #[test]
@@ -161,7 +228,9 @@ fn malformed_json_rpc_gets_an_error_and_the_server_keeps_running() {
 #[test]
 fn requests_before_initialize_are_refused() {
     let mut server = TestServer::builder().spawn();
-    let err = server.try_request("codetier/viewFileText", json!({ "uri": URI })).unwrap_err();
+    let err = server
+        .try_request("codetier/viewFileText", json!({ "uri": URI }))
+        .unwrap_err();
     assert_eq!(err["code"], -32002, "{err}");
     server.initialize();
 }
@@ -169,11 +238,20 @@ fn requests_before_initialize_are_refused() {
 #[test]
 fn version_and_help() {
     let bin = codetier_tests::client::codetier_bin();
-    let out = std::process::Command::new(&bin).arg("--version").output().expect("run");
+    let out = std::process::Command::new(&bin)
+        .arg("--version")
+        .output()
+        .expect("run");
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("codetier "));
-    let out = std::process::Command::new(&bin).arg("--help").output().expect("run");
+    let out = std::process::Command::new(&bin)
+        .arg("--help")
+        .output()
+        .expect("run");
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    assert!(help.contains("--stdio") && help.contains("--config"), "{help}");
+    assert!(
+        help.contains("--stdio") && help.contains("--config"),
+        "{help}"
+    );
 }

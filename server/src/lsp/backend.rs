@@ -27,9 +27,13 @@ impl Backend {
 }
 
 fn negotiate_encoding(params: &lsp::InitializeParams) -> PositionEncoding {
-    let offered = params.capabilities.general.as_ref().and_then(|g| g.position_encodings.as_ref());
+    let offered = params
+        .capabilities
+        .general
+        .as_ref()
+        .and_then(|g| g.position_encodings.as_ref());
     match offered {
-        Some(kinds) if kinds.iter().any(|k| *k == lsp::PositionEncodingKind::UTF8) => PositionEncoding::Utf8,
+        Some(kinds) if kinds.contains(&lsp::PositionEncodingKind::UTF8) => PositionEncoding::Utf8,
         _ => PositionEncoding::Utf16,
     }
 }
@@ -37,8 +41,16 @@ fn negotiate_encoding(params: &lsp::InitializeParams) -> PositionEncoding {
 fn client_flags(params: &lsp::InitializeParams) -> ClientFlags {
     let caps = &params.capabilities;
     ClientFlags {
-        work_done_progress: caps.window.as_ref().and_then(|w| w.work_done_progress).unwrap_or(false),
-        apply_edit: caps.workspace.as_ref().and_then(|w| w.apply_edit).unwrap_or(false),
+        work_done_progress: caps
+            .window
+            .as_ref()
+            .and_then(|w| w.work_done_progress)
+            .unwrap_or(false),
+        apply_edit: caps
+            .workspace
+            .as_ref()
+            .and_then(|w| w.apply_edit)
+            .unwrap_or(false),
         hover_markdown: caps
             .text_document
             .as_ref()
@@ -56,7 +68,8 @@ fn workspace_root(params: &lsp::InitializeParams) -> Option<PathBuf> {
         .and_then(|f| f.first())
         .map(|f| f.uri.as_str().to_owned())
         .or_else(|| params.root_uri.as_ref().map(|u| u.as_str().to_owned()))?;
-    uri.strip_prefix("file://").map(|p| PathBuf::from(crate::engine::display_path(&format!("file://{p}"))))
+    uri.strip_prefix("file://")
+        .map(|p| PathBuf::from(crate::engine::display_path(&format!("file://{p}"))))
 }
 
 impl Backend {
@@ -84,7 +97,10 @@ impl Backend {
             }
         };
         *session.loader.lock().unwrap_or_else(|e| e.into_inner()) = loader;
-        let mut pending = session.startup_errors.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pending = session
+            .startup_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         pending.extend(errors.iter().map(ConfigErrors::to_string));
         config
     }
@@ -108,16 +124,20 @@ impl LanguageServer for Backend {
         self.session.start_publisher();
         let capabilities = lsp::ServerCapabilities {
             position_encoding: Some(proto::position_encoding_kind(encoding)),
-            text_document_sync: Some(lsp::TextDocumentSyncCapability::Options(lsp::TextDocumentSyncOptions {
-                open_close: Some(true),
-                change: Some(lsp::TextDocumentSyncKind::INCREMENTAL),
-                ..Default::default()
-            })),
-            code_action_provider: Some(lsp::CodeActionProviderCapability::Options(lsp::CodeActionOptions {
-                code_action_kinds: Some(code_action::kinds()),
-                resolve_provider: Some(false),
-                ..Default::default()
-            })),
+            text_document_sync: Some(lsp::TextDocumentSyncCapability::Options(
+                lsp::TextDocumentSyncOptions {
+                    open_close: Some(true),
+                    change: Some(lsp::TextDocumentSyncKind::INCREMENTAL),
+                    ..Default::default()
+                },
+            )),
+            code_action_provider: Some(lsp::CodeActionProviderCapability::Options(
+                lsp::CodeActionOptions {
+                    code_action_kinds: Some(code_action::kinds()),
+                    resolve_provider: Some(false),
+                    ..Default::default()
+                },
+            )),
             execute_command_provider: Some(lsp::ExecuteCommandOptions {
                 commands: command::COMMANDS.iter().map(|c| (*c).to_owned()).collect(),
                 ..Default::default()
@@ -136,7 +156,13 @@ impl LanguageServer for Backend {
     }
 
     async fn initialized(&self, _: lsp::InitializedParams) {
-        let errors: Vec<String> = std::mem::take(&mut *self.session.startup_errors.lock().unwrap_or_else(|e| e.into_inner()));
+        let errors: Vec<String> = std::mem::take(
+            &mut *self
+                .session
+                .startup_errors
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
         if let Some(client) = self.session.client() {
             for error in errors {
                 tracing::error!("{error}");
@@ -154,24 +180,36 @@ impl LanguageServer for Backend {
     }
 
     async fn did_change_configuration(&self, params: lsp::DidChangeConfigurationParams) {
-        let result = {
-            let mut loader = self.session.loader.lock().unwrap_or_else(|e| e.into_inner());
+        // The candidate loader replaces the stored one only once its configuration is in force,
+        // so a rejected change leaves both the loader and the engine as they were.
+        let message = {
+            let mut loader = self
+                .session
+                .loader
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             let mut candidate = loader.clone();
-            candidate.set_did_change(&params.settings).and_then(|()| candidate.resolve()).map(|config| {
-                *loader = candidate;
-                config
-            })
-        };
-        let message = match (result, self.session.engine()) {
-            (Ok(config), Some(engine)) => match engine.set_config(config) {
-                Ok(()) => {
-                    tracing::info!("configuration updated");
+            let resolved = candidate
+                .set_did_change(&params.settings)
+                .and_then(|()| candidate.resolve());
+            match (resolved, self.session.engine()) {
+                (Ok(config), Some(engine)) => match engine.set_config(config) {
+                    Ok(()) => {
+                        *loader = candidate;
+                        tracing::info!("configuration updated");
+                        return;
+                    }
+                    Err(e) => format!(
+                        "codetier: the new configuration cannot be used ({e}); \
+                         the previous one stays in force"
+                    ),
+                },
+                (Ok(_), None) => {
+                    *loader = candidate;
                     return;
                 }
-                Err(e) => format!("codetier: the new configuration cannot be used ({e}); the previous one stays in force"),
-            },
-            (Ok(_), None) => return,
-            (Err(errors), _) => format!("{errors}\nThe previous configuration stays in force."),
+                (Err(errors), _) => format!("{errors}\nThe previous configuration stays in force."),
+            }
         };
         tracing::error!("{message}");
         if let Some(client) = self.session.client() {

@@ -12,6 +12,7 @@ use tower::Service;
 use tower_lsp_server::jsonrpc::{Error, ErrorCode, Id, Request, Response};
 use tower_lsp_server::ExitedError;
 
+use super::framing;
 use super::handlers;
 use super::session::Session;
 
@@ -58,6 +59,9 @@ where
                     session.cancel_request(&id_key_value(id));
                 }
             }
+            framing::INVALID_MESSAGE => {
+                return futures::future::ready(Ok(Some(rejected(req)))).boxed()
+            }
             "window/workDoneProgress/cancel" => {
                 if let Some(token) = req.params().and_then(|p| p.get("token")) {
                     session.cancel_progress(&token_key(token));
@@ -81,7 +85,12 @@ where
                 // Stamped now: the handler sees the document as it was when the request arrived.
                 let key = id_key(&id);
                 let cancel = session.register_request(key.clone());
-                let work = handlers::route(session, &method, params.unwrap_or(Value::Null), cancel.clone());
+                let work = handlers::route(
+                    session,
+                    &method,
+                    params.unwrap_or(Value::Null),
+                    cancel.clone(),
+                );
                 let session = session.clone();
                 let label = method.to_string();
                 return async move {
@@ -111,6 +120,26 @@ where
         }
         .boxed()
     }
+}
+
+/// The error response for input the framing guard rejected.
+fn rejected(note: Request) -> Response {
+    let params = note.params().cloned().unwrap_or_default();
+    let id = match &params["id"] {
+        Value::Number(n) => n.as_i64().map_or(Id::Null, Id::Number),
+        Value::String(s) => Id::String(s.clone()),
+        _ => Id::Null,
+    };
+    let code = params["code"].as_i64().unwrap_or(-32700);
+    let message = params["message"].as_str().unwrap_or("invalid message");
+    Response::from_error(
+        id,
+        Error {
+            code: ErrorCode::from(code),
+            message: message.to_owned().into(),
+            data: None,
+        },
+    )
 }
 
 fn panicked(method: &str, panic: &Box<dyn std::any::Any + Send>) -> Error {

@@ -31,7 +31,10 @@ where
 
 pub async fn show_message(client: &Client, typ: lsp::MessageType, message: impl Into<String>) {
     client
-        .send_notification::<notification::ShowMessage>(lsp::ShowMessageParams { typ, message: message.into() })
+        .send_notification::<notification::ShowMessage>(lsp::ShowMessageParams {
+            typ,
+            message: message.into(),
+        })
         .await;
 }
 
@@ -55,7 +58,9 @@ impl Progress {
                 let token = lsp::ProgressToken::String(name);
                 match request::<request::WorkDoneProgressCreate>(
                     client,
-                    lsp::WorkDoneProgressCreateParams { token: token.clone() },
+                    lsp::WorkDoneProgressCreateParams {
+                        token: token.clone(),
+                    },
                 )
                 .await
                 {
@@ -68,7 +73,10 @@ impl Progress {
             }
             (None, None) => None,
         };
-        let progress = Progress { client: client.clone(), token };
+        let progress = Progress {
+            client: client.clone(),
+            token,
+        };
         progress
             .send(lsp::WorkDoneProgress::Begin(lsp::WorkDoneProgressBegin {
                 title,
@@ -94,7 +102,10 @@ impl Progress {
     }
 
     pub async fn end(&self, message: String) {
-        self.send(lsp::WorkDoneProgress::End(lsp::WorkDoneProgressEnd { message: Some(message) })).await;
+        self.send(lsp::WorkDoneProgress::End(lsp::WorkDoneProgressEnd {
+            message: Some(message),
+        }))
+        .await;
     }
 
     async fn send(&self, value: lsp::WorkDoneProgress) {

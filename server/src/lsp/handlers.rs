@@ -22,14 +22,22 @@ use super::session::Session;
 pub fn is_ours(method: &str) -> bool {
     matches!(
         method,
-        "textDocument/codeAction" | "textDocument/hover" | "workspace/executeCommand" | "codetier/viewFileText"
+        "textDocument/codeAction"
+            | "textDocument/hover"
+            | "workspace/executeCommand"
+            | "codetier/viewFileText"
     )
 }
 
 pub type Reply = BoxFuture<'static, Result<Value>>;
 
 /// Called synchronously in arrival order; the returned future does the waiting.
-pub fn route(session: &Arc<Session>, method: &str, params: Value, cancel: CancellationToken) -> Reply {
+pub fn route(
+    session: &Arc<Session>,
+    method: &str,
+    params: Value,
+    cancel: CancellationToken,
+) -> Reply {
     let work = match method {
         "textDocument/codeAction" => parse(params).map(|p| code_action::handle(session, p)),
         "textDocument/hover" => parse(params).map(|p| hover::handle(session, p)),
@@ -44,7 +52,8 @@ pub fn route(session: &Arc<Session>, method: &str, params: Value, cancel: Cancel
 }
 
 fn parse<T: DeserializeOwned>(params: Value) -> Result<T> {
-    serde_json::from_value(params).map_err(|e| Error::invalid_params(format!("invalid parameters: {e}")))
+    serde_json::from_value(params)
+        .map_err(|e| Error::invalid_params(format!("invalid parameters: {e}")))
 }
 
 pub fn ready(result: Result<Value>) -> Reply {
@@ -53,9 +62,15 @@ pub fn ready(result: Result<Value>) -> Reply {
 
 /// An error the user should read, with a JSON-RPC code.
 pub fn failure(code: i64, message: impl Into<String>) -> Error {
-    Error { code: ErrorCode::ServerError(code), message: message.into().into(), data: None }
+    Error {
+        code: ErrorCode::ServerError(code),
+        message: message.into().into(),
+        data: None,
+    }
 }
 
 pub fn unknown_document(uri: &str) -> Error {
-    Error::invalid_params(format!("codetier has no open document {uri}: open it first (textDocument/didOpen)"))
+    Error::invalid_params(format!(
+        "codetier has no open document {uri}: open it first (textDocument/didOpen)"
+    ))
 }

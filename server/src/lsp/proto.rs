@@ -9,19 +9,31 @@ use crate::docs::{self, PositionEncoding};
 use crate::render::Severity;
 
 pub fn position(p: lsp::Position) -> docs::Position {
-    docs::Position { line: p.line, character: p.character }
+    docs::Position {
+        line: p.line,
+        character: p.character,
+    }
 }
 
 pub fn lsp_position(p: docs::Position) -> lsp::Position {
-    lsp::Position { line: p.line, character: p.character }
+    lsp::Position {
+        line: p.line,
+        character: p.character,
+    }
 }
 
 pub fn range(r: lsp::Range) -> docs::Range {
-    docs::Range { start: position(r.start), end: position(r.end) }
+    docs::Range {
+        start: position(r.start),
+        end: position(r.end),
+    }
 }
 
 pub fn lsp_range(r: docs::Range) -> lsp::Range {
-    lsp::Range { start: lsp_position(r.start), end: lsp_position(r.end) }
+    lsp::Range {
+        start: lsp_position(r.start),
+        end: lsp_position(r.end),
+    }
 }
 
 /// A protocol range as char offsets in `text` (clamped, start <= end).

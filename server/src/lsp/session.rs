@@ -119,7 +119,12 @@ impl Session {
 
     /// Starts the task that publishes diagnostics, in order, one document at a time.
     pub fn start_publisher(self: &Arc<Self>) {
-        let Some(mut rx) = self.publish_rx.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        let Some(mut rx) = self
+            .publish_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
             return;
         };
         let session = Arc::downgrade(self);
@@ -135,7 +140,9 @@ impl Session {
                 while let Ok(uri) = rx.try_recv() {
                     uris.insert(uri);
                 }
-                let Some(session) = session.upgrade() else { return };
+                let Some(session) = session.upgrade() else {
+                    return;
+                };
                 for uri in uris {
                     super::handlers::publish::publish(&session, &uri).await;
                 }
@@ -154,7 +161,8 @@ impl Session {
     }
 
     pub fn set_encoding(&self, encoding: PositionEncoding) {
-        self.utf8.store(encoding == PositionEncoding::Utf8, Ordering::SeqCst);
+        self.utf8
+            .store(encoding == PositionEncoding::Utf8, Ordering::SeqCst);
     }
 
     pub fn encoding(&self) -> PositionEncoding {
@@ -214,7 +222,10 @@ impl Session {
     }
 
     pub fn new_progress_token(&self) -> String {
-        format!("codetier/{}", self.next_token.fetch_add(1, Ordering::Relaxed))
+        format!(
+            "codetier/{}",
+            self.next_token.fetch_add(1, Ordering::Relaxed)
+        )
     }
 
     pub fn register_progress(&self, token: &str, cancel: CancellationToken) {
@@ -266,16 +277,25 @@ impl Session {
     }
 
     pub fn notes(&self, uri: &str) -> Vec<Note> {
-        self.notes.get(uri).map(|n| n.notes.clone()).unwrap_or_default()
+        self.notes
+            .get(uri)
+            .map(|n| n.notes.clone())
+            .unwrap_or_default()
     }
 
     /// Drops notes whose range was edited; returns whether any were dropped.
     pub fn prune_notes(&self, uri: &str) -> bool {
-        let Some(mut entry) = self.notes.get_mut(uri) else { return false };
+        let Some(mut entry) = self.notes.get_mut(uri) else {
+            return false;
+        };
         let before = entry.notes.len();
         let docs = &self.docs;
-        entry.notes.retain(|n| matches!(docs.resolve(uri, n.anchor), AnchorState::Live(_)));
-        entry.answers.retain(|a| matches!(docs.resolve(uri, a.origin), AnchorState::Live(_)));
+        entry
+            .notes
+            .retain(|n| matches!(docs.resolve(uri, n.anchor), AnchorState::Live(_)));
+        entry
+            .answers
+            .retain(|a| matches!(docs.resolve(uri, a.origin), AnchorState::Live(_)));
         before != entry.notes.len()
     }
 
@@ -283,9 +303,9 @@ impl Session {
         let mut entry = self.notes.entry(uri.to_owned()).or_default();
         let docs = &self.docs;
         let origin = docs.resolve(uri, record.origin);
-        entry.answers.retain(|a| {
-            !(a.action == record.action && docs.resolve(uri, a.origin) == origin)
-        });
+        entry
+            .answers
+            .retain(|a| !(a.action == record.action && docs.resolve(uri, a.origin) == origin));
         entry.answers.push(record);
         if entry.answers.len() > MAX_ANSWERS_PER_DOC {
             entry.answers.remove(0);
@@ -293,7 +313,10 @@ impl Session {
     }
 
     pub fn answers(&self, uri: &str) -> Vec<AnswerRecord> {
-        self.notes.get(uri).map(|n| n.answers.clone()).unwrap_or_default()
+        self.notes
+            .get(uri)
+            .map(|n| n.answers.clone())
+            .unwrap_or_default()
     }
 
     pub fn forget_document(&self, uri: &str) {

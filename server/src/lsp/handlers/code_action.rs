@@ -52,11 +52,19 @@ pub fn handle(session: &Arc<Session>, params: lsp::CodeActionParams) -> Reply {
     let only = params.context.only.clone();
     let wanted = |k: &lsp::CodeActionKind| match &only {
         None => true,
-        Some(only) => only.iter().any(|o| k.as_str() == o.as_str() || k.as_str().starts_with(&format!("{}.", o.as_str()))),
+        Some(only) => only.iter().any(|o| {
+            k.as_str() == o.as_str() || k.as_str().starts_with(&format!("{}.", o.as_str()))
+        }),
     };
 
     let mut actions: Vec<lsp::CodeActionOrCommand> = Vec::new();
-    for fix in quick_fixes(session, &uri, &snap.text, snap.version, &params.context.diagnostics) {
+    for fix in quick_fixes(
+        session,
+        &uri,
+        &snap.text,
+        snap.version,
+        &params.context.diagnostics,
+    ) {
         if wanted(&lsp::CodeActionKind::QUICKFIX) {
             actions.push(lsp::CodeActionOrCommand::CodeAction(fix));
         }
@@ -68,10 +76,13 @@ pub fn handle(session: &Arc<Session>, params: lsp::CodeActionParams) -> Reply {
             continue;
         }
         let base = &config.action(action).tier;
-        let args = |tier: Option<&str>, fresh: bool| {
-            json!({ "uri": uri, "range": range, "tier": tier, "fresh": fresh, "diagnostics": diagnostics })
-        };
-        actions.push(command_action(format!("{} ({})", action.title(), label(&config, base)), &kind, action, args(None, false)));
+        let args = |tier: Option<&str>, fresh: bool| json!({ "uri": uri, "range": range, "tier": tier, "fresh": fresh, "diagnostics": diagnostics });
+        actions.push(command_action(
+            format!("{} ({})", action.title(), label(&config, base)),
+            &kind,
+            action,
+            args(None, false),
+        ));
         let answered = answers.iter().any(|a| {
             a.action == action
                 && matches!(session.docs.resolve(&uri, a.origin), AnchorState::Live(r) if overlaps(&r, &selection))
@@ -106,18 +117,31 @@ pub fn widen_if_cursor(text: &Rope, chars: Range<usize>) -> Range<usize> {
 }
 
 pub fn label(config: &Config, tier: &str) -> String {
-    config.tiers.get(tier).map(|t| t.label.clone()).unwrap_or_else(|| tier.to_owned())
+    config
+        .tiers
+        .get(tier)
+        .map(|t| t.label.clone())
+        .unwrap_or_else(|| tier.to_owned())
 }
 
 fn overlaps(a: &Range<usize>, b: &Range<usize>) -> bool {
     a.start <= b.end && b.start <= a.end
 }
 
-fn command_action(title: String, kind: &lsp::CodeActionKind, action: Action, args: Value) -> lsp::CodeActionOrCommand {
+fn command_action(
+    title: String,
+    kind: &lsp::CodeActionKind,
+    action: Action,
+    args: Value,
+) -> lsp::CodeActionOrCommand {
     lsp::CodeActionOrCommand::CodeAction(lsp::CodeAction {
         title: title.clone(),
         kind: Some(kind.clone()),
-        command: Some(lsp::Command { title, command: format!("codetier.{}", action.as_str()), arguments: Some(vec![args]) }),
+        command: Some(lsp::Command {
+            title,
+            command: format!("codetier.{}", action.as_str()),
+            arguments: Some(vec![args]),
+        }),
         ..Default::default()
     })
 }
@@ -136,13 +160,25 @@ fn quick_fixes(
         if diag.source.as_deref() != Some(super::publish::SOURCE) {
             continue;
         }
-        let Some(replacement) = diag.data.as_ref().and_then(|d| d.get("replacement")).and_then(Value::as_str) else {
+        let Some(replacement) = diag
+            .data
+            .as_ref()
+            .and_then(|d| d.get("replacement"))
+            .and_then(Value::as_str)
+        else {
             continue;
         };
         // The client sends the diagnostics at the requested range; trust its choice.
         let chars = proto::chars(text, diag.range, enc);
         let new_text = fit(text, chars.clone(), replacement);
-        let Some(edit) = versioned_edit(uri, version, proto::lsp_range_of(text, chars, enc), new_text) else { continue };
+        let Some(edit) = versioned_edit(
+            uri,
+            version,
+            proto::lsp_range_of(text, chars, enc),
+            new_text,
+        ) else {
+            continue;
+        };
         out.push(lsp::CodeAction {
             title: format!("Apply codetier fix: {}", first_line(&diag.message)),
             kind: Some(lsp::CodeActionKind::QUICKFIX),
@@ -169,21 +205,36 @@ pub fn fit(text: &Rope, range: Range<usize>, code: &str) -> String {
     let start = range.start.min(text.len_chars());
     let line = text.char_to_line(start);
     let line_start = text.line_to_char(line);
-    let indent: String = text.line(line).chars().take_while(|c| *c == ' ' || *c == '\t').collect();
+    let indent: String = text
+        .line(line)
+        .chars()
+        .take_while(|c| *c == ' ' || *c == '\t')
+        .collect();
     let fitted = render::reindent(code.trim_end_matches(['\n', '\r']), &indent);
     if start > line_start {
         // The range starts after the indentation, which stays in the document.
-        fitted.strip_prefix(indent.as_str()).map(str::to_owned).unwrap_or(fitted)
+        fitted
+            .strip_prefix(indent.as_str())
+            .map(str::to_owned)
+            .unwrap_or(fitted)
     } else {
         fitted
     }
 }
 
-pub fn versioned_edit(uri: &str, version: i32, range: lsp::Range, new_text: String) -> Option<lsp::WorkspaceEdit> {
+pub fn versioned_edit(
+    uri: &str,
+    version: i32,
+    range: lsp::Range,
+    new_text: String,
+) -> Option<lsp::WorkspaceEdit> {
     let uri = proto::uri(uri)?;
     Some(lsp::WorkspaceEdit {
         document_changes: Some(lsp::DocumentChanges::Edits(vec![lsp::TextDocumentEdit {
-            text_document: lsp::OptionalVersionedTextDocumentIdentifier { uri, version: Some(version) },
+            text_document: lsp::OptionalVersionedTextDocumentIdentifier {
+                uri,
+                version: Some(version),
+            },
             edits: vec![lsp::OneOf::Left(lsp::TextEdit { range, new_text })],
         }])),
         ..Default::default()

@@ -26,7 +26,12 @@ use crate::lsp::session::{AnswerRecord, Note, NoteKind, Session};
 use crate::lsp::MAX_WAITING_COMMANDS;
 
 /// Every command the server runs; all are listed in `executeCommandProvider`.
-pub const COMMANDS: &[&str] = &["codetier.explain", "codetier.generate", "codetier.review", "codetier.usage"];
+pub const COMMANDS: &[&str] = &[
+    "codetier.explain",
+    "codetier.generate",
+    "codetier.review",
+    "codetier.usage",
+];
 
 /// JSON-RPC code of a failed AI request (LSP's RequestFailed).
 const REQUEST_FAILED: i64 = -32803;
@@ -43,20 +48,38 @@ struct ActionArgs {
     diagnostics: Vec<String>,
 }
 
-pub fn handle(session: &Arc<Session>, params: lsp::ExecuteCommandParams, cancel: CancellationToken) -> Reply {
+pub fn handle(
+    session: &Arc<Session>,
+    params: lsp::ExecuteCommandParams,
+    cancel: CancellationToken,
+) -> Reply {
     if params.command == "codetier.usage" {
         return usage(session);
     }
-    let Some(action) = params.command.strip_prefix("codetier.").and_then(Action::parse) else {
+    let Some(action) = params
+        .command
+        .strip_prefix("codetier.")
+        .and_then(Action::parse)
+    else {
         return ready(Err(Error::invalid_params(format!(
             "unknown command `{}`; codetier runs {}",
             params.command,
             COMMANDS.join(", ")
         ))));
     };
-    let args = match params.arguments.into_iter().next().map(serde_json::from_value::<ActionArgs>) {
+    let args = match params
+        .arguments
+        .into_iter()
+        .next()
+        .map(serde_json::from_value::<ActionArgs>)
+    {
         Some(Ok(args)) => args,
-        Some(Err(e)) => return ready(Err(Error::invalid_params(format!("{}: bad argument: {e}", params.command)))),
+        Some(Err(e)) => {
+            return ready(Err(Error::invalid_params(format!(
+                "{}: bad argument: {e}",
+                params.command
+            ))))
+        }
         None => {
             return ready(Err(Error::invalid_params(format!(
                 "{} expects one argument {{ uri, range, tier?, fresh? }}",
@@ -65,15 +88,23 @@ pub fn handle(session: &Arc<Session>, params: lsp::ExecuteCommandParams, cancel:
         }
     };
     let Some(engine) = session.engine().cloned() else {
-        return ready(Err(failure(REQUEST_FAILED, "codetier has no usable configuration; see the earlier message")));
+        return ready(Err(failure(
+            REQUEST_FAILED,
+            "codetier has no usable configuration; see the earlier message",
+        )));
     };
     // Stamped now, in arrival order: the request refers to this version of the document.
-    let Some(snap) = session.docs.snapshot(&args.uri) else { return ready(Err(unknown_document(&args.uri))) };
+    let Some(snap) = session.docs.snapshot(&args.uri) else {
+        return ready(Err(unknown_document(&args.uri)));
+    };
     let config = engine.config();
     if let Some(tier) = &args.tier {
         if !config.tiers.contains_key(tier) {
             let known: Vec<&str> = config.tiers.keys().map(String::as_str).collect();
-            return ready(Err(Error::invalid_params(format!("unknown tier `{tier}`; configured tiers: {}", known.join(", ")))));
+            return ready(Err(Error::invalid_params(format!(
+                "unknown tier `{tier}`; configured tiers: {}",
+                known.join(", ")
+            ))));
         }
     }
     let enc = session.encoding();
@@ -116,7 +147,9 @@ pub fn handle(session: &Arc<Session>, params: lsp::ExecuteCommandParams, cancel:
         if waiting >= MAX_WAITING_COMMANDS {
             detached.store(true, Ordering::SeqCst);
             guard.disarm();
-            return Ok(pending("many commands are running; the answer will arrive when ready"));
+            return Ok(pending(
+                "many commands are running; the answer will arrive when ready",
+            ));
         }
         match tokio::time::timeout(reply_after, &mut handle).await {
             Ok(Ok(result)) => result,
@@ -131,7 +164,9 @@ pub fn handle(session: &Arc<Session>, params: lsp::ExecuteCommandParams, cancel:
             Err(_) => {
                 detached.store(true, Ordering::SeqCst);
                 guard.disarm();
-                Ok(pending("still waiting for the model; the answer will be applied when it arrives"))
+                Ok(pending(
+                    "still waiting for the model; the answer will be applied when it arrives",
+                ))
             }
         }
     })
@@ -177,13 +212,24 @@ async fn run(
     cancel: CancellationToken,
     detached: Arc<AtomicBool>,
 ) -> Result<Value> {
-    let Some(client) = session.client().cloned() else { return Err(failure(-32603, "no client")) };
+    let Some(client) = session.client().cloned() else {
+        return Err(failure(-32603, "no client"));
+    };
     let config = engine.config();
     let tier = engine.tier_for(job.action, job.tier.as_deref());
-    let title = format!("codetier: {} ({})", job.action.title(), label(&config, &tier));
-    let create = session.flags().work_done_progress.then(|| session.new_progress_token());
+    let title = format!(
+        "codetier: {} ({})",
+        job.action.title(),
+        label(&config, &tier)
+    );
+    let create = session
+        .flags()
+        .work_done_progress
+        .then(|| session.new_progress_token());
     let progress = Progress::begin(&client, given_token, create, title).await;
-    let progress_key = progress.token().map(|t| token_key(&serde_json::to_value(t).unwrap_or(Value::Null)));
+    let progress_key = progress
+        .token()
+        .map(|t| token_key(&serde_json::to_value(t).unwrap_or(Value::Null)));
     if let Some(key) = &progress_key {
         session.register_progress(key, cancel.clone());
     }
@@ -201,7 +247,9 @@ async fn run(
                     }
                     format!("{count} tokens…")
                 }
-                EngineProgress::Retrying { attempt, reason } => format!("retrying ({attempt}): {reason}"),
+                EngineProgress::Retrying { attempt, reason } => {
+                    format!("retrying ({attempt}): {reason}")
+                }
                 EngineProgress::Hedged => "slow first token: asked again in parallel".into(),
                 EngineProgress::FellBack { model } => format!("falling back to {model}"),
             };
@@ -220,7 +268,9 @@ async fn run(
     match result {
         Ok(outcome) => {
             let delivered = deliver(&session, &client, &uri, origin, &job, &outcome).await;
-            progress.end(summary(&outcome, &label(&config, &outcome.tier))).await;
+            progress
+                .end(summary(&outcome, &label(&config, &outcome.tier)))
+                .await;
             let mut value = serde_json::to_value(&outcome).unwrap_or(Value::Null);
             if let Value::Object(map) = &mut value {
                 map.insert("tier_label".into(), json!(label(&config, &outcome.tier)));
@@ -278,7 +328,14 @@ async fn deliver(
     };
     if let Some(origin) = origin {
         if live.is_some() {
-            session.record_answer(uri, AnswerRecord { origin, action: job.action, tier: outcome.tier.clone() });
+            session.record_answer(
+                uri,
+                AnswerRecord {
+                    origin,
+                    action: job.action,
+                    tier: outcome.tier.clone(),
+                },
+            );
         }
     }
     let Some(range) = live else {
@@ -297,17 +354,26 @@ async fn deliver(
     match job.action {
         Action::Generate => generate(session, client, uri, range, outcome).await,
         Action::Review => {
-            let notes = origin.map(|o| review_notes(session, uri, o, job, &range, outcome)).unwrap_or_default();
+            let notes = origin
+                .map(|o| review_notes(session, uri, o, job, &range, outcome))
+                .unwrap_or_default();
             let count = notes.len();
             session.replace_notes(uri, Action::Review, range, notes);
             session.republish(uri);
             if count == 0 {
-                editor::show_message(client, lsp::MessageType::INFO, "codetier review: no findings").await;
+                editor::show_message(
+                    client,
+                    lsp::MessageType::INFO,
+                    "codetier review: no findings",
+                )
+                .await;
             }
             vec![]
         }
         Action::Explain => {
-            let Some(explanation) = outcome.explanation.clone() else { return vec![] };
+            let Some(explanation) = outcome.explanation.clone() else {
+                return vec![];
+            };
             let headline = explanation.headline.clone();
             let mut notes = Vec::new();
             if let Some(anchor) = session.docs.anchor(uri, range.clone()) {
@@ -323,13 +389,25 @@ async fn deliver(
             }
             session.replace_notes(uri, Action::Explain, range, notes);
             session.republish(uri);
-            editor::show_message(client, lsp::MessageType::INFO, format!("codetier: {headline}")).await;
+            editor::show_message(
+                client,
+                lsp::MessageType::INFO,
+                format!("codetier: {headline}"),
+            )
+            .await;
             vec![("headline", json!(headline))]
         }
     }
 }
 
-fn review_notes(session: &Session, uri: &str, origin: AnchorId, job: &Job, live: &Range<usize>, outcome: &Outcome) -> Vec<Note> {
+fn review_notes(
+    session: &Session,
+    uri: &str,
+    origin: AnchorId,
+    job: &Job,
+    live: &Range<usize>,
+    outcome: &Outcome,
+) -> Vec<Note> {
     let text = &job.text;
     let old = &job.selection;
     let shift = live.start as i64 - old.start as i64;
@@ -345,7 +423,10 @@ fn review_notes(session: &Session, uri: &str, origin: AnchorId, job: &Job, live:
             end -= 1;
         }
         let end = end.min(old.end).max(start);
-        let (s, e) = ((start as i64 + shift).max(0) as usize, (end as i64 + shift).max(0) as usize);
+        let (s, e) = (
+            (start as i64 + shift).max(0) as usize,
+            (end as i64 + shift).max(0) as usize,
+        );
         if let Some(anchor) = session.docs.anchor(uri, s..e) {
             notes.push(Note {
                 anchor,
@@ -359,8 +440,16 @@ fn review_notes(session: &Session, uri: &str, origin: AnchorId, job: &Job, live:
     notes
 }
 
-async fn generate(session: &Session, client: &Client, uri: &str, range: Range<usize>, outcome: &Outcome) -> Vec<(&'static str, Value)> {
-    let Some(snap) = session.docs.snapshot(uri) else { return vec![("applied", json!(false))] };
+async fn generate(
+    session: &Session,
+    client: &Client,
+    uri: &str,
+    range: Range<usize>,
+    outcome: &Outcome,
+) -> Vec<(&'static str, Value)> {
+    let Some(snap) = session.docs.snapshot(uri) else {
+        return vec![("applied", json!(false))];
+    };
     let code = outcome.code.clone().unwrap_or_default();
     if code.trim().is_empty() {
         let message = "codetier: the model returned no code; nothing was applied";
@@ -373,14 +462,27 @@ async fn generate(session: &Session, client: &Client, uri: &str, range: Range<us
         return vec![("applied", json!(false))];
     };
     if !session.flags().apply_edit {
-        return vec![("applied", json!(false)), ("message", json!("the editor cannot apply edits; the code is in `text`"))];
+        return vec![
+            ("applied", json!(false)),
+            (
+                "message",
+                json!("the editor cannot apply edits; the code is in `text`"),
+            ),
+        ];
     }
-    let params = lsp::ApplyWorkspaceEditParams { label: Some("codetier: generate function".into()), edit };
+    let params = lsp::ApplyWorkspaceEditParams {
+        label: Some("codetier: generate function".into()),
+        edit,
+    };
     match editor::request::<lsp::request::ApplyWorkspaceEdit>(client, params).await {
         Ok(resp) if resp.applied => vec![("applied", json!(true))],
         Ok(resp) => {
-            let why = resp.failure_reason.unwrap_or_else(|| "the document changed".into());
-            let message = format!("codetier: the editor did not apply the generated code ({why}); run Generate again");
+            let why = resp
+                .failure_reason
+                .unwrap_or_else(|| "the document changed".into());
+            let message = format!(
+                "codetier: the editor did not apply the generated code ({why}); run Generate again"
+            );
             editor::show_message(client, lsp::MessageType::WARNING, message.clone()).await;
             vec![("applied", json!(false)), ("message", json!(message))]
         }
@@ -393,12 +495,19 @@ async fn generate(session: &Session, client: &Client, uri: &str, range: Range<us
 }
 
 fn usage(session: &Arc<Session>) -> Reply {
-    let Some(engine) = session.engine().cloned() else { return ready(Ok(Value::Null)) };
+    let Some(engine) = session.engine().cloned() else {
+        return ready(Ok(Value::Null));
+    };
     let session = session.clone();
     Box::pin(async move {
         let report = engine.usage().report();
         if let Some(client) = session.client() {
-            editor::show_message(client, lsp::MessageType::INFO, format!("codetier usage this session:\n{report}")).await;
+            editor::show_message(
+                client,
+                lsp::MessageType::INFO,
+                format!("codetier usage this session:\n{report}"),
+            )
+            .await;
         }
         serde_json::to_value(&report).map_err(|e| failure(-32603, e.to_string()))
     })

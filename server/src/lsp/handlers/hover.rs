@@ -11,14 +11,27 @@ use crate::lsp::proto;
 use crate::lsp::session::{NoteKind, Session};
 
 pub fn handle(session: &Arc<Session>, params: lsp::HoverParams) -> Reply {
-    let uri = params.text_document_position_params.text_document.uri.as_str().to_owned();
-    let Some(snap) = session.docs.snapshot(&uri) else { return ready(Ok(Value::Null)) };
+    let uri = params
+        .text_document_position_params
+        .text_document
+        .uri
+        .as_str()
+        .to_owned();
+    let Some(snap) = session.docs.snapshot(&uri) else {
+        return ready(Ok(Value::Null));
+    };
     let enc = session.encoding();
-    let at = docs::position_to_char(&snap.text, proto::position(params.text_document_position_params.position), enc);
+    let at = docs::position_to_char(
+        &snap.text,
+        proto::position(params.text_document_position_params.position),
+        enc,
+    );
     let mut parts = Vec::new();
     let mut hit = None;
     for note in session.notes(&uri) {
-        let AnchorState::Live(r) = session.docs.resolve(&uri, note.anchor) else { continue };
+        let AnchorState::Live(r) = session.docs.resolve(&uri, note.anchor) else {
+            continue;
+        };
         if !(r.start <= at && at <= r.end) {
             continue;
         }
@@ -34,10 +47,16 @@ pub fn handle(session: &Arc<Session>, params: lsp::HoverParams) -> Reply {
             }
         }
     }
-    let Some(range) = hit else { return ready(Ok(Value::Null)) };
+    let Some(range) = hit else {
+        return ready(Ok(Value::Null));
+    };
     let hover = lsp::Hover {
         contents: lsp::HoverContents::Markup(lsp::MarkupContent {
-            kind: if session.flags().hover_markdown { lsp::MarkupKind::Markdown } else { lsp::MarkupKind::PlainText },
+            kind: if session.flags().hover_markdown {
+                lsp::MarkupKind::Markdown
+            } else {
+                lsp::MarkupKind::PlainText
+            },
             value: parts.join("\n\n---\n\n"),
         }),
         range: Some(proto::lsp_range_of(&snap.text, range, enc)),

@@ -15,7 +15,9 @@ pub fn diagnostics(session: &Session, uri: &str) -> Option<(i32, Vec<lsp::Diagno
     let enc = session.encoding();
     let mut out = Vec::new();
     for note in session.notes(uri) {
-        let AnchorState::Live(chars) = session.docs.resolve(uri, note.anchor) else { continue };
+        let AnchorState::Live(chars) = session.docs.resolve(uri, note.anchor) else {
+            continue;
+        };
         let range = proto::lsp_range_of(&snap.text, chars, enc);
         let (severity, message, data) = match &note.kind {
             NoteKind::Finding(f) => (
@@ -42,10 +44,18 @@ pub fn diagnostics(session: &Session, uri: &str) -> Option<(i32, Vec<lsp::Diagno
 }
 
 pub async fn publish(session: &Session, uri: &str) {
-    let Some(client) = session.client() else { return };
-    let Some(lsp_uri) = proto::uri(uri) else { return };
+    let Some(client) = session.client() else {
+        return;
+    };
+    let Some(lsp_uri) = proto::uri(uri) else {
+        return;
+    };
     match diagnostics(session, uri) {
-        Some((version, diags)) => client.publish_diagnostics(lsp_uri, diags, Some(version)).await,
+        Some((version, diags)) => {
+            client
+                .publish_diagnostics(lsp_uri, diags, Some(version))
+                .await
+        }
         None => client.publish_diagnostics(lsp_uri, Vec::new(), None).await,
     }
 }

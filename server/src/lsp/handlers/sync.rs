@@ -9,44 +9,62 @@ use crate::lsp::session::Session;
 
 pub fn apply(session: &Session, method: &str, params: Value) {
     match method {
-        "textDocument/didOpen" => match serde_json::from_value::<lsp::DidOpenTextDocumentParams>(params) {
-            Ok(p) => {
-                let doc = p.text_document;
-                session.docs.open(doc.uri.as_str(), &doc.language_id, doc.version, &doc.text);
+        "textDocument/didOpen" => {
+            match serde_json::from_value::<lsp::DidOpenTextDocumentParams>(params) {
+                Ok(p) => {
+                    let doc = p.text_document;
+                    session
+                        .docs
+                        .open(doc.uri.as_str(), &doc.language_id, doc.version, &doc.text);
+                }
+                Err(e) => tracing::warn!("ignoring malformed didOpen: {e}"),
             }
-            Err(e) => tracing::warn!("ignoring malformed didOpen: {e}"),
-        },
-        "textDocument/didChange" => match serde_json::from_value::<lsp::DidChangeTextDocumentParams>(params) {
-            Ok(p) => {
-                let uri = p.text_document.uri.as_str();
-                let changes: Vec<Change> = p
-                    .content_changes
-                    .into_iter()
-                    .map(|c| Change { range: c.range.map(proto::range), text: c.text })
-                    .collect();
-                match session.docs.change(uri, p.text_document.version, &changes, session.encoding()) {
-                    Ok(report) => {
-                        if session.has_notes(uri) && (!report.invalidated.is_empty() || !report.moved.is_empty()) {
-                            session.prune_notes(uri);
-                            session.republish(uri);
+        }
+        "textDocument/didChange" => {
+            match serde_json::from_value::<lsp::DidChangeTextDocumentParams>(params) {
+                Ok(p) => {
+                    let uri = p.text_document.uri.as_str();
+                    let changes: Vec<Change> = p
+                        .content_changes
+                        .into_iter()
+                        .map(|c| Change {
+                            range: c.range.map(proto::range),
+                            text: c.text,
+                        })
+                        .collect();
+                    match session.docs.change(
+                        uri,
+                        p.text_document.version,
+                        &changes,
+                        session.encoding(),
+                    ) {
+                        Ok(report) => {
+                            if session.has_notes(uri)
+                                && (!report.invalidated.is_empty() || !report.moved.is_empty())
+                            {
+                                session.prune_notes(uri);
+                                session.republish(uri);
+                            }
                         }
+                        Err(e) => tracing::warn!("didChange not applied: {e}"),
                     }
-                    Err(e) => tracing::warn!("didChange not applied: {e}"),
                 }
+                Err(e) => tracing::warn!("ignoring malformed didChange: {e}"),
             }
-            Err(e) => tracing::warn!("ignoring malformed didChange: {e}"),
-        },
-        "textDocument/didClose" => match serde_json::from_value::<lsp::DidCloseTextDocumentParams>(params) {
-            Ok(p) => {
-                let uri = p.text_document.uri.as_str();
-                if session.docs.close(uri) && session.has_notes(uri) {
+        }
+        "textDocument/didClose" => {
+            match serde_json::from_value::<lsp::DidCloseTextDocumentParams>(params) {
+                Ok(p) => {
+                    let uri = p.text_document.uri.as_str();
+                    if session.docs.close(uri) && session.has_notes(uri) {
+                        session.forget_document(uri);
+                        session.republish(uri);
+                    }
                     session.forget_document(uri);
-                    session.republish(uri);
                 }
-                session.forget_document(uri);
+                Err(e) => tracing::warn!("ignoring malformed didClose: {e}"),
             }
-            Err(e) => tracing::warn!("ignoring malformed didClose: {e}"),
-        },
+        }
         _ => {}
     }
 }

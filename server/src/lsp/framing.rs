@@ -1,0 +1,380 @@
+//! Guards the framework's transport from bad input.
+//!
+//! tower-lsp-server reads stdin through a `tokio_util` `FramedRead`, and that stream ends for
+//! good after the first decode error: one message with a broken body or header would stop the
+//! server from reading anything else. So stdin is read here first. Well-formed JSON-RPC
+//! messages are passed through unchanged; anything else becomes an internal
+//! [`INVALID_MESSAGE`] notification, which [`super::dispatch`] answers with the JSON-RPC error
+//! the sender deserves (`-32700` for bytes that are not JSON, `-32600` for JSON that is not a
+//! JSON-RPC message). The server keeps reading after either.
+
+use bytes::{Buf, BytesMut};
+use serde_json::{json, Value};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
+use tower_lsp_server::jsonrpc::{Request, Response};
+
+/// Method of the notification that carries a rejected message to the dispatcher.
+pub const INVALID_MESSAGE: &str = "$/codetier/invalidMessage";
+
+/// Largest body accepted; larger ones are skipped and answered with an error.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// Headers longer than this without a blank line are not headers.
+const MAX_HEADER_BYTES: usize = 8 << 10;
+
+const PARSE_ERROR: i64 = -32700;
+const INVALID_REQUEST: i64 = -32600;
+
+/// Reads `input` on a task of its own and returns the stream the framework should read.
+pub fn guard<R>(input: R) -> DuplexStream
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    let (reader, writer) = tokio::io::duplex(1 << 16);
+    tokio::spawn(pump(input, writer));
+    reader
+}
+
+async fn pump<R, W>(mut input: R, mut output: W)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut decoder = Decoder::default();
+    let mut framed = Vec::new();
+    loop {
+        match input.read_buf(&mut decoder.buf).await {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!("cannot read from the editor: {e}");
+                break;
+            }
+        }
+        while let Some(frame) = decoder.next_frame() {
+            framed.clear();
+            frame.write_to(&mut framed);
+            if output.write_all(&framed).await.is_err() {
+                return; // The server stopped reading (it got `exit`).
+            }
+        }
+    }
+    // Dropping `output` gives the framework its end of input.
+}
+
+/// What the decoder found in the input.
+#[derive(Debug, PartialEq)]
+enum Frame {
+    /// A well-formed JSON-RPC message, byte for byte.
+    Message(Vec<u8>),
+    /// Input that cannot be handled, with the error to send back.
+    Invalid {
+        code: i64,
+        message: String,
+        id: Value,
+    },
+}
+
+impl Frame {
+    fn write_to(&self, out: &mut Vec<u8>) {
+        let note;
+        let body: &[u8] = match self {
+            Frame::Message(body) => body,
+            Frame::Invalid { code, message, id } => {
+                tracing::warn!(code, "rejected a message from the editor: {message}");
+                note = serde_json::to_vec(&json!({
+                    "jsonrpc": "2.0",
+                    "method": INVALID_MESSAGE,
+                    "params": { "code": code, "message": message, "id": id },
+                }))
+                .unwrap_or_default();
+                &note
+            }
+        };
+        out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+        out.extend_from_slice(body);
+    }
+}
+
+#[derive(Default)]
+struct Decoder {
+    buf: BytesMut,
+    /// Length of the body whose headers were read.
+    body_len: Option<usize>,
+    /// Bytes of an oversized body still to throw away.
+    skip: usize,
+    /// After bad headers: input is dropped up to the next `Content-Length`.
+    hunting: bool,
+}
+
+impl Decoder {
+    fn next_frame(&mut self) -> Option<Frame> {
+        loop {
+            if self.skip > 0 {
+                let n = self.skip.min(self.buf.len());
+                self.buf.advance(n);
+                self.skip -= n;
+                if self.skip > 0 {
+                    return None;
+                }
+            }
+            if self.hunting {
+                match find(&self.buf, b"Content-Length") {
+                    Some(at) => {
+                        self.buf.advance(at);
+                        self.hunting = false;
+                    }
+                    None => {
+                        // Keep a tail that may be the start of a split `Content-Length`.
+                        let keep = self.buf.len().min(b"Content-Length".len() - 1);
+                        self.buf.advance(self.buf.len() - keep);
+                        return None;
+                    }
+                }
+            }
+            if let Some(len) = self.body_len {
+                if self.buf.len() < len {
+                    return None;
+                }
+                let body = self.buf.split_to(len);
+                self.body_len = None;
+                return Some(check_body(&body));
+            }
+            let Some(end) = find(&self.buf, b"\r\n\r\n") else {
+                if self.buf.len() <= MAX_HEADER_BYTES {
+                    return None;
+                }
+                self.resync(1);
+                return Some(invalid(PARSE_ERROR, "message header too long".into()));
+            };
+            let headers = &self.buf[..end];
+            if headers.iter().all(u8::is_ascii_whitespace) {
+                self.buf.advance(end + 4); // Stray blank lines between messages.
+                continue;
+            }
+            match content_length(headers) {
+                Ok(len) if len > MAX_MESSAGE_BYTES => {
+                    self.buf.advance(end + 4);
+                    self.skip = len;
+                    return Some(invalid(
+                        INVALID_REQUEST,
+                        format!("message of {len} bytes is over the limit of {MAX_MESSAGE_BYTES}"),
+                    ));
+                }
+                Ok(len) => {
+                    self.buf.advance(end + 4);
+                    self.body_len = Some(len);
+                }
+                Err(why) => {
+                    self.resync(end + 4);
+                    return Some(invalid(PARSE_ERROR, why));
+                }
+            }
+        }
+    }
+
+    /// Drops `at_least` bytes, then everything up to the next `Content-Length`.
+    fn resync(&mut self, at_least: usize) {
+        self.buf.advance(at_least.min(self.buf.len()));
+        self.hunting = true;
+    }
+}
+
+fn content_length(headers: &[u8]) -> Result<usize, String> {
+    let text = std::str::from_utf8(headers).map_err(|_| "message header is not UTF-8")?;
+    let mut length = None;
+    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(format!("malformed message header line `{}`", clip(line)));
+        };
+        if name.trim().eq_ignore_ascii_case("content-length") {
+            let value = value.trim();
+            length = Some(
+                value
+                    .parse::<usize>()
+                    .map_err(|_| format!("Content-Length `{}` is not a number", clip(value)))?,
+            );
+        }
+    }
+    length.ok_or_else(|| "message header has no Content-Length".into())
+}
+
+fn check_body(body: &[u8]) -> Frame {
+    if serde_json::from_slice::<Request>(body).is_ok()
+        || serde_json::from_slice::<Response>(body).is_ok()
+    {
+        return Frame::Message(body.to_vec());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Err(e) => invalid(PARSE_ERROR, format!("message body is not valid JSON: {e}")),
+        Ok(value) => {
+            let id = match value.get("id") {
+                Some(id @ (Value::Number(_) | Value::String(_))) => id.clone(),
+                _ => Value::Null,
+            };
+            Frame::Invalid {
+                code: INVALID_REQUEST,
+                message: "message is not a JSON-RPC 2.0 request, notification or response".into(),
+                id,
+            }
+        }
+    }
+}
+
+fn invalid(code: i64, message: String) -> Frame {
+    Frame::Invalid {
+        code,
+        message,
+        id: Value::Null,
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn clip(s: &str) -> &str {
+    match s.char_indices().nth(40) {
+        Some((at, _)) => &s[..at],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framed(body: &str) -> Vec<u8> {
+        format!("Content-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+    }
+
+    fn decode_all(input: &[u8]) -> Vec<Frame> {
+        let mut decoder = Decoder::default();
+        let mut frames = Vec::new();
+        // Byte by byte: every split point of the input is exercised.
+        for byte in input {
+            decoder.buf.extend_from_slice(&[*byte]);
+            while let Some(frame) = decoder.next_frame() {
+                frames.push(frame);
+            }
+        }
+        frames
+    }
+
+    const PING: &str = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+
+    fn code(frame: &Frame) -> i64 {
+        match frame {
+            Frame::Invalid { code, .. } => *code,
+            Frame::Message(_) => 0,
+        }
+    }
+
+    #[test]
+    fn well_formed_messages_pass_unchanged() {
+        let mut input = framed(PING);
+        input.extend(framed(r#"{"jsonrpc":"2.0","id":7,"result":null}"#));
+        input.extend(framed(
+            r#"{"jsonrpc":"2.0","method":"initialized","params":{}}"#,
+        ));
+        let frames = decode_all(&input);
+        assert_eq!(frames.len(), 3);
+        assert_eq!(frames[0], Frame::Message(PING.as_bytes().to_vec()));
+        assert!(frames.iter().all(|f| matches!(f, Frame::Message(_))));
+    }
+
+    #[test]
+    fn broken_json_is_a_parse_error_and_the_next_message_still_arrives() {
+        let mut input = framed(r#"{"jsonrpc": nope"#);
+        input.extend(framed(PING));
+        let frames = decode_all(&input);
+        assert_eq!(frames.len(), 2);
+        assert_eq!(code(&frames[0]), PARSE_ERROR);
+        assert_eq!(frames[1], Frame::Message(PING.as_bytes().to_vec()));
+    }
+
+    #[test]
+    fn json_that_is_not_json_rpc_is_an_invalid_request_with_its_id() {
+        let frames = decode_all(&framed(r#"{"id":5,"what":"no method"}"#));
+        assert_eq!(
+            frames,
+            vec![Frame::Invalid {
+                code: INVALID_REQUEST,
+                message: "message is not a JSON-RPC 2.0 request, notification or response".into(),
+                id: json!(5),
+            }]
+        );
+        assert_eq!(code(&decode_all(&framed("[1,2]"))[0]), INVALID_REQUEST);
+    }
+
+    #[test]
+    fn bad_headers_resync_on_the_next_content_length() {
+        let mut input = b"Content-Type: text/plain\r\n\r\ngarbage".to_vec();
+        input.extend(framed(PING));
+        input.extend(b"Content-Length: twelve\r\n\r\n");
+        input.extend(framed(PING));
+        let frames = decode_all(&input);
+        assert_eq!(frames.len(), 4, "{frames:?}");
+        assert_eq!(code(&frames[0]), PARSE_ERROR);
+        assert!(matches!(frames[1], Frame::Message(_)));
+        assert_eq!(code(&frames[2]), PARSE_ERROR);
+        assert!(matches!(frames[3], Frame::Message(_)));
+    }
+
+    #[test]
+    fn headers_are_case_insensitive_and_blank_lines_between_messages_are_skipped() {
+        let mut input = b"\r\n\r\n".to_vec();
+        input.extend(
+            format!(
+                "content-length: {}\r\nContent-Type: application/vscode-jsonrpc; charset=utf-8\r\n\r\n{PING}",
+                PING.len()
+            )
+            .bytes(),
+        );
+        assert_eq!(
+            decode_all(&input),
+            vec![Frame::Message(PING.as_bytes().to_vec())]
+        );
+    }
+
+    #[test]
+    fn oversized_bodies_are_skipped_without_buffering_them() {
+        let mut decoder = Decoder::default();
+        decoder.buf.extend_from_slice(
+            format!("Content-Length: {}\r\n\r\n", MAX_MESSAGE_BYTES + 1).as_bytes(),
+        );
+        assert_eq!(code(&decoder.next_frame().unwrap()), INVALID_REQUEST);
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..64 {
+            decoder.buf.extend_from_slice(&chunk);
+            assert_eq!(decoder.next_frame(), None);
+            assert!(decoder.buf.is_empty());
+        }
+        decoder.buf.extend_from_slice(b"x");
+        decoder.buf.extend_from_slice(&framed(PING));
+        assert!(matches!(decoder.next_frame(), Some(Frame::Message(_))));
+    }
+
+    #[test]
+    fn endless_header_garbage_is_dropped() {
+        let mut input = vec![b'a'; MAX_HEADER_BYTES + 10];
+        input.extend(framed(PING));
+        let frames = decode_all(&input);
+        assert_eq!(code(&frames[0]), PARSE_ERROR);
+        assert_eq!(
+            frames.last(),
+            Some(&Frame::Message(PING.as_bytes().to_vec()))
+        );
+    }
+
+    #[tokio::test]
+    async fn the_pump_rewrites_invalid_input_and_ends_with_its_input() {
+        let mut input = framed("not json");
+        input.extend(framed(PING));
+        let mut reader = guard(std::io::Cursor::new(input));
+        let mut out = String::new();
+        reader.read_to_string(&mut out).await.unwrap();
+        assert!(out.contains(INVALID_MESSAGE), "{out}");
+        assert!(out.ends_with(PING), "{out}");
+    }
+}
