@@ -129,6 +129,8 @@ local ok_run, err_run = pcall(function()
     end, 20)
     local now = vim.api.nvim_buf_get_lines(bufnr, 0, -1, false)
     check("generate: the buffer changed", changed, generate)
+    check("generate: the model's code is in the buffer",
+      table.concat(now, "\n"):find("*values.iter().max().unwrap()", 1, true) ~= nil, now)
     check("generate: lines before the target function are untouched",
       vim.deep_equal(vim.list_slice(now, 1, target - 3), vim.list_slice(original, 1, target - 3)),
       { now = vim.list_slice(now, 1, target - 3) })

@@ -42,7 +42,7 @@ show_logs() {
 }
 
 # The fake provider prints its base URL as its first line of stdout.
-"$FAKE_PROVIDER_BIN" --port 0 >"$tmp/fake.out" 2>"$tmp/fake.err" &
+"$FAKE_PROVIDER_BIN" --port 0 --script "$here/fake-script.json" >"$tmp/fake.out" 2>"$tmp/fake.err" &
 fake_pid=$!
 base_url=""
 for _ in $(seq 1 100); do
