@@ -215,7 +215,13 @@ impl Provider {
             });
         }
         if !(200..300).contains(&status) {
-            return Err(error::from_status(status, None, &body, ""));
+            return Err(error::from_status(
+                status,
+                None,
+                &body,
+                "",
+                &self.inner.endpoint.api_key_env,
+            ));
         }
         serde_json::from_str(&body).map_err(|e| ProviderError::MalformedStream {
             detail: format!("the model list is not JSON: {e}"),
@@ -300,6 +306,7 @@ impl Provider {
                 retry_after.as_deref(),
                 &body,
                 &req.model,
+                &self.inner.endpoint.api_key_env,
             ));
         }
         let content_type = resp

@@ -14,7 +14,7 @@ use tower_lsp_server::Client;
 use super::ServeOptions;
 use crate::config::{self, Config};
 use crate::docs::{AnchorId, AnchorState, PositionEncoding, Store};
-use crate::engine::{Action, Engine};
+use crate::engine::{Action, Engine, Job};
 use crate::render::{Explanation, Finding};
 
 /// Client capabilities resolved once at `initialize`.
@@ -48,9 +48,13 @@ pub struct Note {
 /// An answer that exists for a range, so escalations can be offered there.
 #[derive(Clone, Debug)]
 pub struct AnswerRecord {
+    /// Where the answer is now: the selection for explain and review, the inserted code
+    /// for generate.
     pub origin: AnchorId,
     pub action: Action,
     pub tier: String,
+    /// The request that produced it, so an escalation asks the same prompt again.
+    pub job: Job,
 }
 
 #[derive(Default, Debug)]
@@ -266,10 +270,19 @@ impl Session {
             let dead = !matches!(docs.resolve(uri, n.anchor), AnchorState::Live(_));
             if same || dead {
                 released.push(n.anchor);
+                released.push(n.origin);
             }
             !(same || dead)
         });
         entry.notes.extend(new);
+        // An origin stays while a note or an answer still refers to it.
+        released.retain(|id| {
+            !entry
+                .notes
+                .iter()
+                .any(|n| n.origin == *id || n.anchor == *id)
+                && !entry.answers.iter().any(|a| a.origin == *id)
+        });
         drop(entry);
         for anchor in released {
             self.docs.release(uri, anchor);
@@ -283,32 +296,80 @@ impl Session {
             .unwrap_or_default()
     }
 
-    /// Drops notes whose range was edited; returns whether any were dropped.
+    /// Drops notes and answers whose range was edited, releasing their anchors; returns
+    /// whether any note was dropped.
     pub fn prune_notes(&self, uri: &str) -> bool {
         let Some(mut entry) = self.notes.get_mut(uri) else {
             return false;
         };
         let before = entry.notes.len();
         let docs = &self.docs;
-        entry
-            .notes
-            .retain(|n| matches!(docs.resolve(uri, n.anchor), AnchorState::Live(_)));
-        entry
-            .answers
-            .retain(|a| matches!(docs.resolve(uri, a.origin), AnchorState::Live(_)));
-        before != entry.notes.len()
+        let live = |id: AnchorId| matches!(docs.resolve(uri, id), AnchorState::Live(_));
+        let mut dead = Vec::new();
+        entry.notes.retain(|n| {
+            let keep = live(n.anchor);
+            if !keep {
+                dead.push(n.anchor);
+            }
+            keep
+        });
+        entry.answers.retain(|a| {
+            let keep = live(a.origin);
+            if !keep {
+                dead.push(a.origin);
+            }
+            keep
+        });
+        for n in &entry.notes {
+            if !live(n.origin) {
+                dead.push(n.origin);
+            }
+        }
+        let dropped = before != entry.notes.len();
+        drop(entry);
+        for id in dead {
+            self.docs.release(uri, id);
+        }
+        dropped
     }
 
     pub fn record_answer(&self, uri: &str, record: AnswerRecord) {
         let mut entry = self.notes.entry(uri.to_owned()).or_default();
         let docs = &self.docs;
         let origin = docs.resolve(uri, record.origin);
-        entry
-            .answers
-            .retain(|a| !(a.action == record.action && docs.resolve(uri, a.origin) == origin));
+        let mut released = Vec::new();
+        entry.answers.retain(|a| {
+            let replaced = a.action == record.action && docs.resolve(uri, a.origin) == origin;
+            if replaced {
+                released.push(a.origin);
+            }
+            !replaced
+        });
         entry.answers.push(record);
         if entry.answers.len() > MAX_ANSWERS_PER_DOC {
-            entry.answers.remove(0);
+            released.push(entry.answers.remove(0).origin);
+        }
+        drop(entry);
+        let in_use = |id: AnchorId| {
+            self.notes
+                .get(uri)
+                .is_some_and(|e| e.notes.iter().any(|n| n.origin == id))
+        };
+        for id in released {
+            if !in_use(id) {
+                self.docs.release(uri, id);
+            }
+        }
+    }
+
+    /// The answer recorded at `origin` and its live range, if it is still there.
+    pub fn answer(&self, uri: &str, origin: AnchorId) -> Option<(AnswerRecord, Range<usize>)> {
+        let entry = self.notes.get(uri)?;
+        let record = entry.answers.iter().find(|a| a.origin == origin)?.clone();
+        drop(entry);
+        match self.docs.resolve(uri, origin) {
+            AnchorState::Live(range) => Some((record, range)),
+            _ => None,
         }
     }
 

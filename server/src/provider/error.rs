@@ -22,10 +22,10 @@ pub enum ProviderError {
     )]
     InvalidKey { env: String },
     #[error(
-        "the provider rejected the API key (HTTP {status}): check the key in the environment \
-         variable named by `api_key_env`, and that it is valid for `base_url`"
+        "the provider rejected the API key (HTTP {status}): check the key in `{env}` (the \
+         variable `api_key_env` names), and that it is valid for `base_url`"
     )]
-    KeyRejected { status: u16 },
+    KeyRejected { status: u16, env: String },
     #[error(
         "the provider account's balance is exhausted (HTTP 402 Payment Required): top up the \
          account, or point `base_url` at another provider"
@@ -122,10 +122,14 @@ pub(crate) fn from_status(
     retry_after: Option<&str>,
     body: &str,
     model: &str,
+    key_env: &str,
 ) -> ProviderError {
     let message = || body_message(body, status);
     match status {
-        401 | 403 => ProviderError::KeyRejected { status },
+        401 | 403 => ProviderError::KeyRejected {
+            status,
+            env: key_env.to_owned(),
+        },
         402 => ProviderError::PaymentRequired,
         404 => ProviderError::UnknownModel {
             model: model.to_owned(),
@@ -270,6 +274,7 @@ mod tests {
             None,
             r#"{"error":{"message":"context too long"}}"#,
             "m",
+            "KEY",
         );
         assert_eq!(
             e,
@@ -279,21 +284,30 @@ mod tests {
             }
         );
         assert_eq!(
-            from_status(402, None, "", "m"),
+            from_status(402, None, "", "m", "KEY"),
             ProviderError::PaymentRequired
         );
         assert_eq!(
-            from_status(404, None, "", "m"),
+            from_status(404, None, "", "m", "KEY"),
             ProviderError::UnknownModel { model: "m".into() }
         );
-        let e = from_status(422, None, r#"{"detail":[{"msg":"extra field"}]}"#, "m");
+        let e = from_status(
+            422,
+            None,
+            r#"{"detail":[{"msg":"extra field"}]}"#,
+            "m",
+            "KEY",
+        );
         assert!(e.to_string().contains("extra field"), "{e}");
-        assert!(from_status(503, None, "busy", "m").is_retryable());
-        assert!(!from_status(400, None, "", "m").is_retryable());
-        let e = from_status(429, Some("2"), "", "m");
+        assert!(from_status(503, None, "busy", "m", "KEY").is_retryable());
+        assert!(!from_status(400, None, "", "m", "KEY").is_retryable());
+        let e = from_status(429, Some("2"), "", "m", "KEY");
         assert_eq!(e.retry_after(), Some(Duration::from_secs(2)));
         assert!(e.to_string().contains("retry after 2 s"), "{e}");
-        assert!(from_status(500, None, "", "m")
+        assert!(from_status(401, None, "", "m", "MY_KEY")
+            .to_string()
+            .contains("`MY_KEY`"));
+        assert!(from_status(500, None, "", "m", "KEY")
             .to_string()
             .contains("no details"));
     }

@@ -478,7 +478,10 @@ async fn client_errors_are_never_retried() {
             status: 400,
             message: "context too long".into(),
         },
-        ProviderError::KeyRejected { status: 401 },
+        ProviderError::KeyRejected {
+            status: 401,
+            env: "GLOBAL_API_KEY".into(),
+        },
         ProviderError::PaymentRequired,
         ProviderError::UnknownModel {
             model: FLASH.into(),

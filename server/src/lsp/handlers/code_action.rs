@@ -76,31 +76,37 @@ pub fn handle(session: &Arc<Session>, params: lsp::CodeActionParams) -> Reply {
             continue;
         }
         let base = &config.action(action).tier;
-        let args = |tier: Option<&str>, fresh: bool| json!({ "uri": uri, "range": range, "tier": tier, "fresh": fresh, "diagnostics": diagnostics });
+        let args = |tier: Option<&str>, fresh: bool, answer: Option<u64>| json!({ "uri": uri, "range": range, "tier": tier, "fresh": fresh, "diagnostics": diagnostics, "answer": answer });
         actions.push(command_action(
             format!("{} ({})", action.title(), label(&config, base)),
             &kind,
             action,
-            args(None, false),
+            args(None, false, None),
         ));
-        let answered = answers.iter().any(|a| {
+        // The latest answer of this action over the selection, if any.
+        let answered = answers.iter().rev().find(|a| {
             a.action == action
                 && matches!(session.docs.resolve(&uri, a.origin), AnchorState::Live(r) if overlaps(&r, &selection))
         });
-        if answered {
+        if let Some(answer) = answered {
+            let id = Some(answer.origin.to_raw());
             for tier in &config.action(action).escalate {
                 actions.push(command_action(
                     format!("{} with {}", action.title(), label(&config, tier)),
                     &kind,
                     action,
-                    args(Some(tier), false),
+                    args(Some(tier), false, id),
                 ));
             }
             actions.push(command_action(
-                format!("Regenerate: {} ({})", action.title(), label(&config, base)),
+                format!(
+                    "Regenerate: {} ({})",
+                    action.title(),
+                    label(&config, &answer.tier)
+                ),
                 &kind,
                 action,
-                args(None, true),
+                args(Some(&answer.tier), true, id),
             ));
         }
     }

@@ -46,6 +46,9 @@ struct ActionArgs {
     fresh: bool,
     #[serde(default)]
     diagnostics: Vec<String>,
+    /// An escalation: the earlier answer to ask again (on `tier`) and replace.
+    #[serde(default)]
+    answer: Option<u64>,
 }
 
 pub fn handle(
@@ -107,24 +110,49 @@ pub fn handle(
             ))));
         }
     }
-    let enc = session.encoding();
-    let requested = proto::chars(&snap.text, args.range, enc);
-    let mut selection = widen_if_cursor(&snap.text, requested);
-    if action == Action::Generate {
-        selection = whole_lines(&snap.text, selection);
-    }
-    let origin = session.docs.anchor(&args.uri, selection.clone());
     let tier = args.tier.clone().or_else(|| session.options.tier.clone());
-    let job = Job {
-        action,
-        tier,
-        fresh: args.fresh,
-        file_name: args.uri.clone(),
-        language_id: snap.language_id.clone(),
-        text: snap.text.clone(),
-        selection,
-        diagnostics: args.diagnostics,
+    let (job, target) = match args.answer {
+        // The same prompt as the earlier answer, on another tier; the new answer lands where
+        // the earlier one is now.
+        Some(raw) => match session.answer(&args.uri, AnchorId::from_raw(raw)) {
+            Some((record, live)) if record.action == action => (
+                Job {
+                    tier,
+                    fresh: args.fresh,
+                    ..record.job
+                },
+                live,
+            ),
+            _ => {
+                return ready(Err(failure(
+                    REQUEST_FAILED,
+                    format!(
+                        "codetier: the earlier {} answer is gone (its code was edited); run the action again",
+                        action.as_str()
+                    ),
+                )))
+            }
+        },
+        None => {
+            let requested = proto::chars(&snap.text, args.range, session.encoding());
+            let mut selection = widen_if_cursor(&snap.text, requested);
+            if action == Action::Generate {
+                selection = whole_lines(&snap.text, selection);
+            }
+            let job = Job {
+                action,
+                tier,
+                fresh: args.fresh,
+                file_name: args.uri.clone(),
+                language_id: snap.language_id.clone(),
+                text: snap.text.clone(),
+                selection: selection.clone(),
+                diagnostics: args.diagnostics,
+            };
+            (job, selection)
+        }
     };
+    let origin = session.docs.anchor(&args.uri, target);
     let reply_after = Duration::from_millis(config.command_reply_ms);
     let detached = Arc::new(AtomicBool::new(false));
     let task = run(
@@ -326,14 +354,16 @@ async fn deliver(
         Some(AnchorState::Live(r)) => Some(r),
         _ => None,
     };
-    if let Some(origin) = origin {
-        if live.is_some() {
+    if let (Some(origin), Some(_)) = (origin, &live) {
+        // A generated answer is recorded where its code lands, once it has landed.
+        if job.action != Action::Generate {
             session.record_answer(
                 uri,
                 AnswerRecord {
                     origin,
                     action: job.action,
                     tier: outcome.tier.clone(),
+                    job: job.clone(),
                 },
             );
         }
@@ -352,7 +382,13 @@ async fn deliver(
         return vec![("applied", json!(false)), ("message", json!(message))];
     };
     match job.action {
-        Action::Generate => generate(session, client, uri, range, outcome).await,
+        Action::Generate => {
+            let delivered = generate(session, client, uri, range, job, outcome).await;
+            if let Some(origin) = origin {
+                session.docs.release(uri, origin);
+            }
+            delivered
+        }
         Action::Review => {
             let notes = origin
                 .map(|o| review_notes(session, uri, o, job, &range, outcome))
@@ -445,6 +481,7 @@ async fn generate(
     client: &Client,
     uri: &str,
     range: Range<usize>,
+    job: &Job,
     outcome: &Outcome,
 ) -> Vec<(&'static str, Value)> {
     let Some(snap) = session.docs.snapshot(uri) else {
@@ -457,6 +494,7 @@ async fn generate(
         return vec![("applied", json!(false)), ("message", json!(message))];
     }
     let new_text = fit(&snap.text, range.clone(), &code);
+    let landed = range.start..range.start + new_text.chars().count();
     let lsp_range = proto::lsp_range_of(&snap.text, range, session.encoding());
     let Some(edit) = versioned_edit(uri, snap.version, lsp_range, new_text) else {
         return vec![("applied", json!(false))];
@@ -475,7 +513,10 @@ async fn generate(
         edit,
     };
     match editor::request::<lsp::request::ApplyWorkspaceEdit>(client, params).await {
-        Ok(resp) if resp.applied => vec![("applied", json!(true))],
+        Ok(resp) if resp.applied => {
+            remember_generated(session, uri, snap.version, landed, job, outcome).await;
+            vec![("applied", json!(true))]
+        }
         Ok(resp) => {
             let why = resp
                 .failure_reason
@@ -491,6 +532,45 @@ async fn generate(
             editor::show_message(client, lsp::MessageType::WARNING, message.clone()).await;
             vec![("applied", json!(false)), ("message", json!(message))]
         }
+    }
+}
+
+/// Records a generated answer where its code now is, so escalations are offered on it and
+/// replace it. The editor reports the applied edit as a `didChange`, usually before its
+/// `applyEdit` reply; this waits briefly for it, and gives up if anything else changed the
+/// document first (the range would be a guess).
+async fn remember_generated(
+    session: &Session,
+    uri: &str,
+    version: i32,
+    landed: Range<usize>,
+    job: &Job,
+    outcome: &Outcome,
+) {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let Some(now) = session.docs.snapshot(uri).map(|s| s.version) else {
+            return;
+        };
+        if now == version + 1 {
+            break;
+        }
+        if now > version + 1 || Instant::now() >= deadline {
+            tracing::debug!(uri, "generated code not re-anchored: the document moved on");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    if let Some(origin) = session.docs.anchor(uri, landed) {
+        session.record_answer(
+            uri,
+            AnswerRecord {
+                origin,
+                action: Action::Generate,
+                tier: outcome.tier.clone(),
+                job: job.clone(),
+            },
+        );
     }
 }
 
