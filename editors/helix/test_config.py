@@ -13,7 +13,7 @@ import unittest
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-README = HERE.parent / "README.md"
+README = HERE.parent.parent / "README.md"
 COMMANDS = {"codetier.explain", "codetier.generate", "codetier.review", "codetier.usage"}
 
 
@@ -23,11 +23,11 @@ def load(name: str) -> dict:
 
 
 def readme_languages() -> list[str]:
-    """The Helix languages editors/README.md lists between its `helix-languages` markers."""
+    """The Helix languages README.md (section Editors) lists between its `helix-languages` markers."""
     text = README.read_text(encoding="utf-8")
     m = re.search(r"<!-- helix-languages -->(.*?)<!-- /helix-languages -->", text, re.S)
     if m is None:
-        raise AssertionError("editors/README.md has no <!-- helix-languages --> list")
+        raise AssertionError("README.md has no <!-- helix-languages --> list")
     return re.findall(r"`([a-z0-9+#-]+)`", m.group(1))
 
 

@@ -18,7 +18,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub use bucket::TokenBucket;
 pub use setup::Failure;
 
-/// Exit codes, documented in `codetier --help` and docs/CI.md.
+/// Exit codes, documented in `codetier --help` and the README (section CI).
 pub mod exit {
     pub const OK: u8 = 0;
     pub const FINDINGS: u8 = 1;
