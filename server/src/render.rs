@@ -5,7 +5,7 @@ mod explain;
 mod fence;
 mod findings;
 
-pub use code::{extract_code, leading_indent, reindent};
+pub use code::{extract_code, fit, leading_indent, reindent};
 pub use explain::{parse_explanation, Explanation};
 pub use findings::{parse_findings, Finding, Severity};
 

@@ -70,7 +70,7 @@ pub async fn generate(
             "codetier: the model returned no code; nothing was written",
         ));
     }
-    let fitted = fit(&text, selection.clone(), &code);
+    let fitted = crate::render::fit(&text, selection.clone(), &code);
     if !write {
         emit(&with_newline(fitted));
         report(&footer(&outcome));
@@ -161,27 +161,6 @@ fn cursor_block(text: &Rope, line: u32) -> Range<usize> {
         .count();
     let cursor = start + indent;
     crate::prompts::widen(text, cursor..cursor)
-}
-
-/// Code indented to sit where `range` starts in `text`.
-fn fit(text: &Rope, range: Range<usize>, code: &str) -> String {
-    let start = range.start.min(text.len_chars());
-    let line = text.char_to_line(start);
-    let line_start = text.line_to_char(line);
-    let indent: String = text
-        .line(line)
-        .chars()
-        .take_while(|c| *c == ' ' || *c == '\t')
-        .collect();
-    let fitted = crate::render::reindent(code.trim_end_matches(['\n', '\r']), &indent);
-    if start > line_start {
-        fitted
-            .strip_prefix(indent.as_str())
-            .map(str::to_owned)
-            .unwrap_or(fitted)
-    } else {
-        fitted
-    }
 }
 
 fn with_newline(mut s: String) -> String {
@@ -286,7 +265,7 @@ mod tests {
         let text = Rope::from_str("impl A {\n    fn f() {}\n}\n");
         let start = text.line_to_char(1);
         assert_eq!(
-            fit(&text, start..start + 13, "fn f() {\n    1\n}\n"),
+            crate::render::fit(&text, start..start + 13, "fn f() {\n    1\n}\n"),
             "    fn f() {\n        1\n    }"
         );
     }

@@ -22,6 +22,29 @@ pub fn extract_code(output: &str) -> String {
     lines[from..to].join("\n")
 }
 
+/// Code indented to sit where the char range `range` starts in `text`: the indentation of
+/// that line, minus what already precedes the range when it starts mid-line.
+pub fn fit(text: &ropey::Rope, range: std::ops::Range<usize>, code: &str) -> String {
+    let start = range.start.min(text.len_chars());
+    let line = text.char_to_line(start);
+    let line_start = text.line_to_char(line);
+    let indent: String = text
+        .line(line)
+        .chars()
+        .take_while(|c| *c == ' ' || *c == '\t')
+        .collect();
+    let fitted = reindent(code.trim_end_matches(['\n', '\r']), &indent);
+    if start > line_start {
+        // The range starts after the indentation, which stays in the document.
+        fitted
+            .strip_prefix(indent.as_str())
+            .map(str::to_owned)
+            .unwrap_or(fitted)
+    } else {
+        fitted
+    }
+}
+
 /// Removes the indentation common to all non-blank lines, then prefixes each non-blank line
 /// with `indent`; blank lines become empty. Line endings become `\n`; a trailing newline is kept.
 pub fn reindent(code: &str, indent: &str) -> String {

@@ -176,7 +176,7 @@ fn quick_fixes(
         };
         // The client sends the diagnostics at the requested range; trust its choice.
         let chars = proto::chars(text, diag.range, enc);
-        let new_text = fit(text, chars.clone(), replacement);
+        let new_text = render::fit(text, chars.clone(), replacement);
         let Some(edit) = versioned_edit(
             uri,
             version,
@@ -203,28 +203,6 @@ fn first_line(s: &str) -> String {
         format!("{}…", line.chars().take(60).collect::<String>())
     } else {
         line.to_owned()
-    }
-}
-
-/// Code indented to sit where `range` starts in `text`.
-pub fn fit(text: &Rope, range: Range<usize>, code: &str) -> String {
-    let start = range.start.min(text.len_chars());
-    let line = text.char_to_line(start);
-    let line_start = text.line_to_char(line);
-    let indent: String = text
-        .line(line)
-        .chars()
-        .take_while(|c| *c == ' ' || *c == '\t')
-        .collect();
-    let fitted = render::reindent(code.trim_end_matches(['\n', '\r']), &indent);
-    if start > line_start {
-        // The range starts after the indentation, which stays in the document.
-        fitted
-            .strip_prefix(indent.as_str())
-            .map(str::to_owned)
-            .unwrap_or(fitted)
-    } else {
-        fitted
     }
 }
 

@@ -15,7 +15,7 @@ use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::ls_types as lsp;
 use tower_lsp_server::Client;
 
-use super::code_action::{fit, label, versioned_edit, widen_if_cursor};
+use super::code_action::{label, versioned_edit, widen_if_cursor};
 use super::{failure, ready, unknown_document, Reply};
 use crate::docs::{AnchorId, AnchorState};
 use crate::engine::{Action, Engine, EngineError, Job, Outcome, Progress as EngineProgress};
@@ -24,6 +24,7 @@ use crate::lsp::editor::{self, Progress};
 use crate::lsp::proto;
 use crate::lsp::session::{AnswerRecord, Note, NoteKind, Session};
 use crate::lsp::MAX_WAITING_COMMANDS;
+use crate::render::fit;
 
 /// Every command the server runs; all are listed in `executeCommandProvider`.
 pub const COMMANDS: &[&str] = &[
