@@ -979,3 +979,80 @@ fn excluded_files_are_refused_and_secrets_are_redacted_before_sending() {
     assert!(!sent.contains(secret), "the AWS key was sent: {sent}");
     assert!(!sent.contains("hunter2"), "the password was sent: {sent}");
 }
+
+// ---- the cache -------------------------------------------------------------------------------
+
+#[test]
+fn a_second_ask_is_a_cache_hit_and_regenerate_asks_again() {
+    let mut b = start(script(text(EXPLANATION), vec![]));
+    b.server.open(URI, "rust", LIB);
+    let explain = command("explain", range(3, 0, 4, 25), None);
+    let first = run_action(&mut b.server, &explain, "c-1").expect("first");
+    progress(&b.server, "c-1");
+    assert_eq!(first["cached"], false);
+    let second = run_action(&mut b.server, &explain, "c-2").expect("second");
+    assert_eq!(second["cached"], true, "{second}");
+    assert_eq!(second["text"], first["text"]);
+    assert_eq!(second["cost_usd"], 0.0, "a hit costs nothing: {second}");
+    let end = progress(&b.server, "c-2");
+    assert!(
+        end.last().expect("end")["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cached")),
+        "{end:?}"
+    );
+    assert_eq!(
+        b.fake.requests().len(),
+        1,
+        "the hit never reached the provider"
+    );
+
+    // Regenerate (offered next to the escalations) skips the read and asks again.
+    let list = code_actions(&mut b.server, range(3, 0, 4, 25), None);
+    let regenerate = find_action(&list, "Regenerate: Explain bug (Flash)")["command"].clone();
+    let third = run_action(&mut b.server, &regenerate, "c-3").expect("regenerate");
+    assert_eq!(third["cached"], false, "{third}");
+    assert_eq!(b.fake.requests().len(), 2);
+
+    // The session report counts the hit as saved money.
+    let usage = b.server.request(
+        "workspace/executeCommand",
+        json!({ "command": "codetier.usage", "arguments": [] }),
+    );
+    let flash = usage["per_tier"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["tier"] == "flash"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(flash["requests"], 2, "{usage}");
+    assert_eq!(flash["cache_hits"], 1, "{usage}");
+    assert!(flash["saved_usd"].as_f64() > Some(0.0), "{usage}");
+}
+
+#[test]
+fn an_unusable_cache_directory_is_reported_once_and_answers_still_come() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let not_a_dir = home.path().join("cache-is-a-file");
+    std::fs::write(&not_a_dir, "not a directory").expect("write");
+    let mut b = start_with(script(text(EXPLANATION), vec![]), |builder| {
+        builder.env("XDG_CACHE_HOME", not_a_dir.to_str().expect("utf-8 path"))
+    });
+    b.server.open(URI, "rust", LIB);
+    let explain = command("explain", range(3, 0, 4, 25), None);
+    let first = run_action(&mut b.server, &explain, "d-1").expect("answers without a disk cache");
+    assert_eq!(first["cached"], false);
+    let second = run_action(&mut b.server, &explain, "d-2").expect("second");
+    assert_eq!(second["cached"], true, "memory still caches: {second}");
+    let warnings: Vec<Value> = b
+        .server
+        .take_notifications("window/showMessage")
+        .into_iter()
+        .filter(|m| {
+            m["message"]
+                .as_str()
+                .is_some_and(|s| s.contains("disk cache"))
+        })
+        .collect();
+    assert_eq!(warnings.len(), 1, "said once: {warnings:?}");
+    assert_eq!(warnings[0]["type"], 2, "a warning");
+}

@@ -143,10 +143,11 @@ async fn ask(
         selection,
         diagnostics: Vec::new(),
     };
-    engine
-        .run(job, None)
-        .await
-        .map_err(|e| setup::engine_failure(&e, &config.api_key_env))
+    let outcome = engine.run(job, None).await;
+    if let Some(warning) = engine.cache().take_warning() {
+        super::report(&warning);
+    }
+    outcome.map_err(|e| setup::engine_failure(&e, &config.api_key_env))
 }
 
 /// The block around 1-based `line`, widened as in the editor from a cursor at its first

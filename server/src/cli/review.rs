@@ -62,6 +62,9 @@ pub async fn run(global: &Global, args: ReviewArgs) -> Result<u8, Failure> {
         env: config.api_key_env.clone(),
     };
     let (files, notes) = run.all(&work, &args, estimate, &mut skipped).await;
+    if let Some(warning) = run.engine.cache().take_warning() {
+        super::report(&warning);
+    }
     let review = ReviewReport {
         files,
         skipped,

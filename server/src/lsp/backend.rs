@@ -170,6 +170,9 @@ impl LanguageServer for Backend {
             }
         }
         if let Some(engine) = self.session.engine().cloned() {
+            if let Some(client) = self.session.client() {
+                editor::show_cache_warning(client, &engine).await;
+            }
             tokio::spawn(async move { engine.warm_up().await });
         }
     }

@@ -119,3 +119,10 @@ impl Progress {
         }
     }
 }
+
+/// Shows the disk cache's warning (unusable, or turned off after an error) once.
+pub async fn show_cache_warning(client: &Client, engine: &crate::engine::Engine) {
+    if let Some(warning) = engine.cache().take_warning() {
+        show_message(client, lsp::MessageType::WARNING, warning).await;
+    }
+}

@@ -294,6 +294,7 @@ async fn run(
     if let Some(key) = &progress_key {
         session.finish_progress(key);
     }
+    editor::show_cache_warning(&client, &engine).await;
     match result {
         Ok(outcome) => {
             let delivered = deliver(&session, &client, &uri, origin, &job, &outcome).await;
