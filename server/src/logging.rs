@@ -70,13 +70,22 @@ pub fn register_secret(secret: &Secret) {
     if secret.is_empty() {
         return;
     }
+    // Called on every request: the common case (already known) takes only the read lock.
+    if SECRETS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .any(|s| s == secret.expose())
+    {
+        return;
+    }
     let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
     if !secrets.iter().any(|s| s == secret.expose()) {
         secrets.push(secret.expose().to_owned());
     }
 }
 
-fn scrub(text: &str) -> Option<String> {
+pub(crate) fn scrub(text: &str) -> Option<String> {
     let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
     if !secrets.iter().any(|s| text.contains(s.as_str())) {
         return None;

@@ -25,7 +25,12 @@ impl ApiKey {
     /// Reads the key from `env` at request time, so a missing key names its variable.
     pub(crate) fn from_env(env: &str) -> Result<ApiKey, ProviderError> {
         match std::env::var(env) {
-            Ok(v) if !v.trim().is_empty() => Ok(ApiKey(v.trim().to_owned())),
+            Ok(v) if !v.trim().is_empty() => {
+                let key = v.trim().to_owned();
+                // From now on the log layer scrubs it from every line, whatever logged it.
+                crate::logging::register_secret(&crate::logging::Secret::new(key.clone()));
+                Ok(ApiKey(key))
+            }
             _ => Err(ProviderError::MissingKey {
                 env: env.to_owned(),
             }),
@@ -167,6 +172,19 @@ pub(crate) async fn read_capped(mut resp: reqwest::Response) -> Result<String, r
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_read_from_the_environment_is_scrubbed_from_logs() {
+        const ENV: &str = "CODETIER_TEST_KEY_SCRUBBED_FROM_LOGS";
+        const KEY: &str = "sk-read-at-request-time-4b9f";
+        // A variable no other test reads.
+        std::env::set_var(ENV, format!(" {KEY}\n"));
+        let key = ApiKey::from_env(ENV).expect("key present");
+        assert_eq!(key.0, KEY);
+        let line = format!("upstream said: bad key {KEY}");
+        let scrubbed = crate::logging::scrub(&line).expect("the key is known to the log layer");
+        assert!(!scrubbed.contains(KEY), "{scrubbed}");
+    }
 
     #[test]
     fn base_urls() {
