@@ -441,6 +441,43 @@ async fn the_hedge_delay_respects_its_ceiling_and_its_floor() {
     );
 }
 
+#[tokio::test]
+async fn the_ceiling_gives_way_to_the_hedge_share_cap_when_most_first_tokens_are_slow() {
+    // By design (router.rs, `MAX_HEDGE_SHARE`), the delay never goes below the observed p88,
+    // even past `max_delay_ms`, so that a slow provider is not hedged on most requests.
+    let mut rig = Rig::new(script(ttft(200), vec![]), |c| hedge_after(c, 1000)).await;
+    // A dozen answers at 200 ms, concurrently so the warm-up is short.
+    let warm = futures::future::join_all((0..12).map(|_| rig.ask())).await;
+    assert!(warm.iter().all(|a| a.answer().requests == 1));
+    rig.fake.clear();
+    rig.fake.set_script(script(
+        ttft(200),
+        vec![
+            rule(MODEL, Requests::Index(vec![0]), ttft(50)),
+            rule(MODEL, Requests::Index(vec![1]), ttft(1500)),
+        ],
+    ));
+    rig.set_config(|c| {
+        c.hedge.min_delay_ms = 10;
+        c.hedge.max_delay_ms = 20;
+    });
+    let under_p88 = rig.ask().await;
+    assert!(
+        !under_p88.hedged(),
+        "a 50 ms first token, below the observed p88, is not hedged despite the 20 ms ceiling"
+    );
+    let slow = rig.ask().await;
+    assert!(slow.hedged());
+    let sent = rig.fake.requests();
+    assert_eq!(sent.len(), 3);
+    eprintln!(
+        "ceiling 20 ms, observed p88 >= 200 ms: hedge sent {:.1} ms after the first request \
+         ({:?})",
+        ms(gap(&sent, 1, 2)),
+        rig.router.stats(MODEL)
+    );
+}
+
 // --- 2. Retries -----------------------------------------------------------------------------
 
 #[tokio::test]
@@ -642,6 +679,40 @@ async fn retry_after_on_429_is_honoured() {
     assert!(
         waited >= Duration::from_millis(300),
         "retried after {waited:?}, before Retry-After"
+    );
+}
+
+#[tokio::test]
+async fn a_hedges_retry_after_holds_when_the_other_request_then_fails() {
+    // The first request is slow and then fails with a 503; its hedge is rate limited at once
+    // with Retry-After: 0.4 s. The retry must wait for the Retry-After, not just the backoff.
+    let rules = vec![
+        rule(
+            MODEL,
+            Requests::Index(vec![0]),
+            Behavior {
+                ttft: Latency::Fixed { ms: 200 },
+                ..status(503, None)
+            },
+        ),
+        rule(MODEL, Requests::Index(vec![1]), status(429, Some("0.4"))),
+    ];
+    let rig = Rig::new(script(Behavior::default(), rules), |c| hedge_after(c, 50)).await;
+    let asked = rig.ask().await;
+    assert_eq!(asked.answer().text, ANSWER);
+    assert!(asked.hedged());
+    assert_eq!(asked.answer().requests, 3);
+    let sent = rig.fake.requests();
+    assert_eq!(sent.len(), 3);
+    let waited = gap(&sent, 1, 2);
+    eprintln!(
+        "hedge rate limited for 0.4 s, first request failed at 200 ms: retry sent {:.1} ms after \
+         the rate-limited request",
+        ms(waited)
+    );
+    assert!(
+        waited >= Duration::from_millis(400),
+        "retried {waited:?} after the 429, before its Retry-After"
     );
 }
 
