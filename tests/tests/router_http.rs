@@ -747,7 +747,11 @@ async fn retry_after_past_the_deadline_fails_fast_as_rate_limited() {
 #[tokio::test]
 async fn the_breaker_opens_falls_back_then_half_opens_and_recovers() {
     const OPEN_MS: u64 = 400;
-    let rules = vec![rule(MODEL, Requests::First(2), status(503, None))];
+    let rules = vec![
+        rule(MODEL, Requests::First(2), status(503, None)),
+        // The half-open trial: slower than the 300 ms hedge delay, yet never hedged.
+        rule(MODEL, Requests::Index(vec![2]), ttft(600)),
+    ];
     let rig = Rig::new(script(Behavior::default(), rules), |c| {
         c.retry.max_attempts = 1;
         c.breaker = BreakerConfig {
@@ -788,12 +792,14 @@ async fn the_breaker_opens_falls_back_then_half_opens_and_recovers() {
     let usage = rig.usage();
     assert_eq!(usage.models, [MODEL, FALLBACK]);
 
-    // After the cool-down one trial goes to the model (which has recovered), and it closes.
+    // After the cool-down one trial (one request, no hedge) goes to the model, which has
+    // recovered, and the breaker closes.
     tokio::time::sleep(Duration::from_millis(OPEN_MS + 50).saturating_sub(opened.elapsed())).await;
     for _ in 0..2 {
         let asked = rig.ask().await;
         assert_eq!(asked.answer().model, MODEL);
         assert_eq!(asked.answer().requests, 1);
+        assert!(!asked.hedged());
         assert!(!asked
             .events
             .iter()
