@@ -343,6 +343,8 @@ impl<U: Upstream> Router<U> {
         let hedge_timer = tokio::time::sleep(hedge_after.unwrap_or(ctx.budget));
         tokio::pin!(hedge_timer);
         let mut hedge_pending = hedge_after.is_some();
+        // Until when a request that failed while its rival raced on was told to back off.
+        let mut rate_limited_until: Option<Instant> = None;
 
         // Race until one request shows a token (or finishes, or both fail).
         let (mut winner, mut rx, first) = loop {
@@ -394,17 +396,19 @@ impl<U: Upstream> Router<U> {
                         Err(error) => {
                             self.leg_failed(&mut leg.guard, &error, ctx.config);
                             drop(leg);
+                            let now = Instant::now();
                             // The rival (if any) keeps racing; put it back on its side.
                             match (side, lost) {
                                 (Side::A, Some(rival)) => b = Some(rival),
                                 (Side::B, Some(rival)) => a = Some(rival),
                                 (_, None) => {
                                     return Err(AttemptError::Failed {
-                                        error,
+                                        error: after_both_failed(error, rate_limited_until, now),
                                         forwarded: false,
                                     })
                                 }
                             }
+                            rate_limited_until = error.retry_after().map(|wait| now + wait);
                         }
                     }
                 }
@@ -548,6 +552,29 @@ impl<U: Upstream> Router<U> {
 
     fn models(&self) -> MutexGuard<'_, HashMap<String, ModelState>> {
         self.models.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The error of an attempt whose two requests both failed, `last` being the second.
+///
+/// When the first was rate limited with a `Retry-After` that has not run out, and `last` would
+/// be retried sooner (by its own shorter `Retry-After`, or by the backoff), the attempt reports
+/// the rate limit with the time still left, so the retry waits for it (or, past the deadline,
+/// the user is told about the rate limit). A `last` that is not retryable is reported as is.
+fn after_both_failed(
+    last: ProviderError,
+    rate_limited_until: Option<Instant>,
+    now: Instant,
+) -> ProviderError {
+    let Some(until) = rate_limited_until else {
+        return last;
+    };
+    let left = until.saturating_duration_since(now);
+    if left.is_zero() || !last.is_retryable() || last.retry_after().is_some_and(|w| w >= left) {
+        return last;
+    }
+    ProviderError::RateLimited {
+        retry_after: Some(left),
     }
 }
 

@@ -450,6 +450,73 @@ async fn retry_after_is_honoured() {
 }
 
 #[tokio::test]
+async fn a_hedges_retry_after_holds_when_the_other_request_then_fails() {
+    let up = Scripted::new();
+    up.script(
+        FLASH,
+        vec![
+            // The first request fails late, after its hedge (sent at 100 ms) was rate limited.
+            Plan::Fail {
+                after: Duration::from_millis(250),
+                error: ProviderError::Server {
+                    status: 503,
+                    message: "overloaded".into(),
+                },
+            },
+            fail(ProviderError::RateLimited {
+                retry_after: Some(Duration::from_millis(300)),
+            }),
+        ],
+    );
+    up.default_plan(FLASH, reply(1, &["ok"]));
+    let (router, _) = router_with(test_config(), &up);
+    let (answer, events) = ask_collect(&router, flash("hi")).await;
+    assert_eq!(answer.expect("answer").requests, 3);
+    assert!(
+        matches!(&events[..], [RouteEvent::Hedged, RouteEvent::Retrying { attempt: 2, reason }, ..]
+            if reason.contains("rate limited")),
+        "{events:?}"
+    );
+    let calls = up.calls();
+    // Not the backoff after the 503 (at most 5 ms): the rest of the hedge's Retry-After.
+    assert!(
+        calls[2].sent - calls[1].sent >= Duration::from_millis(300),
+        "{calls:?}"
+    );
+}
+
+#[test]
+fn after_both_failed_keeps_a_pending_retry_after() {
+    let now = Instant::now();
+    let until = Some(now + Duration::from_millis(300));
+    let server = || ProviderError::Server {
+        status: 503,
+        message: "overloaded".into(),
+    };
+    let limited = |ms| ProviderError::RateLimited {
+        retry_after: Some(Duration::from_millis(ms)),
+    };
+    assert_eq!(after_both_failed(server(), until, now), limited(300));
+    assert_eq!(
+        after_both_failed(server(), until, now + Duration::from_millis(100)),
+        limited(200)
+    );
+    assert_eq!(after_both_failed(limited(50), until, now), limited(300));
+    assert_eq!(after_both_failed(limited(500), until, now), limited(500));
+    // Run out, never rate limited, or not retryable anyway: the last error as it is.
+    assert_eq!(
+        after_both_failed(server(), until, now + Duration::from_secs(1)),
+        server()
+    );
+    assert_eq!(after_both_failed(server(), None, now), server());
+    let bad = ProviderError::BadRequest {
+        status: 400,
+        message: "too long".into(),
+    };
+    assert_eq!(after_both_failed(bad.clone(), until, now), bad);
+}
+
+#[tokio::test]
 async fn retry_after_past_the_deadline_fails_at_once_with_the_rate_limit() {
     let up = Scripted::new();
     up.script(
