@@ -259,7 +259,9 @@ fn hundreds_of_actions_under_random_faults_while_typing() {
                 let t = generate_target(&ls, l0, l1, c1);
                 // A selection of at most one char is widened to its block: not a target we
                 // can predict, so ask for an explanation instead.
-                if l1 > l0 && naive::slice(text, &json!({ "start": pos(l0, 0), "end": pos(l1, c1) }), utf8).chars().count() > 1 && !t.is_empty() {
+                let selection = json!({ "start": pos(l0, 0), "end": pos(l1, c1) });
+                let selected = naive::slice(text, &selection, utf8).chars().count();
+                if l1 > l0 && selected > 1 && !t.is_empty() {
                     target = Some(t);
                 } else {
                     action = "explain";

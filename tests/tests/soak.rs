@@ -120,6 +120,7 @@ fn soak(actions: usize) -> (u64, u64) {
     let (mut sent, mut done) = (0, 0);
     let (mut ok, mut failed, mut cached) = (0usize, 0usize, 0usize);
     let mut early = None;
+    let mut next_sample = actions / 10;
     let mut errors: HashMap<String, usize> = HashMap::new();
     while done < actions {
         while sent < actions && in_flight.len() < IN_FLIGHT {
@@ -194,14 +195,15 @@ fn soak(actions: usize) -> (u64, u64) {
         server.take_notifications("textDocument/publishDiagnostics");
         server.take_server_requests("workspace/applyEdit");
         server.take_applied_edits();
-        if early.is_none() && done >= actions / 10 {
-            early = Some(server.rss_kib().expect("rss"));
+        if done >= next_sample {
+            let rss = server.rss_kib().expect("rss");
+            early.get_or_insert(rss);
             println!(
-                "soak: RSS {} KiB after {done} actions ({:?}); {:?} fds",
-                early.unwrap_or(0),
+                "soak: RSS {rss} KiB after {done} actions ({:?}); {:?} fds",
                 started.elapsed(),
                 server.fd_count()
             );
+            next_sample += actions / 10;
         }
     }
     let elapsed = started.elapsed();
@@ -250,6 +252,11 @@ fn soak_short() {
 #[test]
 #[ignore = "10,000 actions: run in release (see the file's doc)"]
 fn soak_full() {
-    let (early, end) = soak(10_000);
+    // `SOAK_ACTIONS` runs longer, to see where memory levels off.
+    let actions = std::env::var("SOAK_ACTIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000);
+    let (early, end) = soak(actions);
     assert_bounded(early, end);
 }
