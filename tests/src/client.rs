@@ -61,7 +61,26 @@ struct Inbox {
     notifications: VecDeque<Value>,
     /// Requests the server sent us, after we answered them.
     server_requests: Vec<Value>,
+    /// Every `workspace/applyEdit` the fake editor applied, in order.
+    applied_edits: Vec<AppliedEdit>,
+    /// How many `workspace/applyEdit` it refused because their version was not the current one.
+    stale_versions: usize,
     closed: bool,
+}
+
+/// One text edit the fake editor applied for a `workspace/applyEdit`.
+#[derive(Clone, Debug)]
+pub struct AppliedEdit {
+    pub uri: String,
+    /// The version the edit named, which was the editor's version when it was applied.
+    pub version: i32,
+    pub label: Option<String>,
+    pub range: Value,
+    /// The editor's text under `range` just before the edit.
+    pub replaced: String,
+    pub new_text: String,
+    /// Whether `range` named positions inside the document (not past a line's end or the last line).
+    pub in_bounds: bool,
 }
 
 struct Doc {
@@ -257,10 +276,11 @@ fn handle_incoming(shared: &Shared, msg: Value) {
                 let policy = *shared.policy.lock().unwrap_or_else(|e| e.into_inner());
                 match policy {
                     EditPolicy::Accept => {
-                        let applied = apply_workspace_edit(shared, &msg["params"]["edit"]);
-                        Some(
-                            json!({ "jsonrpc": "2.0", "id": id, "result": { "applied": applied } }),
-                        )
+                        let result = match apply_workspace_edit(shared, &msg["params"]) {
+                            Ok(()) => json!({ "applied": true }),
+                            Err(why) => json!({ "applied": false, "failureReason": why }),
+                        };
+                        Some(json!({ "jsonrpc": "2.0", "id": id, "result": result }))
                     }
                     EditPolicy::Refuse => Some(
                         json!({ "jsonrpc": "2.0", "id": id, "result": { "applied": false, "failureReason": "refused by the test editor" } }),
@@ -291,53 +311,81 @@ fn handle_incoming(shared: &Shared, msg: Value) {
     shared.signal.notify_all();
 }
 
-/// Applies a versioned workspace edit to the editor's copy and tells the server, as an editor does.
-fn apply_workspace_edit(shared: &Shared, edit: &Value) -> bool {
+/// Applies a versioned workspace edit to the editor's copy and tells the server, as an editor
+/// does: all or nothing, and only when every versioned document is at the version named.
+/// The `didChange` is sent while the documents are locked, so it cannot overtake (or be
+/// overtaken by) typing from another thread.
+fn apply_workspace_edit(shared: &Shared, params: &Value) -> Result<(), String> {
     let utf8 = *shared.utf8.lock().unwrap_or_else(|e| e.into_inner());
+    let edit = &params["edit"];
+    let label = params["label"].as_str().map(str::to_owned);
     let Some(changes) = edit["documentChanges"].as_array() else {
-        return false;
+        return Err("the test editor only applies documentChanges".into());
     };
-    let mut notifications = Vec::new();
-    {
-        let mut docs = shared.docs.lock().unwrap_or_else(|e| e.into_inner());
-        for change in changes {
-            let uri = change["textDocument"]["uri"].as_str().unwrap_or_default();
-            let Some(doc) = docs.get_mut(uri) else {
-                return false;
-            };
-            if let Some(v) = change["textDocument"]["version"].as_i64() {
-                if v as i32 != doc.version {
-                    return false;
-                }
+    let mut docs = shared.docs.lock().unwrap_or_else(|e| e.into_inner());
+    for change in changes {
+        let uri = change["textDocument"]["uri"].as_str().unwrap_or_default();
+        let Some(doc) = docs.get(uri) else {
+            return Err(format!("{uri} is not open"));
+        };
+        if let Some(v) = change["textDocument"]["version"].as_i64() {
+            if v as i32 != doc.version {
+                let mut inbox = shared.inbox.lock().unwrap_or_else(|e| e.into_inner());
+                inbox.stale_versions += 1;
+                return Err(format!(
+                    "the edit is for version {v}, the document is at version {}",
+                    doc.version
+                ));
             }
-            let mut content_changes = Vec::new();
-            let mut edits: Vec<&Value> = change["edits"]
-                .as_array()
-                .map(|e| e.iter().collect())
-                .unwrap_or_default();
-            // Apply from the end so earlier ranges stay valid.
-            edits.sort_by_key(|e| {
-                std::cmp::Reverse((
-                    e["range"]["start"]["line"].as_u64(),
-                    e["range"]["start"]["character"].as_u64(),
-                ))
-            });
-            for e in edits {
-                let text = e["newText"].as_str().unwrap_or_default();
-                naive::apply(&mut doc.text, &e["range"], text, utf8);
-                content_changes.push(json!({ "range": e["range"], "text": text }));
-            }
-            doc.version += 1;
-            notifications.push(json!({
-                "jsonrpc": "2.0", "method": "textDocument/didChange",
-                "params": { "textDocument": { "uri": uri, "version": doc.version }, "contentChanges": content_changes }
-            }));
         }
+    }
+    let mut applied = Vec::new();
+    let mut notifications = Vec::new();
+    for change in changes {
+        let uri = change["textDocument"]["uri"].as_str().unwrap_or_default();
+        let Some(doc) = docs.get_mut(uri) else {
+            continue;
+        };
+        let mut content_changes = Vec::new();
+        let mut edits: Vec<&Value> = change["edits"]
+            .as_array()
+            .map(|e| e.iter().collect())
+            .unwrap_or_default();
+        // Apply from the end so earlier ranges stay valid.
+        edits.sort_by_key(|e| {
+            std::cmp::Reverse((
+                e["range"]["start"]["line"].as_u64(),
+                e["range"]["start"]["character"].as_u64(),
+            ))
+        });
+        for e in edits {
+            let text = e["newText"].as_str().unwrap_or_default();
+            applied.push(AppliedEdit {
+                uri: uri.to_owned(),
+                version: doc.version,
+                label: label.clone(),
+                range: e["range"].clone(),
+                replaced: naive::slice(&doc.text, &e["range"], utf8),
+                new_text: text.to_owned(),
+                in_bounds: naive::in_bounds(&doc.text, &e["range"]["start"], utf8)
+                    && naive::in_bounds(&doc.text, &e["range"]["end"], utf8),
+            });
+            naive::apply(&mut doc.text, &e["range"], text, utf8);
+            content_changes.push(json!({ "range": e["range"], "text": text }));
+        }
+        doc.version += 1;
+        notifications.push(json!({
+            "jsonrpc": "2.0", "method": "textDocument/didChange",
+            "params": { "textDocument": { "uri": uri, "version": doc.version }, "contentChanges": content_changes }
+        }));
     }
     for n in notifications {
         shared.send(&n);
     }
-    true
+    drop(docs);
+    let mut inbox = shared.inbox.lock().unwrap_or_else(|e| e.into_inner());
+    inbox.applied_edits.extend(applied);
+    Ok(())
 }
 
 pub struct TestServer {
@@ -568,15 +616,15 @@ impl TestServer {
     pub fn edit(&self, uri: &str, start: (u32, u32), end: (u32, u32), text: &str) {
         let utf8 = self.utf8();
         let range = json!({ "start": { "line": start.0, "character": start.1 }, "end": { "line": end.0, "character": end.1 } });
-        let version = {
-            let mut docs = self.shared.docs.lock().unwrap_or_else(|e| e.into_inner());
-            let doc = docs
-                .get_mut(uri)
-                .expect("edit of a document not opened by the test");
-            naive::apply(&mut doc.text, &range, text, utf8);
-            doc.version += 1;
-            doc.version
-        };
+        // Sent under the documents' lock: an edit the fake editor applies from its reader
+        // thread cannot slip between this change and its notification.
+        let mut docs = self.shared.docs.lock().unwrap_or_else(|e| e.into_inner());
+        let doc = docs
+            .get_mut(uri)
+            .expect("edit of a document not opened by the test");
+        naive::apply(&mut doc.text, &range, text, utf8);
+        doc.version += 1;
+        let version = doc.version;
         self.notify(
             "textDocument/didChange",
             json!({ "textDocument": { "uri": uri, "version": version }, "contentChanges": [{ "range": range, "text": text }] }),
@@ -610,6 +658,116 @@ impl TestServer {
             v["version"].as_i64().unwrap_or(-1) as i32,
             v["text"].as_str().unwrap_or_default().to_owned(),
         )
+    }
+
+    /// Sends a request whose text is read from the editor's copy of `uri` under the documents'
+    /// lock, so it is stamped with exactly the text returned (no edit slips in between).
+    pub fn send_with_text(
+        &mut self,
+        uri: &str,
+        make: impl FnOnce(i32, &str) -> (String, Value),
+    ) -> (i64, i32, String) {
+        let docs = self.shared.docs.lock().unwrap_or_else(|e| e.into_inner());
+        let doc = docs.get(uri).expect("document");
+        let (method, params) = make(doc.version, &doc.text);
+        let id = self.next_id;
+        self.next_id += 1;
+        self.shared
+            .send(&json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }));
+        (id, doc.version, doc.text.clone())
+    }
+
+    /// The response to `id` if it has arrived (removed from the inbox), without waiting.
+    pub fn poll_response(&self, id: i64) -> Option<Result<Value, Value>> {
+        let mut inbox = self.shared.inbox.lock().unwrap_or_else(|e| e.into_inner());
+        let msg = inbox.responses.remove(&id)?;
+        Some(match msg.get("error") {
+            Some(err) => Err(err.clone()),
+            None => Ok(msg.get("result").cloned().unwrap_or(Value::Null)),
+        })
+    }
+
+    /// Waits until `ready` holds (checked whenever anything arrives) or `timeout` passes;
+    /// returns whether it held.
+    pub fn wait_until(&self, timeout: Duration, mut ready: impl FnMut(&Self) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if ready(self) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let inbox = self.shared.inbox.lock().unwrap_or_else(|e| e.into_inner());
+            if inbox.closed {
+                drop(inbox);
+                return ready(self);
+            }
+            let wait = (deadline - now).min(Duration::from_millis(50));
+            drop(
+                self.shared
+                    .signal
+                    .wait_timeout(inbox, wait)
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
+        }
+    }
+
+    /// Requests of `method` the server sent (already answered), removed from the log.
+    pub fn take_server_requests(&self, method: &str) -> Vec<Value> {
+        let mut inbox = self.shared.inbox.lock().unwrap_or_else(|e| e.into_inner());
+        let (matching, rest): (Vec<_>, Vec<_>) = inbox
+            .server_requests
+            .drain(..)
+            .partition(|r| r["method"] == method);
+        inbox.server_requests = rest;
+        matching
+    }
+
+    /// Edits the fake editor applied for `workspace/applyEdit` since the last call.
+    pub fn take_applied_edits(&self) -> Vec<AppliedEdit> {
+        let mut inbox = self.shared.inbox.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut inbox.applied_edits)
+    }
+
+    /// How many `workspace/applyEdit` were refused for naming a version that was not current.
+    pub fn stale_version_edits(&self) -> usize {
+        self.shared
+            .inbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .stale_versions
+    }
+
+    /// The uris of the documents the editor has open.
+    pub fn open_documents(&self) -> Vec<String> {
+        let docs = self.shared.docs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut uris: Vec<String> = docs.keys().cloned().collect();
+        uris.sort();
+        uris
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The server's resident memory (`VmRSS` of `/proc/<pid>/status`), in KiB; `None` where
+    /// `/proc` is not available.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// How many file descriptors the server has open (`/proc/<pid>/fd`).
+    pub fn fd_count(&self) -> Option<usize> {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()?))
+            .ok()
+            .map(Iterator::count)
     }
 
     /// Shuts down cleanly and returns the exit status.
@@ -702,6 +860,44 @@ pub mod naive {
             i += 1;
         }
         i
+    }
+
+    /// The text under an LSP range (clamped like `apply`).
+    pub fn slice(text: &str, range: &Value, utf8: bool) -> String {
+        let (a, b) = bounds(text, range, utf8);
+        text.chars().skip(a).take(b - a).collect()
+    }
+
+    /// Whether a position names a place in the text: an existing line (or the empty line after
+    /// a final newline) and a character no further than that line's end.
+    pub fn in_bounds(text: &str, pos: &Value, utf8: bool) -> bool {
+        let (Some(line), Some(character)) = (pos["line"].as_u64(), pos["character"].as_u64())
+        else {
+            return false;
+        };
+        let lines: Vec<&str> = text.split('\n').collect();
+        let Some(l) = lines.get(line as usize) else {
+            return false;
+        };
+        let l = l.strip_suffix('\r').unwrap_or(l);
+        let len: usize = l
+            .chars()
+            .map(|c| if utf8 { c.len_utf8() } else { c.len_utf16() })
+            .sum();
+        character as usize <= len
+    }
+
+    fn bounds(text: &str, range: &Value, utf8: bool) -> (usize, usize) {
+        let pos = |p: &Value| {
+            offset(
+                text,
+                p["line"].as_u64().unwrap_or(0),
+                p["character"].as_u64().unwrap_or(0),
+                utf8,
+            )
+        };
+        let (a, b) = (pos(&range["start"]), pos(&range["end"]));
+        (a.min(b), a.max(b))
     }
 
     pub fn apply(text: &mut String, range: &Value, new_text: &str, utf8: bool) {

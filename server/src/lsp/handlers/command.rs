@@ -351,11 +351,7 @@ async fn deliver(
     job: &Job,
     outcome: &Outcome,
 ) -> Vec<(&'static str, Value)> {
-    let live = origin.map(|o| session.docs.resolve(uri, o));
-    let live = match live {
-        Some(AnchorState::Live(r)) => Some(r),
-        _ => None,
-    };
+    let live = origin.and_then(|o| live_or_release(session, uri, o));
     if let (Some(origin), Some(_)) = (origin, &live) {
         // A generated answer is recorded where its code lands, once it has landed.
         if job.action != Action::Generate {
@@ -434,6 +430,18 @@ async fn deliver(
             )
             .await;
             vec![("headline", json!(headline))]
+        }
+    }
+}
+
+/// Where the request's code is now; when it was edited (or is gone), its anchor is released,
+/// since nothing else will: a dead origin otherwise stays in the document's anchor table.
+fn live_or_release(session: &Session, uri: &str, origin: AnchorId) -> Option<Range<usize>> {
+    match session.docs.resolve(uri, origin) {
+        AnchorState::Live(range) => Some(range),
+        _ => {
+            session.docs.release(uri, origin);
+            None
         }
     }
 }
@@ -593,4 +601,32 @@ fn usage(session: &Arc<Session>) -> Reply {
         }
         serde_json::to_value(&report).map_err(|e| failure(-32603, e.to_string()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docs::{Change, Position, PositionEncoding, Range as DocRange};
+    use crate::lsp::ServeOptions;
+
+    #[test]
+    fn the_origin_of_an_answer_whose_code_was_edited_is_released() {
+        let session = Session::new(ServeOptions::default());
+        session.docs.open("u", "rust", 1, "fn a() {}\nfn b() {}\n");
+        let kept = session.docs.anchor("u", 0..9).expect("open");
+        let edited = session.docs.anchor("u", 10..19).expect("open");
+        let typing = Change {
+            range: Some(DocRange::new(Position::new(1, 3), Position::new(1, 3))),
+            text: "x".into(),
+        };
+        session
+            .docs
+            .change("u", 2, &[typing], PositionEncoding::Utf16)
+            .expect("change");
+        assert_eq!(live_or_release(&session, "u", kept), Some(0..9));
+        assert_eq!(session.docs.resolve("u", kept), AnchorState::Live(0..9));
+        assert_eq!(live_or_release(&session, "u", edited), None);
+        // Released, not left behind as an invalidated slot.
+        assert_eq!(session.docs.resolve("u", edited), AnchorState::Unknown);
+    }
 }
