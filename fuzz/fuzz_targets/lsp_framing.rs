@@ -6,10 +6,11 @@
 //!   accepts; each is either an invalid-message note or a body found verbatim in the input.
 //! - Structured mode: the remaining bytes describe a sequence of items (well-formed
 //!   messages, arbitrary bodies with a correct length, broken headers, blank lines,
-//!   unbelievable lengths), and the frames must be exactly the ones each item deserves.
+//!   unbelievable lengths, headers padded to around the size limit), and the frames must be
+//!   exactly the ones each item deserves.
 #![no_main]
 
-use codetier::fuzzing::{LspDecoder, INVALID_MESSAGE};
+use codetier::fuzzing::{LspDecoder, INVALID_MESSAGE, MAX_HEADER_BYTES};
 use codetier_fuzz::{chunks, Input};
 use libfuzzer_sys::fuzz_target;
 use serde::Deserialize;
@@ -153,7 +154,7 @@ fn structured(inp: &mut Input, seed: u64) {
     let mut hunting = false;
     while !inp.is_empty() {
         let tag = inp.byte();
-        match tag % 5 {
+        match tag % 6 {
             0 => {
                 let body = message(inp);
                 stream.extend(header(tag >> 3, &body.len().to_string()));
@@ -195,6 +196,23 @@ fn structured(inp: &mut Input, seed: u64) {
                 }
             }
             3 => stream.extend(b"\r\n".repeat(1 + usize::from(tag >> 3) % 3)),
+            5 => {
+                // Headers of about the size limit (before their blank line): accepted up to
+                // it, a parse error past it, whatever the reads.
+                const PING: &str = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+                let len = MAX_HEADER_BYTES - 32 + usize::from(inp.byte() % 64);
+                let mut head = format!("Content-Length: {}\r\nX-Pad: ", PING.len()).into_bytes();
+                head.resize(len, b'a');
+                stream.extend(head);
+                stream.extend(format!("\r\n\r\n{PING}").bytes());
+                if len <= MAX_HEADER_BYTES {
+                    expect.push(Out::Message(PING.as_bytes().to_vec()));
+                    hunting = false;
+                } else {
+                    expect.push(Out::Invalid(PARSE_ERROR));
+                    hunting = true;
+                }
+            }
             _ => {
                 let len = [
                     "18446744073709551615",

@@ -7,6 +7,9 @@ use crate::lsp::framing::Decoder;
 
 pub use crate::lsp::framing::{INVALID_MESSAGE, MAX_MESSAGE_BYTES};
 
+/// Headers longer than this (before their blank line) are refused.
+pub const MAX_HEADER_BYTES: usize = crate::lsp::framing::MAX_HEADER_BYTES;
+
 /// The stdin guard's decoder, fed chunk by chunk as reads would deliver them.
 #[derive(Default)]
 pub struct LspDecoder(Decoder);

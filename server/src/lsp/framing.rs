@@ -22,7 +22,7 @@ pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 /// Headers longer than this (before their blank line) are not headers, however the input
 /// was split into reads.
-const MAX_HEADER_BYTES: usize = 8 << 10;
+pub(crate) const MAX_HEADER_BYTES: usize = 8 << 10;
 
 /// An oversized body is skipped only up to this length. A larger `Content-Length` is not
 /// believed (no editor sends a gigabyte): it is a broken header, so the decoder resyncs on the
