@@ -147,6 +147,13 @@ impl Decoder {
                 self.body_len = None;
                 return Some(check_body(&body));
             }
+            // Stray line breaks between messages are not part of the next one's headers.
+            let breaks = self
+                .buf
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
+            self.buf.advance(breaks);
             // Only the first `MAX_HEADER_BYTES` may be headers, so the verdict is the same
             // whether the blank line arrived in the same read or a later one.
             let window = &self.buf[..self.buf.len().min(MAX_HEADER_BYTES + 4)];
@@ -154,7 +161,10 @@ impl Decoder {
                 if window.len() < MAX_HEADER_BYTES + 4 {
                     return None;
                 }
-                self.resync(1);
+                // Drop the whole window (but a tail that may start a `Content-Length`): a
+                // `Content-Length` inside it belongs to these headers and would only be
+                // refused again.
+                self.resync(MAX_HEADER_BYTES + 4 - (b"content-length".len() - 1));
                 return Some(invalid(PARSE_ERROR, "message header too long".into()));
             };
             let headers = &self.buf[..end];
@@ -444,6 +454,33 @@ mod tests {
                 assert_eq!(whole.last(), Some(&ping), "len {len}");
             }
         }
+    }
+
+    // Found by fuzzing (fuzz/ lsp_framing): stray line breaks counted towards the next
+    // headers' size, and a too-long header that did not start with its `Content-Length` was
+    // refused twice, the second time after resyncing on its own `Content-Length`.
+    #[test]
+    fn a_too_long_header_is_refused_once_and_stray_breaks_do_not_count() {
+        for prefix in ["\r\n", "\r\n\r\n\r\n", "X-Before: 1\r\n"] {
+            let mut input = prefix.as_bytes().to_vec();
+            input.extend(format!("Content-Length: {}\r\nX-Pad: ", PING.len()).bytes());
+            input.resize(prefix.len() + MAX_HEADER_BYTES + 1, b'a');
+            input.extend(format!("\r\n\r\n{PING}").bytes());
+            input.extend(framed(PING));
+            let frames = decode_all(&input);
+            assert_eq!(decode_whole(&input), frames, "{prefix:?}");
+            assert_eq!(frames.len(), 2, "{prefix:?}: {frames:?}");
+            assert_eq!(code(&frames[0]), PARSE_ERROR);
+            assert_eq!(frames[1], Frame::Message(PING.as_bytes().to_vec()));
+        }
+        let mut input = b"\r\n\r\n\r\n".to_vec();
+        input.extend(format!("Content-Length: {}\r\nX-Pad: ", PING.len()).bytes());
+        input.resize(6 + MAX_HEADER_BYTES, b'a');
+        input.extend(format!("\r\n\r\n{PING}").bytes());
+        assert_eq!(
+            decode_all(&input),
+            vec![Frame::Message(PING.as_bytes().to_vec())]
+        );
     }
 
     #[test]
