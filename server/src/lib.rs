@@ -7,6 +7,8 @@ pub mod cli;
 pub mod config;
 pub mod docs;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod logging;
 pub mod lsp;
 pub mod prompts;

@@ -3,7 +3,7 @@
 mod backend;
 mod dispatch;
 mod editor;
-mod framing;
+pub(crate) mod framing;
 mod handlers;
 mod proto;
 mod session;

@@ -9,6 +9,7 @@
 //! JSON-RPC message). The server keeps reading after either.
 
 use bytes::{Buf, BytesMut};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tower_lsp_server::jsonrpc::{Request, Response};
@@ -19,8 +20,14 @@ pub const INVALID_MESSAGE: &str = "$/codetier/invalidMessage";
 /// Largest body accepted; larger ones are skipped and answered with an error.
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
-/// Headers longer than this without a blank line are not headers.
-const MAX_HEADER_BYTES: usize = 8 << 10;
+/// Headers longer than this (before their blank line) are not headers, however the input
+/// was split into reads.
+pub(crate) const MAX_HEADER_BYTES: usize = 8 << 10;
+
+/// An oversized body is skipped only up to this length. A larger `Content-Length` is not
+/// believed (no editor sends a gigabyte): it is a broken header, so the decoder resyncs on the
+/// next `Content-Length` rather than throwing the rest of the input away.
+const MAX_SKIPPED_BYTES: usize = 1 << 30;
 
 const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
@@ -63,8 +70,8 @@ where
 }
 
 /// What the decoder found in the input.
-#[derive(Debug, PartialEq)]
-enum Frame {
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Frame {
     /// A well-formed JSON-RPC message, byte for byte.
     Message(Vec<u8>),
     /// Input that cannot be handled, with the error to send back.
@@ -76,7 +83,7 @@ enum Frame {
 }
 
 impl Frame {
-    fn write_to(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write_to(&self, out: &mut Vec<u8>) {
         let note;
         let body: &[u8] = match self {
             Frame::Message(body) => body,
@@ -97,8 +104,8 @@ impl Frame {
 }
 
 #[derive(Default)]
-struct Decoder {
-    buf: BytesMut,
+pub(crate) struct Decoder {
+    pub(crate) buf: BytesMut,
     /// Length of the body whose headers were read.
     body_len: Option<usize>,
     /// Bytes of an oversized body still to throw away.
@@ -108,7 +115,7 @@ struct Decoder {
 }
 
 impl Decoder {
-    fn next_frame(&mut self) -> Option<Frame> {
+    pub(crate) fn next_frame(&mut self) -> Option<Frame> {
         loop {
             if self.skip > 0 {
                 let n = self.skip.min(self.buf.len());
@@ -119,7 +126,7 @@ impl Decoder {
                 }
             }
             if self.hunting {
-                match find(&self.buf, b"Content-Length") {
+                match find_ignore_case(&self.buf, b"content-length") {
                     Some(at) => {
                         self.buf.advance(at);
                         self.hunting = false;
@@ -140,11 +147,24 @@ impl Decoder {
                 self.body_len = None;
                 return Some(check_body(&body));
             }
-            let Some(end) = find(&self.buf, b"\r\n\r\n") else {
-                if self.buf.len() <= MAX_HEADER_BYTES {
+            // Stray line breaks between messages are not part of the next one's headers.
+            let breaks = self
+                .buf
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
+            self.buf.advance(breaks);
+            // Only the first `MAX_HEADER_BYTES` may be headers, so the verdict is the same
+            // whether the blank line arrived in the same read or a later one.
+            let window = &self.buf[..self.buf.len().min(MAX_HEADER_BYTES + 4)];
+            let Some(end) = find(window, b"\r\n\r\n") else {
+                if window.len() < MAX_HEADER_BYTES + 4 {
                     return None;
                 }
-                self.resync(1);
+                // Drop the whole window (but a tail that may start a `Content-Length`): a
+                // `Content-Length` inside it belongs to these headers and would only be
+                // refused again.
+                self.resync(MAX_HEADER_BYTES + 4 - (b"content-length".len() - 1));
                 return Some(invalid(PARSE_ERROR, "message header too long".into()));
             };
             let headers = &self.buf[..end];
@@ -153,6 +173,15 @@ impl Decoder {
                 continue;
             }
             match content_length(headers) {
+                Ok(len) if len > MAX_SKIPPED_BYTES => {
+                    self.resync(end + 4);
+                    return Some(invalid(
+                        PARSE_ERROR,
+                        format!(
+                            "Content-Length {len} is not believable; skipped to the next message"
+                        ),
+                    ));
+                }
                 Ok(len) if len > MAX_MESSAGE_BYTES => {
                     self.buf.advance(end + 4);
                     self.skip = len;
@@ -199,13 +228,26 @@ fn content_length(headers: &[u8]) -> Result<usize, String> {
     length.ok_or_else(|| "message header has no Content-Length".into())
 }
 
+/// What the framework's codec decodes a body into (its `Message` is private): a body passes
+/// only if the framework will accept it, since one it rejects ends its input stream.
+#[derive(Deserialize)]
+#[serde(untagged)]
+#[allow(dead_code)] // Only whether it parses matters.
+enum Incoming {
+    Response(Response),
+    Request(Request),
+}
+
 fn check_body(body: &[u8]) -> Frame {
-    if serde_json::from_slice::<Request>(body).is_ok()
-        || serde_json::from_slice::<Response>(body).is_ok()
-    {
+    // The framework checks UTF-8 before parsing, and serde_json does not check the bytes of
+    // strings it skips (unknown fields), so a JSON parse alone would let such a body through.
+    let Ok(text) = std::str::from_utf8(body) else {
+        return invalid(PARSE_ERROR, "message body is not valid UTF-8".into());
+    };
+    if serde_json::from_str::<Incoming>(text).is_ok() {
         return Frame::Message(body.to_vec());
     }
-    match serde_json::from_slice::<Value>(body) {
+    match serde_json::from_str::<Value>(text) {
         Err(e) => invalid(PARSE_ERROR, format!("message body is not valid JSON: {e}")),
         Ok(value) => {
             let id = match value.get("id") {
@@ -231,6 +273,13 @@ fn invalid(code: i64, message: String) -> Frame {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// `find` for a lowercase ASCII `needle`, ignoring ASCII case (header names are case-insensitive).
+fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
 }
 
 fn clip(s: &str) -> &str {
@@ -365,6 +414,94 @@ mod tests {
             frames.last(),
             Some(&Frame::Message(PING.as_bytes().to_vec()))
         );
+    }
+
+    fn decode_whole(input: &[u8]) -> Vec<Frame> {
+        let mut decoder = Decoder::default();
+        decoder.buf.extend_from_slice(input);
+        std::iter::from_fn(|| decoder.next_frame()).collect()
+    }
+
+    // serde_json does not check the UTF-8 of strings it skips, so this body used to pass as a
+    // request, and the framework's codec, which does check, then ended the server's input.
+    #[test]
+    fn a_body_that_is_not_utf8_is_a_parse_error() {
+        let body = b"{\"jsonrpc\":\"2.0\",\"method\":\"x\",\"junk\":\"\xff\"}";
+        let mut input = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+        input.extend_from_slice(body);
+        input.extend(framed(PING));
+        let frames = decode_all(&input);
+        assert_eq!(frames.len(), 2, "{frames:?}");
+        assert_eq!(code(&frames[0]), PARSE_ERROR);
+        assert_eq!(frames[1], Frame::Message(PING.as_bytes().to_vec()));
+    }
+
+    #[test]
+    fn the_header_limit_does_not_depend_on_how_reads_are_split() {
+        // `len` is the length of the headers before their blank line.
+        for (len, accepted) in [(MAX_HEADER_BYTES, true), (MAX_HEADER_BYTES + 1, false)] {
+            let mut input = format!("Content-Length: {}\r\nX-Pad: ", PING.len()).into_bytes();
+            input.resize(len, b'a');
+            input.extend(format!("\r\n\r\n{PING}").bytes());
+            input.extend(framed(PING));
+            let whole = decode_whole(&input);
+            assert_eq!(decode_all(&input), whole, "len {len}");
+            let ping = Frame::Message(PING.as_bytes().to_vec());
+            if accepted {
+                assert_eq!(whole, vec![ping.clone(), ping], "len {len}");
+            } else {
+                assert_eq!(code(&whole[0]), PARSE_ERROR, "len {len}: {whole:?}");
+                assert_eq!(whole.last(), Some(&ping), "len {len}");
+            }
+        }
+    }
+
+    // Found by fuzzing (fuzz/ lsp_framing): stray line breaks counted towards the next
+    // headers' size, and a too-long header that did not start with its `Content-Length` was
+    // refused twice, the second time after resyncing on its own `Content-Length`.
+    #[test]
+    fn a_too_long_header_is_refused_once_and_stray_breaks_do_not_count() {
+        for prefix in ["\r\n", "\r\n\r\n\r\n", "X-Before: 1\r\n"] {
+            let mut input = prefix.as_bytes().to_vec();
+            input.extend(format!("Content-Length: {}\r\nX-Pad: ", PING.len()).bytes());
+            input.resize(prefix.len() + MAX_HEADER_BYTES + 1, b'a');
+            input.extend(format!("\r\n\r\n{PING}").bytes());
+            input.extend(framed(PING));
+            let frames = decode_all(&input);
+            assert_eq!(decode_whole(&input), frames, "{prefix:?}");
+            assert_eq!(frames.len(), 2, "{prefix:?}: {frames:?}");
+            assert_eq!(code(&frames[0]), PARSE_ERROR);
+            assert_eq!(frames[1], Frame::Message(PING.as_bytes().to_vec()));
+        }
+        let mut input = b"\r\n\r\n\r\n".to_vec();
+        input.extend(format!("Content-Length: {}\r\nX-Pad: ", PING.len()).bytes());
+        input.resize(6 + MAX_HEADER_BYTES, b'a');
+        input.extend(format!("\r\n\r\n{PING}").bytes());
+        assert_eq!(
+            decode_all(&input),
+            vec![Frame::Message(PING.as_bytes().to_vec())]
+        );
+    }
+
+    #[test]
+    fn an_unbelievable_content_length_does_not_swallow_the_rest_of_the_input() {
+        for len in ["18446744073709551615", "99999999999999999999999"] {
+            let mut input = format!("Content-Length: {len}\r\n\r\n").into_bytes();
+            input.extend(framed(PING));
+            let frames = decode_all(&input);
+            assert_eq!(frames.len(), 2, "{frames:?}");
+            assert_eq!(code(&frames[0]), PARSE_ERROR);
+            assert_eq!(frames[1], Frame::Message(PING.as_bytes().to_vec()));
+        }
+    }
+
+    #[test]
+    fn resync_finds_a_lowercase_content_length() {
+        let mut input = b"Bogus\r\n\r\n".to_vec();
+        input.extend(format!("content-length: {}\r\n\r\n{PING}", PING.len()).bytes());
+        let frames = decode_all(&input);
+        assert_eq!(frames.len(), 2, "{frames:?}");
+        assert_eq!(frames[1], Frame::Message(PING.as_bytes().to_vec()));
     }
 
     #[tokio::test]

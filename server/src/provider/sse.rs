@@ -148,7 +148,9 @@ impl Parser {
         };
         match field {
             "data" => {
-                if self.data.len() + value.len() + 1 > self.limits.max_event {
+                // The joined data is capped; a newline joins a line to the ones before it.
+                let joiner = usize::from(self.has_data);
+                if self.data.len() + joiner + value.len() > self.limits.max_event {
                     return Err(SseError::EventTooLarge {
                         limit: self.limits.max_event,
                     });
@@ -315,6 +317,28 @@ mod tests {
         check_with(
             "data: 0123456789\ndata: 0123456789\n\n",
             small,
+            "error: an SSE event is larger than 20 bytes",
+        );
+        // Exactly at the caps is allowed: one data line of `max_event` bytes (the first line
+        // used to be charged for a joining newline it does not have), and two lines whose data
+        // and joining newline add up to it.
+        let exact = Limits {
+            max_line: 27,
+            max_event: 20,
+        };
+        check_with(
+            "data: 01234567890123456789\n\ndata: [DONE]\n\n",
+            exact,
+            "data \"01234567890123456789\"\ndone\nok",
+        );
+        check_with(
+            "data: 012345678\ndata: 012345678\n\ndata: [DONE]\n\n",
+            exact,
+            "data \"012345678\\n012345678\"\ndone\nok",
+        );
+        check_with(
+            "data: 012345678901234567890\n\n",
+            exact,
             "error: an SSE event is larger than 20 bytes",
         );
         let mut parser = Parser::new(Limits::default());
