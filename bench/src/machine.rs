@@ -50,7 +50,10 @@ impl Machine {
             .collect::<Vec<_>>()
             .join(" ");
         let date = run("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
-        let commit = run("git", &["rev-parse", "--short", "HEAD"]);
+        let mut commit = run("git", &["rev-parse", "--short", "HEAD"]);
+        if run("git", &["status", "--porcelain", "--untracked-files=no"]) != "unknown" {
+            commit.push_str(" (with uncommitted changes)");
+        }
         Machine {
             cpu,
             cores,

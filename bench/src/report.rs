@@ -182,20 +182,25 @@ impl Report {
             }
             md.push('\n');
         }
-        let mut group = "";
+        // Rows grouped by section, sections in the order they first appear.
+        let mut groups: Vec<&str> = Vec::new();
         for row in &self.rows {
-            if row.group != group {
-                group = row.group;
-                let _ = writeln!(
-                    md,
-                    "\n## {group}\n\n| benchmark | n | p50 | p99 | target | met |\n|---|---:|---:|---:|---|---|"
-                );
+            if !groups.contains(&row.group) {
+                groups.push(row.group);
             }
+        }
+        for group in groups {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} |",
-                row.name, row.n, row.p50, row.p99, row.target, row.met
+                "\n## {group}\n\n| benchmark | n | p50 | p99 | target | met |\n|---|---:|---:|---:|---|---|"
             );
+            for row in self.rows.iter().filter(|r| r.group == group) {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    row.name, row.n, row.p50, row.p99, row.target, row.met
+                );
+            }
         }
         if !self.tail.is_empty() {
             let _ = writeln!(
@@ -203,7 +208,7 @@ impl Report {
                 "\n## Latency budget under a heavy-tailed provider\n\n\
                  End-to-end time of each flash ask through the router, over HTTP to the fake provider, \
                  in simulated (scaled back up) milliseconds. Budget 2500 ms.\n\n\
-                 | provider TTFT | hedging | asks | p50 | p90 | p99 | over budget | other errors | extra requests | hedge delay at end |\n\
+                 | provider TTFT | hedging | asks | p50 | p90 | p99 | over budget | other errors | extra requests | router's TTFT p90 at end |\n\
                  |---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
             );
             for t in &self.tail {

@@ -74,8 +74,13 @@ fn messages(content: String) -> Vec<Message> {
 }
 
 /// p50 of `router.ask` vs `upstream.chat` of the same request, alternating, against `upstream`.
-async fn overhead<U: Upstream>(upstream: Arc<U>, n: usize) -> anyhow::Result<(Summary, Summary)> {
-    let config = Config::default();
+async fn overhead<U: Upstream>(
+    upstream: Arc<U>,
+    n: usize,
+    hedge: bool,
+) -> anyhow::Result<(Summary, Summary)> {
+    let mut config = Config::default();
+    config.hedge.enabled = hedge;
     let flash = config.tiers.get("flash").context("no flash tier")?;
     let req = ChatRequest {
         model: flash.model.clone(),
@@ -123,9 +128,11 @@ async fn overhead<U: Upstream>(upstream: Arc<U>, n: usize) -> anyhow::Result<(Su
 
 /// The router's cost per request, in process and over HTTP to the fake provider.
 pub fn router_overhead(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
-    let (direct, routed) = ctx
-        .rt
-        .block_on(overhead(Arc::new(Immediate), ctx.scaled(20_000, 2_000)))?;
+    let (direct, routed) = ctx.rt.block_on(overhead(
+        Arc::new(Immediate),
+        ctx.scaled(20_000, 2_000),
+        true,
+    ))?;
     push_overhead(
         report,
         "in process, upstream answers at once",
@@ -133,33 +140,45 @@ pub fn router_overhead(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         &routed,
     );
 
-    let fake = ctx.rt.block_on(FakeProvider::start(Script::default()))?;
-    let provider = Provider::new(Endpoint {
-        base_url: fake.base_url(),
-        api_key_env: KEY_ENV.into(),
-    })
-    .context("provider for the fake")?;
-    let n = ctx.scaled(2_000, 300);
-    let (direct, routed) = ctx.rt.block_on(overhead(Arc::new(provider), n))?;
-    let requests = fake.requests().len();
-    ensure!(
-        requests == 2 * (n + n / 10),
-        "the fake provider saw {requests} requests, expected {}",
-        2 * (n + n / 10)
-    );
-    push_overhead(
-        report,
-        "over HTTP to the fake provider (0 ms TTFT)",
-        &direct,
-        &routed,
-    );
+    let n = ctx.scaled(500, 100);
+    for hedge in [true, false] {
+        let fake = ctx.rt.block_on(FakeProvider::start(Script::default()))?;
+        let provider = Provider::new(Endpoint {
+            base_url: fake.base_url(),
+            api_key_env: KEY_ENV.into(),
+        })
+        .context("provider for the fake")?;
+        let (direct, routed) = ctx.rt.block_on(overhead(Arc::new(provider), n, hedge))?;
+        let requests = fake.requests().len();
+        ensure!(
+            requests == 2 * (n + n / 10),
+            "the fake provider saw {requests} requests, expected {}",
+            2 * (n + n / 10)
+        );
+        let what = format!(
+            "over HTTP to the fake (0 ms TTFT), hedging {}",
+            if hedge { "on" } else { "off" }
+        );
+        push_overhead(report, &what, &direct, &routed);
+    }
     report.note(
         "**Router overhead.** `Router::ask` on the flash tier (hedging on, default config) \
          against calling the same `Upstream` directly with the same request, alternating one \
          of each so drift hits both; the first tenth of the pairs is warm-up. In process the \
          upstream answers at once; over HTTP it is codetier's `Provider` (pooled reqwest \
          client, SSE) against the fake provider on 127.0.0.1 answering with no delay, on a \
-         two-thread tokio runtime shared with the fake.",
+         two-thread tokio runtime shared with the fake. **Over HTTP, most requests on either \
+         path take ~42 ms** although the fake answers at once: by all signs (a constant ~40 ms, \
+         varying per connection) that is Nagle's algorithm on the fake's side (its axum \
+         listener does not set `TCP_NODELAY`) meeting the client kernel's 40 ms delayed ACK. \
+         Which requests stall depends on the pooled connection they get: in one quick run with \
+         hedging on, the direct calls happened not to stall while the routed ones did, and the \
+         difference of the medians read 40 ms. So the absolute over-HTTP times measure the \
+         fake's socket; the router's own cost is the in-process row, and the over-HTTP \
+         difference only when both paths stall alike (as in this run). Likely fix, untested \
+         because `tests/src/fake.rs` is not this crate's to edit: \
+         `axum::serve(listener.tap_io(|tcp| { let _ = tcp.set_nodelay(true); }), app)`. \
+         codetier's own client sets `TCP_NODELAY`.",
     );
     Ok(())
 }
@@ -363,7 +382,7 @@ async fn tail_run(model: TtftModel, hedge: bool, setup: TailSetup) -> anyhow::Re
         model: model.name().to_owned(),
         hedging: if hedge {
             format!(
-                "on, delay = observed TTFT p90 clamped to [{}, {}] ms",
+                "on (default: delay = observed TTFT p90 clamped to [{}, {}] ms, never below the observed p88)",
                 (scaled(defaults_hedge().0) as f64 / setup.scale).round(),
                 (scaled(defaults_hedge().1) as f64 / setup.scale).round()
             )
@@ -438,22 +457,28 @@ pub fn latency_budget(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
          miss counts as a failure and would send the tier to its fallback model mid-run. \
          \"Extra requests\" is the fake's request count over the number of asks, minus one: \
          hedges (and retries, of which there are none without faults). A missed budget ends \
-         at the budget, so when more than 1% miss, the p99 *is* the budget.",
+         at the budget, so when more than 1% miss, the p99 *is* the budget; a p99 a little \
+         above 2.5 s is the deadline firing late on a busy machine (all asks share one task \
+         and a two-thread runtime with the fake, and any lag is multiplied back by 1/scale).",
         setup.asks,
         setup.scale,
         1.0 / setup.scale,
     ));
     report.note(
         "**Why hedging cannot meet a 2.5 s p99 on the lognormal.** With p50 600 ms and p99 \
-         8 s, σ = ln(8000/600)/2.326 = 1.11, so the provider's p90 TTFT is already about \
-         2.5 s: the hedge fires after the observed p90 and itself draws from the same \
-         distribution, so a request that was slow is still slow with about a 10% chance per \
-         copy, and the hedge usually arrives too late to finish inside the budget. A 2.5 s \
-         p99 with at most 15% extra requests is out of reach for hedging alone against that \
-         tail; it would take hedging early (after ~300–600 ms, i.e. 50%+ extra requests) or \
-         a faster provider. The bimodal provider, whose slow requests are rare stalls, is \
-         where hedging pays: the hedge fires after ~1 s and almost always lands on a fast \
-         copy.",
+         8 s, σ = ln(8000/600)/2.326 = 1.11, so the provider's own p90 TTFT is already about \
+         2.5 s, the whole budget: one request in ten has not even started answering when the \
+         budget ends. The router hedges after the observed p90, clamped to at most 1500 ms \
+         but never below the observed p88 (so that at most ~12% of requests are hedged, under \
+         the 15% extra-request target); against this tail p88 is about 2.2 s, which leaves a \
+         hedge some 300 ms — and the hedge draws from the same slow distribution. Hedging \
+         alone cannot bring the p99 to 2.5 s with at most 15% extra requests here: about 10% \
+         of requests miss the budget with or without it (see the table), and meeting it would \
+         take hedging after ~300–600 ms (half or more of all requests duplicated, each \
+         still failing with a ~10% chance) or a faster provider. The bimodal provider has the \
+         same p50 and p99 but its slow requests are rare stalls, so its p90 is about 1 s: the \
+         hedge fires after ~1–1.5 s, almost always lands on a fast copy, and the p99 comes in \
+         under the budget for a few percent extra requests.",
     );
     Ok(())
 }
