@@ -186,8 +186,19 @@ fn server_binary() -> anyhow::Result<PathBuf> {
     let dir = exe.parent().context("own directory")?;
     let release = dir.ends_with("release");
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(["build", "--quiet", "-p", "codetier", "--bin", "codetier"])
-        .current_dir(repo_root());
+    // Built together with this crate so dependency features are unified the same way as for
+    // `cargo run -p codetier-bench`: `-p codetier` alone resolves them differently, and the two
+    // would rebuild each other's dependencies every time.
+    cmd.args([
+        "build",
+        "--quiet",
+        "-p",
+        "codetier",
+        "-p",
+        "codetier-bench",
+        "--bins",
+    ])
+    .current_dir(repo_root());
     if release {
         cmd.arg("--release");
     } else {
