@@ -3,7 +3,7 @@
 //! diagnostics or a message.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -155,7 +155,7 @@ pub fn handle(
     };
     let origin = session.docs.anchor(&args.uri, target);
     let reply_after = Duration::from_millis(config.command_reply_ms);
-    let detached = Arc::new(AtomicBool::new(false));
+    let reply = Arc::new(ReplyState::default());
     let task = run(
         session.clone(),
         engine,
@@ -164,25 +164,37 @@ pub fn handle(
         origin,
         params.work_done_progress_params.work_done_token,
         cancel.clone(),
-        detached.clone(),
+        reply.clone(),
     );
     let session = session.clone();
     Box::pin(async move {
         let waiting = session.waiting_commands.fetch_add(1, Ordering::SeqCst);
         let _waiting = Decrement(&session);
-        let mut handle = tokio::spawn(task);
-        // Dropping this handler (a `$/cancelRequest`) cancels the work and its upstream call.
-        let guard = cancel.drop_guard();
         if waiting >= MAX_WAITING_COMMANDS {
-            detached.store(true, Ordering::SeqCst);
-            guard.disarm();
+            // Detached before the task can run, so a failure of it is always shown.
+            reply.detach();
+            tokio::spawn(task);
             return Ok(pending(
                 "many commands are running; the answer will arrive when ready",
             ));
         }
-        match tokio::time::timeout(reply_after, &mut handle).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(join)) => Err(failure(
+        let mut handle = tokio::spawn(task);
+        // Dropping this handler (a `$/cancelRequest`) cancels the work and its upstream call.
+        let guard = cancel.drop_guard();
+        let joined = match tokio::time::timeout(reply_after, &mut handle).await {
+            Ok(joined) => joined,
+            Err(_) if reply.detach() => {
+                guard.disarm();
+                return Ok(pending(
+                    "still waiting for the model; the answer will be applied when it arrives",
+                ));
+            }
+            // The task failed at this very moment and its error is this reply's to carry.
+            Err(_) => handle.await,
+        };
+        match joined {
+            Ok(result) => result,
+            Err(join) => Err(failure(
                 -32603,
                 if join.is_panic() {
                     "codetier hit an internal error running this command; the server keeps running (details in its log)"
@@ -190,15 +202,36 @@ pub fn handle(
                     "the command was stopped"
                 },
             )),
-            Err(_) => {
-                detached.store(true, Ordering::SeqCst);
-                guard.disarm();
-                Ok(pending(
-                    "still waiting for the model; the answer will be applied when it arrives",
-                ))
-            }
         }
     })
+}
+
+/// Who tells the user that a command failed: the command's own reply, or, once that reply
+/// went out as `pending`, a message. Both sides decide by compare-and-swap, so a failure at
+/// the moment the reply deadline passes is reported exactly once.
+#[derive(Default)]
+struct ReplyState(AtomicU8);
+
+impl ReplyState {
+    const WAITING: u8 = 0;
+    const FAILING: u8 = 1;
+    const DETACHED: u8 = 2;
+
+    /// The task's failure goes into the reply; false when the reply already said `pending`.
+    fn claim_failure(&self) -> bool {
+        self.swap_from_waiting(Self::FAILING) || self.0.load(Ordering::SeqCst) == Self::FAILING
+    }
+
+    /// The handler stops waiting; false when the task has claimed the reply for its failure.
+    fn detach(&self) -> bool {
+        self.swap_from_waiting(Self::DETACHED) || self.0.load(Ordering::SeqCst) == Self::DETACHED
+    }
+
+    fn swap_from_waiting(&self, to: u8) -> bool {
+        self.0
+            .compare_exchange(Self::WAITING, to, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
 }
 
 struct Decrement<'a>(&'a Session);
@@ -239,7 +272,7 @@ async fn run(
     origin: Option<AnchorId>,
     given_token: Option<lsp::ProgressToken>,
     cancel: CancellationToken,
-    detached: Arc<AtomicBool>,
+    reply: Arc<ReplyState>,
 ) -> Result<Value> {
     let Some(client) = session.client().cloned() else {
         return Err(failure(-32603, "no client"));
@@ -324,7 +357,7 @@ async fn run(
             let message = format!("codetier: {err}");
             tracing::warn!("{} failed: {err}", job.action.as_str());
             progress.end(message.clone()).await;
-            if detached.load(Ordering::SeqCst) {
+            if !reply.claim_failure() {
                 editor::show_message(&client, lsp::MessageType::ERROR, message.clone()).await;
             }
             Err(failure(REQUEST_FAILED, message))
@@ -608,6 +641,35 @@ mod tests {
     use super::*;
     use crate::docs::{Change, Position, PositionEncoding, Range as DocRange};
     use crate::lsp::ServeOptions;
+
+    #[test]
+    fn a_failure_is_told_once_whoever_decides_first() {
+        // The task fails first: its error is the reply, and the handler must wait for it.
+        let failed_first = ReplyState::default();
+        assert!(failed_first.claim_failure());
+        assert!(!failed_first.detach());
+        assert!(
+            failed_first.claim_failure(),
+            "claiming again changes nothing"
+        );
+        // The reply said `pending` first: the failure must become a message.
+        let detached_first = ReplyState::default();
+        assert!(detached_first.detach());
+        assert!(!detached_first.claim_failure());
+        assert!(detached_first.detach());
+        // Racing threads: exactly one side wins, every time.
+        for _ in 0..200 {
+            let state = Arc::new(ReplyState::default());
+            let other = state.clone();
+            let task = std::thread::spawn(move || other.claim_failure());
+            let detached = state.detach();
+            let claimed = task.join().expect("no panic");
+            assert!(
+                detached != claimed,
+                "detached {detached}, claimed {claimed}"
+            );
+        }
+    }
 
     #[test]
     fn the_origin_of_an_answer_whose_code_was_edited_is_released() {
