@@ -170,10 +170,9 @@ impl Report {
         let _ = writeln!(md, "| server binary | `{}` |\n", run.binary);
         let _ = writeln!(
             md,
-            "Timings are wall-clock on a machine that may be busy (this one was shared with other \
-             builds while it ran), so read the medians first: a p99 says as much about the \
-             neighbours as about codetier. \"Met\" compares with the target once; nothing fails \
-             on timing.\n"
+            "Timings are wall-clock on a machine that may be busy (see the load average above), \
+             so read the medians first: a p99 says as much about the neighbours as about \
+             codetier. \"Met\" compares with the target once; nothing fails on timing.\n"
         );
         if !self.failures.is_empty() {
             let _ = writeln!(md, "## Benchmarks that did not run\n");

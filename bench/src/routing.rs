@@ -167,18 +167,10 @@ pub fn router_overhead(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
          of each so drift hits both; the first tenth of the pairs is warm-up. In process the \
          upstream answers at once; over HTTP it is codetier's `Provider` (pooled reqwest \
          client, SSE) against the fake provider on 127.0.0.1 answering with no delay, on a \
-         two-thread tokio runtime shared with the fake. **Over HTTP, most requests on either \
-         path take ~42 ms** although the fake answers at once: by all signs (a constant ~40 ms, \
-         varying per connection) that is Nagle's algorithm on the fake's side (its axum \
-         listener does not set `TCP_NODELAY`) meeting the client kernel's 40 ms delayed ACK. \
-         Which requests stall depends on the pooled connection they get: in one quick run with \
-         hedging on, the direct calls happened not to stall while the routed ones did, and the \
-         difference of the medians read 40 ms. So the absolute over-HTTP times measure the \
-         fake's socket; the router's own cost is the in-process row, and the over-HTTP \
-         difference only when both paths stall alike (as in this run). Likely fix, untested \
-         because `tests/src/fake.rs` is not this crate's to edit: \
-         `axum::serve(listener.tap_io(|tcp| { let _ = tcp.set_nodelay(true); }), app)`. \
-         codetier's own client sets `TCP_NODELAY`.",
+         two-thread tokio runtime shared with the fake. Both ends set `TCP_NODELAY` (without \
+         it on the fake's side, Nagle's algorithm met the client's 40 ms delayed ACK and most \
+         requests took ~42 ms), so the over-HTTP rows are the loopback round trip, SSE parsing \
+         and the router; the router's own cost is the difference of the medians.",
     );
     Ok(())
 }
