@@ -52,14 +52,6 @@ fn good_answer(i: usize, rng: &mut StdRng) -> String {
     )
 }
 
-fn status(status: u16, retry_after: Option<&str>) -> Fault {
-    Fault::Status {
-        status,
-        body: None,
-        retry_after: retry_after.map(str::to_owned),
-    }
-}
-
 /// Behaviour of request `i`: a fault roughly half the time, always a heavy-tailed first token.
 fn random_behavior(i: usize, rng: &mut StdRng) -> Behavior {
     let mut b = Behavior {
@@ -91,16 +83,16 @@ fn random_behavior(i: usize, rng: &mut StdRng) -> Behavior {
     }
     let after_tokens = rng.random_range(0..4);
     b.fault = match rng.random_range(0..17) {
-        0 => Some(status(400, None)),
-        1 => Some(status(401, None)),
-        2 => Some(status(402, None)),
-        3 => Some(status(404, None)),
-        4 => Some(status(422, None)),
-        5 => Some(status(429, Some("1"))),
-        6 => Some(status(429, Some("0"))),
-        7 => Some(status(500, None)),
-        8 => Some(status(502, None)),
-        9 => Some(status(503, Some("1"))),
+        0 => Some(Fault::status(400, None)),
+        1 => Some(Fault::status(401, None)),
+        2 => Some(Fault::status(402, None)),
+        3 => Some(Fault::status(404, None)),
+        4 => Some(Fault::status(422, None)),
+        5 => Some(Fault::status(429, Some("1"))),
+        6 => Some(Fault::status(429, Some("0"))),
+        7 => Some(Fault::status(500, None)),
+        8 => Some(Fault::status(502, None)),
+        9 => Some(Fault::status(503, Some("1"))),
         10 => Some(Fault::Reset { after_tokens }),
         11 => Some(Fault::MalformedSse { after_tokens }),
         12 => Some(Fault::MalformedJson { after_tokens }),

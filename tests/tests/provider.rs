@@ -221,49 +221,34 @@ async fn extra_body_is_merged_but_cannot_change_the_model() {
     assert_eq!(body["temperature"], 0.1);
 }
 
-fn fault(fault: Fault) -> Behavior {
-    Behavior {
-        fault: Some(fault),
-        ..Behavior::default()
-    }
-}
-
-fn status(status: u16, retry_after: Option<&str>) -> Behavior {
-    fault(Fault::Status {
-        status,
-        body: None,
-        retry_after: retry_after.map(str::to_owned),
-    })
-}
-
 #[tokio::test]
 async fn each_fault_is_a_typed_error_with_a_clear_message() {
     type Check = fn(&ProviderError) -> bool;
     let cases: Vec<(&str, Behavior, bool, Check, &str)> = vec![
         (
             "401",
-            status(401, None),
+            Behavior::status(401, None),
             true,
             |e| matches!(e, ProviderError::KeyRejected { status: 401, .. }),
             "rejected the API key",
         ),
         (
             "403",
-            status(403, None),
+            Behavior::status(403, None),
             true,
             |e| matches!(e, ProviderError::KeyRejected { status: 403, .. }),
             "api_key_env",
         ),
         (
             "402",
-            status(402, None),
+            Behavior::status(402, None),
             true,
             |e| *e == ProviderError::PaymentRequired,
             "balance is exhausted",
         ),
         (
             "404",
-            status(404, None),
+            Behavior::status(404, None),
             true,
             |e| {
                 *e == ProviderError::UnknownModel {
@@ -274,49 +259,49 @@ async fn each_fault_is_a_typed_error_with_a_clear_message() {
         ),
         (
             "400",
-            status(400, None),
+            Behavior::status(400, None),
             true,
             |e| matches!(e, ProviderError::BadRequest { status: 400, .. }),
             "maximum context length",
         ),
         (
             "429 seconds",
-            status(429, Some("3")),
+            Behavior::status(429, Some("3")),
             true,
             |e| e.retry_after() == Some(Duration::from_secs(3)),
             "retry after 3 s",
         ),
         (
             "429 date",
-            status(429, Some("Thu, 01 Jan 1970 00:00:00 GMT")),
+            Behavior::status(429, Some("Thu, 01 Jan 1970 00:00:00 GMT")),
             true,
             |e| e.retry_after() == Some(Duration::ZERO),
             "rate limited",
         ),
         (
             "429 bare",
-            status(429, None),
+            Behavior::status(429, None),
             true,
             |e| *e == ProviderError::RateLimited { retry_after: None },
             "rate limited",
         ),
         (
             "500",
-            status(500, None),
+            Behavior::status(500, None),
             true,
             |e| matches!(e, ProviderError::Server { status: 500, .. }),
             "Internal server error",
         ),
         (
             "503",
-            status(503, None),
+            Behavior::status(503, None),
             false,
             |e| matches!(e, ProviderError::Server { status: 503, .. }),
             "overloaded",
         ),
         (
             "error after content",
-            fault(Fault::ErrorAfterOk {
+            Behavior::failing(Fault::ErrorAfterOk {
                 after_tokens: 2,
                 message: "upstream overloaded".into(),
             }),
@@ -334,7 +319,7 @@ async fn each_fault_is_a_typed_error_with_a_clear_message() {
         ),
         (
             "error before content",
-            fault(Fault::ErrorAfterOk {
+            Behavior::failing(Fault::ErrorAfterOk {
                 after_tokens: 0,
                 message: "busy".into(),
             }),
@@ -352,14 +337,14 @@ async fn each_fault_is_a_typed_error_with_a_clear_message() {
         ),
         (
             "malformed sse",
-            fault(Fault::MalformedSse { after_tokens: 1 }),
+            Behavior::failing(Fault::MalformedSse { after_tokens: 1 }),
             true,
             |e| matches!(e, ProviderError::MalformedStream { .. }),
             "UTF-8",
         ),
         (
             "oversized line",
-            fault(Fault::OversizedLine {
+            Behavior::failing(Fault::OversizedLine {
                 after_tokens: 1,
                 bytes: 2 << 20,
             }),
@@ -369,35 +354,35 @@ async fn each_fault_is_a_typed_error_with_a_clear_message() {
         ),
         (
             "malformed json",
-            fault(Fault::MalformedJson { after_tokens: 1 }),
+            Behavior::failing(Fault::MalformedJson { after_tokens: 1 }),
             true,
             |e| matches!(e, ProviderError::MalformedStream { .. }),
             "invalid JSON",
         ),
         (
             "malformed whole json",
-            fault(Fault::MalformedJson { after_tokens: 0 }),
+            Behavior::failing(Fault::MalformedJson { after_tokens: 0 }),
             false,
             |e| matches!(e, ProviderError::MalformedStream { .. }),
             "invalid JSON",
         ),
         (
             "reset mid-stream",
-            fault(Fault::Reset { after_tokens: 2 }),
+            Behavior::failing(Fault::Reset { after_tokens: 2 }),
             true,
             |e| *e == ProviderError::EndedEarly { received_chars: 11 },
             "broke off after 11 characters",
         ),
         (
             "reset before content",
-            fault(Fault::Reset { after_tokens: 0 }),
+            Behavior::failing(Fault::Reset { after_tokens: 0 }),
             true,
             |e| *e == ProviderError::StreamReset,
             "reset",
         ),
         (
             "no [DONE] mid-answer",
-            fault(Fault::NoDone {
+            Behavior::failing(Fault::NoDone {
                 after_tokens: Some(1),
             }),
             true,
@@ -459,8 +444,10 @@ async fn each_fault_is_a_typed_error_with_a_clear_message() {
 
 #[tokio::test]
 async fn a_finished_answer_without_done_is_accepted() {
-    let (_fake, provider) =
-        setup(Script::always(fault(Fault::NoDone { after_tokens: None }))).await;
+    let (_fake, provider) = setup(Script::always(Behavior::failing(Fault::NoDone {
+        after_tokens: None,
+    })))
+    .await;
     let done = chat(&provider, &request(true))
         .await
         .0
@@ -493,7 +480,7 @@ async fn wrong_key_is_rejected_and_never_shown() {
 #[tokio::test]
 async fn a_key_echoed_by_the_provider_is_redacted() {
     let body = format!(r#"{{"error":{{"message":"key {KEY} has no access to this model"}}}}"#);
-    let behavior = fault(Fault::Status {
+    let behavior = Behavior::failing(Fault::Status {
         status: 400,
         body: Some(body),
         retry_after: None,
@@ -626,7 +613,7 @@ async fn thinking_rejection_falls_back_per_model() {
 
 #[tokio::test]
 async fn a_400_that_names_no_field_is_not_retried() {
-    let (fake, provider) = setup(Script::always(status(400, None))).await;
+    let (fake, provider) = setup(Script::always(Behavior::status(400, None))).await;
     let mut req = request(true);
     req.extra_body = thinking_disabled();
     chat(&provider, &req).await.0.expect_err("400");
@@ -722,7 +709,7 @@ async fn rules_script_first_requests_and_the_upstream_trait_works() {
         rules: vec![Rule {
             model: Some("fake-model".into()),
             requests: Some(codetier_tests::fake::Requests::First(2)),
-            behavior: status(503, None),
+            behavior: Behavior::status(503, None),
         }],
         ..Script::default()
     };

@@ -62,28 +62,6 @@ fn rule(model: &str, requests: Requests, behavior: Behavior) -> Rule {
     }
 }
 
-fn ttft(ms: u64) -> Behavior {
-    Behavior {
-        ttft: Latency::Fixed { ms },
-        ..Behavior::default()
-    }
-}
-
-fn fault(fault: Fault) -> Behavior {
-    Behavior {
-        fault: Some(fault),
-        ..Behavior::default()
-    }
-}
-
-fn status(status: u16, retry_after: Option<&str>) -> Behavior {
-    fault(Fault::Status {
-        status,
-        body: None,
-        retry_after: retry_after.map(str::to_owned),
-    })
-}
-
 /// One tier, `flash`, on `MODEL`, whose budget is the global `latency_budget_ms`; a hedge
 /// delay of 300 ms (far above a fast answer's time, even on a busy machine; the hedging tests
 /// lower it); quick retries; a breaker that does not open unless a test says so.
@@ -332,8 +310,8 @@ async fn a_slow_first_token_is_hedged_the_first_to_answer_wins_and_the_loser_is_
     // (first request's ttft, hedge's ttft, which one wins). The hedge goes out after 50 ms.
     for (first_ms, hedge_ms, winner) in [(600, 0, 1), (250, 3000, 0)] {
         let rules = vec![
-            rule(MODEL, Requests::Index(vec![0]), ttft(first_ms)),
-            rule(MODEL, Requests::Index(vec![1]), ttft(hedge_ms)),
+            rule(MODEL, Requests::Index(vec![0]), Behavior::ttft_ms(first_ms)),
+            rule(MODEL, Requests::Index(vec![1]), Behavior::ttft_ms(hedge_ms)),
         ];
         let rig = Rig::new(script(Behavior::default(), rules), |c| hedge_after(c, 50)).await;
         let asked = rig.ask().await;
@@ -380,7 +358,11 @@ async fn a_slow_first_token_is_hedged_the_first_to_answer_wins_and_the_loser_is_
 async fn the_hedge_delay_respects_its_ceiling_and_its_floor() {
     // Ceiling: cold, the delay would be 60% of the 2 s budget; the 100 ms ceiling wins, so a
     // 600 ms first token is hedged.
-    let rules = vec![rule(MODEL, Requests::Index(vec![0]), ttft(600))];
+    let rules = vec![rule(
+        MODEL,
+        Requests::Index(vec![0]),
+        Behavior::ttft_ms(600),
+    )];
     let mut rig = Rig::new(script(Behavior::default(), rules), |c| {
         c.hedge.min_delay_ms = 20;
         c.hedge.max_delay_ms = 100;
@@ -409,8 +391,8 @@ async fn the_hedge_delay_respects_its_ceiling_and_its_floor() {
     rig.fake.set_script(script(
         Behavior::default(),
         vec![
-            rule(MODEL, Requests::Index(vec![0]), ttft(150)),
-            rule(MODEL, Requests::Index(vec![1]), ttft(1000)),
+            rule(MODEL, Requests::Index(vec![0]), Behavior::ttft_ms(150)),
+            rule(MODEL, Requests::Index(vec![1]), Behavior::ttft_ms(1000)),
         ],
     ));
     rig.set_config(|c| {
@@ -445,16 +427,19 @@ async fn the_hedge_delay_respects_its_ceiling_and_its_floor() {
 async fn the_ceiling_gives_way_to_the_hedge_share_cap_when_most_first_tokens_are_slow() {
     // By design (router.rs, `MAX_HEDGE_SHARE`), the delay never goes below the observed p88,
     // even past `max_delay_ms`, so that a slow provider is not hedged on most requests.
-    let mut rig = Rig::new(script(ttft(200), vec![]), |c| hedge_after(c, 1000)).await;
+    let mut rig = Rig::new(script(Behavior::ttft_ms(200), vec![]), |c| {
+        hedge_after(c, 1000)
+    })
+    .await;
     // A dozen answers at 200 ms, concurrently so the warm-up is short.
     let warm = futures::future::join_all((0..12).map(|_| rig.ask())).await;
     assert!(warm.iter().all(|a| a.answer().requests == 1));
     rig.fake.clear();
     rig.fake.set_script(script(
-        ttft(200),
+        Behavior::ttft_ms(200),
         vec![
-            rule(MODEL, Requests::Index(vec![0]), ttft(50)),
-            rule(MODEL, Requests::Index(vec![1]), ttft(1500)),
+            rule(MODEL, Requests::Index(vec![0]), Behavior::ttft_ms(50)),
+            rule(MODEL, Requests::Index(vec![1]), Behavior::ttft_ms(1500)),
         ],
     ));
     rig.set_config(|c| {
@@ -494,7 +479,8 @@ async fn client_errors_are_never_retried() {
         (404, "does not know the model `tier-model`"),
     ];
     for (code, says) in cases {
-        rig.fake.set_script(script(status(code, None), vec![]));
+        rig.fake
+            .set_script(script(Behavior::status(code, None), vec![]));
         rig.fake.clear();
         let asked = rig.ask().await;
         let err = asked.provider_error();
@@ -509,7 +495,8 @@ async fn client_errors_are_never_retried() {
     // A 422 is not retried by the router either. The provider client reads a 422 to a request
     // with `stream_options` as "this server refuses that field" and asks once more without it
     // (a documented quirk probe, see provider.rs); once it has learnt that, a 422 is one request.
-    rig.fake.set_script(script(status(422, None), vec![]));
+    rig.fake
+        .set_script(script(Behavior::status(422, None), vec![]));
     for (round, expected) in [(1, 2), (2, 1)] {
         rig.fake.clear();
         let asked = rig.ask().await;
@@ -537,13 +524,13 @@ async fn client_errors_are_never_retried() {
 #[tokio::test]
 async fn server_errors_and_resets_before_content_are_retried() {
     let rules = vec![
-        rule(MODEL, Requests::Index(vec![0]), status(503, None)),
+        rule(MODEL, Requests::Index(vec![0]), Behavior::status(503, None)),
         rule(
             MODEL,
             Requests::Index(vec![1]),
-            fault(Fault::Reset { after_tokens: 0 }),
+            Behavior::failing(Fault::Reset { after_tokens: 0 }),
         ),
-        rule(MODEL, Requests::Index(vec![3]), status(500, None)),
+        rule(MODEL, Requests::Index(vec![3]), Behavior::status(500, None)),
     ];
     let rig = Rig::new(script(Behavior::default(), rules), |_| {}).await;
     let asked = rig.ask().await;
@@ -579,7 +566,7 @@ async fn server_errors_and_resets_before_content_are_retried() {
 
 #[tokio::test]
 async fn retries_stop_at_max_attempts() {
-    let rig = Rig::new(script(status(503, None), vec![]), |c| {
+    let rig = Rig::new(script(Behavior::status(503, None), vec![]), |c| {
         c.retry.max_attempts = 3;
     })
     .await;
@@ -599,8 +586,8 @@ async fn retries_stop_at_max_attempts() {
 #[tokio::test]
 async fn nothing_is_retried_once_content_was_shown() {
     for behavior in [
-        fault(Fault::Reset { after_tokens: 2 }),
-        fault(Fault::ErrorAfterOk {
+        Behavior::failing(Fault::Reset { after_tokens: 2 }),
+        Behavior::failing(Fault::ErrorAfterOk {
             after_tokens: 2,
             message: "upstream overloaded".into(),
         }),
@@ -634,7 +621,7 @@ async fn nothing_is_retried_once_content_was_shown() {
 async fn backoff_that_would_outlast_the_deadline_is_not_slept() {
     // Full jitter in [0, 10^6 s]: the wait is past the 1 s budget (but for a one-in-a-million
     // draw), so the router gives the 503 at once instead of sleeping into "budget exceeded".
-    let rig = Rig::new(script(status(503, None), vec![]), |c| {
+    let rig = Rig::new(script(Behavior::status(503, None), vec![]), |c| {
         c.latency_budget_ms = 1000;
         c.retry.base_delay_ms = 1_000_000_000;
     })
@@ -663,7 +650,7 @@ async fn retry_after_on_429_is_honoured() {
     let rules = vec![rule(
         MODEL,
         Requests::Index(vec![0]),
-        status(429, Some("0.3")),
+        Behavior::status(429, Some("0.3")),
     )];
     let rig = Rig::new(script(Behavior::default(), rules), |_| {}).await;
     let asked = rig.ask().await;
@@ -692,10 +679,14 @@ async fn a_hedges_retry_after_holds_when_the_other_request_then_fails() {
             Requests::Index(vec![0]),
             Behavior {
                 ttft: Latency::Fixed { ms: 200 },
-                ..status(503, None)
+                ..Behavior::status(503, None)
             },
         ),
-        rule(MODEL, Requests::Index(vec![1]), status(429, Some("0.4"))),
+        rule(
+            MODEL,
+            Requests::Index(vec![1]),
+            Behavior::status(429, Some("0.4")),
+        ),
     ];
     let rig = Rig::new(script(Behavior::default(), rules), |c| hedge_after(c, 50)).await;
     let asked = rig.ask().await;
@@ -718,7 +709,7 @@ async fn a_hedges_retry_after_holds_when_the_other_request_then_fails() {
 
 #[tokio::test]
 async fn retry_after_past_the_deadline_fails_fast_as_rate_limited() {
-    let rig = Rig::new(script(status(429, Some("5")), vec![]), |c| {
+    let rig = Rig::new(script(Behavior::status(429, Some("5")), vec![]), |c| {
         c.latency_budget_ms = 1000;
     })
     .await;
@@ -748,9 +739,9 @@ async fn retry_after_past_the_deadline_fails_fast_as_rate_limited() {
 async fn the_breaker_opens_falls_back_then_half_opens_and_recovers() {
     const OPEN_MS: u64 = 400;
     let rules = vec![
-        rule(MODEL, Requests::First(2), status(503, None)),
+        rule(MODEL, Requests::First(2), Behavior::status(503, None)),
         // The half-open trial: slower than the 300 ms hedge delay, yet never hedged.
-        rule(MODEL, Requests::Index(vec![2]), ttft(600)),
+        rule(MODEL, Requests::Index(vec![2]), Behavior::ttft_ms(600)),
     ];
     let rig = Rig::new(script(Behavior::default(), rules), |c| {
         c.retry.max_attempts = 1;
@@ -813,7 +804,7 @@ async fn the_breaker_opens_falls_back_then_half_opens_and_recovers() {
 
 #[tokio::test]
 async fn a_breaker_opening_mid_ask_sends_the_retry_to_the_fallback() {
-    let rules = vec![rule(MODEL, Requests::From(0), status(503, None))];
+    let rules = vec![rule(MODEL, Requests::From(0), Behavior::status(503, None))];
     let rig = Rig::new(script(Behavior::default(), rules), |c| {
         c.retry.max_attempts = 3;
         c.breaker.failure_threshold = 2;
@@ -830,7 +821,7 @@ async fn a_breaker_opening_mid_ask_sends_the_retry_to_the_fallback() {
 
 #[tokio::test]
 async fn an_open_breaker_without_fallback_fails_fast_naming_the_model() {
-    let rig = Rig::new(script(status(503, None), vec![]), |c| {
+    let rig = Rig::new(script(Behavior::status(503, None), vec![]), |c| {
         c.retry.max_attempts = 1;
         c.breaker.failure_threshold = 1;
     })
@@ -854,7 +845,7 @@ async fn an_open_breaker_without_fallback_fails_fast_naming_the_model() {
 #[tokio::test]
 async fn a_flash_request_without_a_first_token_times_out_near_its_budget() {
     const BUDGET_MS: u64 = 300;
-    let rig = Rig::new(script(fault(Fault::Hang), vec![]), |c| {
+    let rig = Rig::new(script(Behavior::failing(Fault::Hang), vec![]), |c| {
         c.latency_budget_ms = BUDGET_MS;
         hedge_after(c, 100);
     })
@@ -894,7 +885,7 @@ async fn a_flash_request_without_a_first_token_times_out_near_its_budget() {
 
 #[tokio::test]
 async fn dropping_the_ask_closes_the_upstream_connection() {
-    let rig = Rig::new(script(ttft(30_000), vec![]), |c| {
+    let rig = Rig::new(script(Behavior::ttft_ms(30_000), vec![]), |c| {
         c.latency_budget_ms = 60_000;
         // No hedge during the test, so exactly one connection is open.
         hedge_after(c, 50_000);
@@ -950,7 +941,11 @@ async fn a_caller_that_stops_listening_cancels_mid_stream() {
 
 #[tokio::test]
 async fn hedged_duplicates_are_counted_as_spend() {
-    let rules = vec![rule(MODEL, Requests::Index(vec![0]), ttft(600))];
+    let rules = vec![rule(
+        MODEL,
+        Requests::Index(vec![0]),
+        Behavior::ttft_ms(600),
+    )];
     let rig = Rig::new(script(Behavior::default(), rules), |c| hedge_after(c, 50)).await;
     let asked = rig.ask().await;
     let answer = asked.answer();
@@ -972,7 +967,7 @@ async fn after_a_fallback_the_cost_is_at_the_fallback_models_price() {
     // is configured at $1.00.
     const R1: &str = "deepseek-r1";
     const R1_PRICE: f64 = 2.50;
-    let rules = vec![rule(MODEL, Requests::From(0), status(503, None))];
+    let rules = vec![rule(MODEL, Requests::From(0), Behavior::status(503, None))];
     let rig = Rig::new(script(Behavior::default(), rules), |c| {
         c.retry.max_attempts = 2;
         c.breaker.failure_threshold = 1;
@@ -1013,7 +1008,7 @@ async fn the_api_key_never_appears_in_errors_or_logs() {
         .clone();
 
     // A server error whose body echoes the key, retried to exhaustion.
-    let echo = fault(Fault::Status {
+    let echo = Behavior::failing(Fault::Status {
         status: 500,
         body: Some(format!(
             r#"{{"error":{{"message":"key {KEY} is over quota"}}}}"#
@@ -1042,18 +1037,19 @@ async fn the_api_key_never_appears_in_errors_or_logs() {
         }
     });
     for (behavior, rules) in [
-        (status(401, None), vec![]),
-        (status(429, Some("60")), vec![]),
+        (Behavior::status(401, None), vec![]),
+        (Behavior::status(429, Some("60")), vec![]),
         // Every request is slow (not just the first by index: a late request of the step
         // before could take index 0 on a loaded machine), so the hedge always fires.
-        (ttft(1000), vec![]),
+        (Behavior::ttft_ms(1000), vec![]),
     ] {
         rig.fake.set_script(script(behavior, rules));
         rig.fake.clear();
         rig.ask().await;
     }
     rig.set_config(|c| c.latency_budget_ms = 200);
-    rig.fake.set_script(script(fault(Fault::Hang), vec![]));
+    rig.fake
+        .set_script(script(Behavior::failing(Fault::Hang), vec![]));
     assert!(matches!(
         rig.ask().await.error(),
         RouteError::BudgetExceeded { .. }

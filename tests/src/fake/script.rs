@@ -87,6 +87,29 @@ impl Default for Behavior {
     }
 }
 
+impl Behavior {
+    /// Answers normally after a fixed first-token delay.
+    pub fn ttft_ms(ms: u64) -> Behavior {
+        Behavior {
+            ttft: Latency::Fixed { ms },
+            ..Behavior::default()
+        }
+    }
+
+    /// Fails with `fault`.
+    pub fn failing(fault: Fault) -> Behavior {
+        Behavior {
+            fault: Some(fault),
+            ..Behavior::default()
+        }
+    }
+
+    /// Answers with an HTTP error status (and a `Retry-After` header when given).
+    pub fn status(status: u16, retry_after: Option<&str>) -> Behavior {
+        Behavior::failing(Fault::status(status, retry_after))
+    }
+}
+
 /// The delay before the first token.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -207,6 +230,17 @@ pub enum Fault {
     NoDone { after_tokens: Option<usize> },
     /// Never answer.
     Hang,
+}
+
+impl Fault {
+    /// An HTTP error status, with a `Retry-After` header when given.
+    pub fn status(status: u16, retry_after: Option<&str>) -> Fault {
+        Fault::Status {
+            status,
+            body: None,
+            retry_after: retry_after.map(str::to_owned),
+        }
+    }
 }
 
 impl Script {
