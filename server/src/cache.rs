@@ -447,18 +447,7 @@ impl Inner {
 
 /// `cfg.dir`, else `$XDG_CACHE_HOME/codetier`, else `~/.cache/codetier`.
 fn cache_dir(cfg: &CacheConfig) -> Option<PathBuf> {
-    if let Some(dir) = &cfg.dir {
-        return Some(dir.clone());
-    }
-    let absolute = |var: &str| {
-        std::env::var_os(var)
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-    };
-    if let Some(xdg) = absolute("XDG_CACHE_HOME") {
-        return Some(xdg.join("codetier"));
-    }
-    absolute("HOME").map(|home| home.join(".cache").join("codetier"))
+    cfg.dir.clone().or_else(crate::paths::cache_dir)
 }
 
 fn unix_now() -> u64 {

@@ -1,125 +1,175 @@
-//! Configuration: the schema, its built-in defaults, and the layering of sources.
+//! Configuration: every key declared once (type, default, documentation, who may set it), and the layering of sources.
 
 mod error;
 mod layer;
 mod loader;
 mod resolve;
+pub mod schema;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::Serialize;
-
 pub use error::{ConfigError, ConfigErrors, Source};
-pub use layer::{
-    check_base_url, ActionLayer, ActionsLayer, BreakerLayer, CacheLayer, ContextLayer, HedgeLayer,
-    Layer, LogLayer, PrivacyLayer, RetryLayer, TierLayer, LOG_LEVELS, WORKSPACE_FORBIDDEN,
-};
+pub use layer::{check_base_url, Layer};
 pub use loader::{
-    home_dir, user_config_path, workspace_config_path, Loader, SourceInfo, SourceState,
-    BASE_URL_ENV,
+    home_dir, user_config_path, workspace_config_path, Loaded, Loader, SourceInfo, SourceState,
+    Sources, BASE_URL_ENV, MAX_FILE_BYTES,
 };
 pub use resolve::label_for;
+use schema::{settings, Kind};
 
-/// The effective configuration after all layers were combined and validated.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Config {
-    pub base_url: String,
-    pub api_key_env: String,
-    /// Budget of the flash tier (and of any tier without its own `budget_ms`... see `budget_ms`).
-    pub latency_budget_ms: u64,
-    /// After this long a command replies `{ "pending": true }` and delivers its answer later.
-    pub command_reply_ms: u64,
-    /// Default bound on generated tokens per request.
-    pub max_tokens: u32,
-    pub hedge: HedgeConfig,
-    pub retry: RetryConfig,
-    pub breaker: BreakerConfig,
-    pub tiers: BTreeMap<String, TierConfig>,
-    pub actions: ActionsConfig,
-    pub cache: CacheConfig,
-    pub privacy: PrivacyConfig,
-    pub context: ContextConfig,
-    pub log: LogConfig,
+settings! {
+    /// The effective configuration after all layers were combined and validated.
+    pub struct Config {
+        /// Where requests, and with them the API key, are sent: an OpenAI-compatible endpoint ending in `/v1`, e.g. `http://127.0.0.1:11434/v1` for Ollama; `CODETIER_BASE_URL` overrides it.
+        base_url: String = "https://global-apis.com/v1".into(), User, Kind::BaseUrl;
+        /// The environment variable that holds the API key.
+        api_key_env: String = "GLOBAL_API_KEY".into(), User, Kind::EnvName;
+        /// Deadline of one answer on the flash tier, and on any tier without a `budget_ms` of its own.
+        latency_budget_ms: u64 = 2500, User, MS_BUDGET;
+        /// After this long a command replies `{ "pending": true }` and delivers its answer later.
+        command_reply_ms: u64 = 15_000, User, MS_BUDGET;
+        /// Default bound on generated tokens per request.
+        max_tokens: u32 = 1024, User, TOKENS;
+        /// Hedged requests: a second request when the first token is late.
+        hedge: HedgeConfig = HedgeConfig::default(), Any, Kind::Section(HedgeConfig::KEYS);
+        /// Retries with jittered exponential backoff, inside the deadline.
+        retry: RetryConfig = RetryConfig::default(), Any, Kind::Section(RetryConfig::KEYS);
+        /// The circuit breaker per model.
+        breaker: BreakerConfig = BreakerConfig::default(), Any, Kind::Section(BreakerConfig::KEYS);
+        /// The model tiers, by name: model, price, request body, budget.
+        tiers: BTreeMap<String, TierConfig> = default_tiers(), User, Kind::Map { keys: TierConfig::KEYS, entry: new_tier };
+        /// Which tier each action asks first, and where it escalates.
+        actions: ActionsConfig = ActionsConfig::default(), Any, Kind::Section(ActionsConfig::KEYS);
+        /// The response cache.
+        cache: CacheConfig = CacheConfig::default(), Any, Kind::Section(CacheConfig::KEYS);
+        /// What is never sent, and what is masked in what is sent.
+        privacy: PrivacyConfig = PrivacyConfig::default(), Any, Kind::Section(PrivacyConfig::KEYS);
+        /// How much of the document goes into a prompt.
+        context: ContextConfig = ContextConfig::default(), Any, Kind::Section(ContextConfig::KEYS);
+        /// The server's log.
+        log: LogConfig = LogConfig::default(), Any, Kind::Section(LogConfig::KEYS);
+    }
+
+    /// One model tier.
+    pub struct TierConfig {
+        /// The provider's model name.
+        model: String = String::new(), User, Kind::Text;
+        /// Human name shown in titles, e.g. "Flash" or "DeepSeek-R1"; follows the model unless chosen.
+        label: String = String::new(), User, Kind::Text;
+        /// Output price in USD per million tokens; a known model brings its own.
+        output_usd_per_million: Option<f64> = None, User, Kind::Price;
+        /// Merged into the JSON body of every request of this tier.
+        extra_body: serde_json::Map<String, serde_json::Value> = serde_json::Map::new(), User, Kind::Body;
+        /// Deadline for one answer on this tier; unset means `latency_budget_ms`.
+        budget_ms: Option<u64> = None, User, MS_BUDGET;
+        /// Bound on generated tokens per request of this tier; unset means `max_tokens`.
+        max_tokens: Option<u32> = None, User, TOKENS;
+        /// Model to route to while this tier's model has its circuit breaker open.
+        fallback: Option<String> = None, User, Kind::Text;
+    }
+
+    /// Hedged requests.
+    pub struct HedgeConfig {
+        /// Send a second request when the first token is later than the observed p90.
+        enabled: bool = true, User, Kind::Bool;
+        /// Floor of the hedge delay, in milliseconds.
+        min_delay_ms: u64 = 150, User, Kind::Uint { min: 0, max: 60_000 };
+        /// Ceiling of the hedge delay, in milliseconds.
+        max_delay_ms: u64 = 1500, User, Kind::Uint { min: 0, max: 600_000 };
+    }
+
+    /// Retries.
+    pub struct RetryConfig {
+        /// Attempts per request, the first included.
+        max_attempts: u32 = 3, User, Kind::Uint { min: 1, max: 10 };
+        /// First backoff delay, in milliseconds; it doubles each attempt, with jitter.
+        base_delay_ms: u64 = 100, User, Kind::Uint { min: 0, max: 60_000 };
+    }
+
+    /// The circuit breaker.
+    pub struct BreakerConfig {
+        /// Consecutive failures that open a model's breaker.
+        failure_threshold: u32 = 5, User, Kind::Uint { min: 1, max: 1000 };
+        /// How long an open breaker routes to the fallback, in milliseconds.
+        open_ms: u64 = 30_000, User, Kind::Uint { min: 100, max: 3_600_000 };
+    }
+
+    /// The three actions.
+    pub struct ActionsConfig {
+        /// Explain bug.
+        explain: ActionConfig = action(&["reasoning"]), Any, Kind::Section(ActionConfig::KEYS);
+        /// Generate function.
+        generate: ActionConfig = action(&["pro", "reasoning"]), Any, Kind::Section(ActionConfig::KEYS);
+        /// Review selection.
+        review: ActionConfig = action(&["coder", "reasoning"]), Any, Kind::Section(ActionConfig::KEYS);
+    }
+
+    /// One action.
+    pub struct ActionConfig {
+        /// The tier asked first.
+        tier: String = "flash".into(), Any, Kind::TierName;
+        /// The tiers offered as escalations, in order.
+        escalate: Vec<String> = Vec::new(), Any, Kind::TierNames;
+    }
+
+    /// The response cache.
+    pub struct CacheConfig {
+        /// Cache answers at all.
+        enabled: bool = true, User, Kind::Bool;
+        /// Entries kept in memory.
+        memory_entries: usize = 512, User, Kind::Uint { min: 0, max: 10_000_000 };
+        /// Bytes kept in memory.
+        memory_bytes: usize = 32 * 1024 * 1024, User, Kind::Uint { min: 0, max: 1 << 34 };
+        /// The disk cache's directory; unset means `$XDG_CACHE_HOME/codetier` (or `~/.cache/codetier`).
+        dir: Option<PathBuf> = None, User, Kind::Path;
+        /// Days an answer stays on disk.
+        ttl_days: u32 = 7, User, Kind::Uint { min: 1, max: 3650 };
+        /// Bound on the disk cache's size, in bytes.
+        max_disk_bytes: u64 = 256 * 1024 * 1024, User, Kind::Uint { min: 0, max: 1 << 40 };
+    }
+
+    /// Privacy.
+    pub struct PrivacyConfig {
+        /// Files never sent to the model (globs, matched without regard to case, on the path and on the file it links to).
+        exclude: Vec<String> = DEFAULT_EXCLUDE.iter().map(|g| (*g).to_owned()).collect(), WorkspaceMayAdd, Kind::Globs;
+        /// Mask secrets in everything sent.
+        redact_secrets: bool = true, WorkspaceMayEnable, Kind::Bool;
+    }
+
+    /// Prompt context.
+    pub struct ContextConfig {
+        /// Rough bound on prompt tokens (4 characters a token).
+        token_budget: usize = 3000, Any, Kind::Uint { min: 100, max: 1_000_000 };
+        /// Lines of context wanted on each side of the selection, budget permitting.
+        surrounding_lines: usize = 20, Any, Kind::Uint { min: 0, max: 10_000 };
+    }
+
+    /// The server's log.
+    pub struct LogConfig {
+        /// One of off, error, warn, info, debug, trace.
+        level: String = "info".into(), User, Kind::LogLevel;
+        /// Also log to this file.
+        file: Option<PathBuf> = None, User, Kind::Path;
+    }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct TierConfig {
-    pub model: String,
-    /// Human name shown in titles, e.g. "Flash" or "DeepSeek-R1".
-    pub label: String,
-    pub output_usd_per_million: Option<f64>,
-    /// Merged into the JSON body of every request of this tier.
-    pub extra_body: serde_json::Map<String, serde_json::Value>,
-    /// Deadline for one answer on this tier; `None` means `latency_budget_ms`.
-    pub budget_ms: Option<u64>,
-    pub max_tokens: Option<u32>,
-    /// Model to route to while this tier's model has its circuit breaker open.
-    pub fallback: Option<String>,
-}
+/// Files never sent by default. Only the user may remove one of them.
+pub const DEFAULT_EXCLUDE: &[&str] = &[".env", ".env.*", "*.pem", "*.key", "**/secrets/**"];
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct HedgeConfig {
-    pub enabled: bool,
-    /// Floor and ceiling of the hedge delay (the observed p90 time to first token).
-    pub min_delay_ms: u64,
-    pub max_delay_ms: u64,
-}
+/// Log levels accepted by `log.level` (the `RUST_LOG` / `CODETIER_LOG` variables take full directives).
+pub const LOG_LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct RetryConfig {
-    pub max_attempts: u32,
-    pub base_delay_ms: u64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct BreakerConfig {
-    pub failure_threshold: u32,
-    pub open_ms: u64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ActionConfig {
-    pub tier: String,
-    pub escalate: Vec<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ActionsConfig {
-    pub explain: ActionConfig,
-    pub generate: ActionConfig,
-    pub review: ActionConfig,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct CacheConfig {
-    pub enabled: bool,
-    pub memory_entries: usize,
-    pub memory_bytes: usize,
-    /// `None` means `$XDG_CACHE_HOME/codetier` (or `~/.cache/codetier`).
-    pub dir: Option<PathBuf>,
-    pub ttl_days: u32,
-    pub max_disk_bytes: u64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct PrivacyConfig {
-    pub exclude: Vec<String>,
-    pub redact_secrets: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ContextConfig {
-    /// Rough bound on prompt tokens (4 characters a token).
-    pub token_budget: usize,
-    pub surrounding_lines: usize,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct LogConfig {
-    pub level: String,
-    pub file: Option<PathBuf>,
-}
+/// Bounds of a deadline in milliseconds.
+const MS_BUDGET: Kind = Kind::Uint {
+    min: 100,
+    max: 600_000,
+};
+/// Bounds of a token count.
+const TOKENS: Kind = Kind::Uint {
+    min: 1,
+    max: 1_000_000,
+};
 
 impl Config {
     pub fn action(&self, action: crate::engine::Action) -> &ActionConfig {
@@ -211,88 +261,46 @@ fn tier(model: &str, label: &str, budget_ms: Option<u64>) -> TierConfig {
         model: model.to_owned(),
         label: label.to_owned(),
         output_usd_per_million: known_model(model).map(|k| k.output_usd_per_million),
-        extra_body: serde_json::Map::new(),
         budget_ms,
-        max_tokens: None,
-        fallback: None,
+        ..TierConfig::default()
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        let mut flash = tier("deepseek-v4-flash", "Flash", None);
-        // DeepSeek V4 thinks before answering unless told not to, which would spend the budget.
-        flash
-            .extra_body
-            .insert("thinking".into(), serde_json::json!({ "type": "disabled" }));
-        flash.fallback = Some("deepseek-coder".into());
-        // The budget covers the whole answer: at 100-200 tokens/s, 512 tokens fit in it.
-        flash.max_tokens = Some(512);
-        let mut tiers = BTreeMap::new();
-        tiers.insert("flash".into(), flash);
-        tiers.insert(
-            "coder".into(),
+/// The design's four tiers.
+fn default_tiers() -> BTreeMap<String, TierConfig> {
+    let mut flash = tier("deepseek-v4-flash", "Flash", None);
+    // DeepSeek V4 thinks before answering unless told not to, which would spend the budget.
+    flash
+        .extra_body
+        .insert("thinking".into(), serde_json::json!({ "type": "disabled" }));
+    flash.fallback = Some("deepseek-coder".into());
+    // The budget covers the whole answer: at 100-200 tokens/s, 512 tokens fit in it.
+    flash.max_tokens = Some(512);
+    let mut reasoning = tier("deepseek-r1", "DeepSeek-R1", Some(60_000));
+    reasoning.max_tokens = Some(8192);
+    BTreeMap::from([
+        ("flash".to_owned(), flash),
+        (
+            "coder".to_owned(),
             tier("qwen3-coder-30b", "Qwen3-Coder-30B", Some(30_000)),
-        );
-        tiers.insert(
-            "pro".into(),
+        ),
+        (
+            "pro".to_owned(),
             tier("deepseek-v4-pro", "DeepSeek V4 Pro", Some(30_000)),
-        );
-        let mut reasoning = tier("deepseek-r1", "DeepSeek-R1", Some(60_000));
-        reasoning.max_tokens = Some(8192);
-        tiers.insert("reasoning".into(), reasoning);
-        let action = |escalate: &[&str]| ActionConfig {
-            tier: "flash".into(),
-            escalate: escalate.iter().map(|s| (*s).to_owned()).collect(),
-        };
-        Config {
-            base_url: "https://global-apis.com/v1".into(),
-            api_key_env: "GLOBAL_API_KEY".into(),
-            latency_budget_ms: 2500,
-            command_reply_ms: 15_000,
-            max_tokens: 1024,
-            hedge: HedgeConfig {
-                enabled: true,
-                min_delay_ms: 150,
-                max_delay_ms: 1500,
-            },
-            retry: RetryConfig {
-                max_attempts: 3,
-                base_delay_ms: 100,
-            },
-            breaker: BreakerConfig {
-                failure_threshold: 5,
-                open_ms: 30_000,
-            },
-            tiers,
-            actions: ActionsConfig {
-                explain: action(&["reasoning"]),
-                generate: action(&["pro", "reasoning"]),
-                review: action(&["coder", "reasoning"]),
-            },
-            cache: CacheConfig {
-                enabled: true,
-                memory_entries: 512,
-                memory_bytes: 32 * 1024 * 1024,
-                dir: None,
-                ttl_days: 7,
-                max_disk_bytes: 256 * 1024 * 1024,
-            },
-            privacy: PrivacyConfig {
-                exclude: [".env", "*.pem", "*.key", "**/secrets/**"]
-                    .map(String::from)
-                    .to_vec(),
-                redact_secrets: true,
-            },
-            context: ContextConfig {
-                token_budget: 3000,
-                surrounding_lines: 20,
-            },
-            log: LogConfig {
-                level: "info".into(),
-                file: None,
-            },
-        }
+        ),
+        ("reasoning".to_owned(), reasoning),
+    ])
+}
+
+/// A tier a source adds, before its keys apply: it has no model yet.
+fn new_tier() -> serde_json::Value {
+    serde_json::to_value(TierConfig::default()).unwrap_or_default()
+}
+
+fn action(escalate: &[&str]) -> ActionConfig {
+    ActionConfig {
+        tier: "flash".into(),
+        escalate: escalate.iter().map(|s| (*s).to_owned()).collect(),
     }
 }
 

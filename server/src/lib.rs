@@ -11,6 +11,7 @@ pub mod engine;
 pub mod fuzzing;
 pub mod logging;
 pub mod lsp;
+pub mod paths;
 pub mod prompts;
 pub mod provider;
 pub mod render;

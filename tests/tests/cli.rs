@@ -664,12 +664,12 @@ async fn explain_prints_markdown_and_generate_writes_only_the_target_atomically(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_reports_sources_values_and_tier_latency_and_diagnoses_failures() {
     let fake = fake::start(fake::text("OK")).await;
-    let p = Project::new(&[(".codetier.toml", "[cache]\nttl_days = 3\n")]);
+    let p = Project::new(&[(".codetier.toml", "[context]\nsurrounding_lines = 3\n")]);
     let ok = codetier(&p, Some(&fake.base_url()), true, &["doctor"]).await;
     assert_eq!(ok.code, 0, "{ok:?}");
     assert!(ok.stdout.contains(".codetier.toml: applied"), "{ok:?}");
     assert!(ok.stdout.contains("CODETIER_BASE_URL: applied"), "{ok:?}");
-    assert!(ok.stdout.contains("ttl_days = 3"), "{ok:?}");
+    assert!(ok.stdout.contains("surrounding_lines = 3"), "{ok:?}");
     assert!(ok.stdout.contains("key: present"), "{ok:?}");
     assert!(ok.stdout.contains("ok    reachability"), "{ok:?}");
     for tier in [

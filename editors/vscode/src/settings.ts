@@ -1,53 +1,59 @@
 // Converts the extension's `codetier.*` settings into the server's configuration object.
 // Free of `vscode` imports so it runs under `node --test`.
 
+/**
+ * Who may set a key, as the server's schema declares it (a Rust test checks package.json against it):
+ * - `user`: only the user's own settings (`inspect().globalValue`); a workspace never decides where the
+ *   key goes, what is sent or what is spent. These are machine-scoped in package.json.
+ * - `any`: the most specific scope wins (folder, then workspace, then user).
+ * - `enable`: the user's value, except that a workspace may turn it on (never off).
+ */
+export type Trust = "user" | "any" | "enable";
+
 /** One contributed setting that the server understands. */
 export interface SettingSpec {
   /** Key below `codetier.`, as VS Code spells it, e.g. `cache.memoryEntries`. */
   readonly key: string;
-  /**
-   * Machine-only keys decide where the API key is sent or which files the server writes:
-   * a workspace must never set them (the server refuses them in `.codetier.toml` too).
-   */
-  readonly machineOnly: boolean;
+  readonly trust: Trust;
 }
 
-const machine = (key: string): SettingSpec => ({ key, machineOnly: true });
-const anyScope = (key: string): SettingSpec => ({ key, machineOnly: false });
+const user = (key: string): SettingSpec => ({ key, trust: "user" });
+const anyScope = (key: string): SettingSpec => ({ key, trust: "any" });
+const enable = (key: string): SettingSpec => ({ key, trust: "enable" });
 
 /** Every `codetier.*` setting passed on to the server; package.json contributes each one. */
 export const SERVER_SETTINGS: readonly SettingSpec[] = [
-  machine("baseUrl"),
-  machine("apiKeyEnv"),
-  anyScope("latencyBudgetMs"),
-  anyScope("commandReplyMs"),
-  anyScope("maxTokens"),
-  anyScope("tiers"),
+  user("baseUrl"),
+  user("apiKeyEnv"),
+  user("latencyBudgetMs"),
+  user("commandReplyMs"),
+  user("maxTokens"),
+  user("tiers"),
   anyScope("actions.explain.tier"),
   anyScope("actions.explain.escalate"),
   anyScope("actions.generate.tier"),
   anyScope("actions.generate.escalate"),
   anyScope("actions.review.tier"),
   anyScope("actions.review.escalate"),
-  anyScope("hedge.enabled"),
-  anyScope("hedge.minDelayMs"),
-  anyScope("hedge.maxDelayMs"),
-  anyScope("retry.maxAttempts"),
-  anyScope("retry.baseDelayMs"),
-  anyScope("breaker.failureThreshold"),
-  anyScope("breaker.openMs"),
-  anyScope("cache.enabled"),
-  anyScope("cache.memoryEntries"),
-  anyScope("cache.memoryBytes"),
-  machine("cache.dir"),
-  anyScope("cache.ttlDays"),
-  anyScope("cache.maxDiskBytes"),
-  anyScope("privacy.exclude"),
-  anyScope("privacy.redactSecrets"),
+  user("hedge.enabled"),
+  user("hedge.minDelayMs"),
+  user("hedge.maxDelayMs"),
+  user("retry.maxAttempts"),
+  user("retry.baseDelayMs"),
+  user("breaker.failureThreshold"),
+  user("breaker.openMs"),
+  user("cache.enabled"),
+  user("cache.memoryEntries"),
+  user("cache.memoryBytes"),
+  user("cache.dir"),
+  user("cache.ttlDays"),
+  user("cache.maxDiskBytes"),
+  user("privacy.exclude"),
+  enable("privacy.redactSecrets"),
   anyScope("context.tokenBudget"),
   anyScope("context.surroundingLines"),
-  anyScope("log.level"),
-  machine("log.file"),
+  user("log.level"),
+  user("log.file"),
 ];
 
 /** Settings that only the extension reads; they are never sent to the server. */
@@ -71,7 +77,7 @@ export function toSnakeCase(key: string): string {
  * Builds `{ base_url, tiers: { flash: { model, ... } }, cache: { memory_entries }, ... }` from the
  * settings the user set explicitly. Defaults are left out on purpose: initializationOptions beat the
  * user's `config.toml`, so sending the extension's defaults would silently override that file.
- * Machine-only keys take the user (global) value alone, whatever a workspace says.
+ * The server treats initializationOptions as the user's own, so each key's trust is applied here.
  */
 export function collectServerSettings(inspect: (key: string) => Inspected | undefined): JsonObject {
   const out: JsonObject = {};
@@ -80,7 +86,7 @@ export function collectServerSettings(inspect: (key: string) => Inspected | unde
     if (seen === undefined) {
       continue;
     }
-    const value = spec.machineOnly ? seen.globalValue : firstDefined(seen.workspaceFolderValue, seen.workspaceValue, seen.globalValue);
+    const value = chosen(spec.trust, seen);
     if (value === undefined || value === null || value === "") {
       continue;
     }
@@ -113,6 +119,18 @@ export function convertTiers(value: unknown): unknown {
 /** The body of `workspace/didChangeConfiguration`, in the `{ codetier: { ... } }` form the server accepts. */
 export function didChangeSettings(settings: JsonObject): { codetier: JsonObject } {
   return { codetier: settings };
+}
+
+/** The value the server may receive for a key of this trust. */
+function chosen(trust: Trust, seen: Inspected): unknown {
+  switch (trust) {
+    case "user":
+      return seen.globalValue;
+    case "any":
+      return firstDefined(seen.workspaceFolderValue, seen.workspaceValue, seen.globalValue);
+    case "enable":
+      return seen.workspaceFolderValue === true || seen.workspaceValue === true ? true : seen.globalValue;
+  }
 }
 
 function firstDefined(...values: unknown[]): unknown {

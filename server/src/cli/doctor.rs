@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::setup::{self, Failure};
 use super::{emit, exit, Global};
-use crate::config::{Config, Loader};
+use crate::config::{Config, Loader, Sources};
 use crate::provider::{ChatRequest, Endpoint, Message, Provider, ProviderError, Role};
 
 /// How long one check may take before it counts as a timeout.
@@ -27,6 +27,15 @@ impl Doctor {
 
     fn ok(&mut self, what: &str, detail: &str) {
         self.line(format!("  ok    {what}: {detail}"));
+    }
+
+    /// A problem that leaves the exit code alone.
+    fn warn(&mut self, what: &str, diagnosis: &str) {
+        let mut lines = diagnosis.lines();
+        self.line(format!("  warn  {what}: {}", lines.next().unwrap_or("")));
+        for more in lines {
+            self.line(format!("        {more}"));
+        }
     }
 
     fn fail(&mut self, what: &str, diagnosis: &str, code: u8) {
@@ -58,18 +67,16 @@ pub async fn run(global: &Global) -> Result<u8, Failure> {
     d.line("");
     d.line("Configuration sources (later wins):");
     let root = setup::repo_root();
-    let mut loader = Loader::new();
-    let mut errors = Vec::new();
-    if let Err(e) = loader.load_user_file(global.config.as_deref()) {
-        errors.push(e.to_string());
-    }
-    if let Err(e) = loader.load_workspace_file(Some(&root)) {
-        errors.push(e.to_string());
-    }
-    for source in loader.sources() {
+    let loaded = Loader::load(Sources {
+        user_file: global.config.as_deref(),
+        workspace_root: Some(&root),
+        init_options: None,
+    });
+    for source in loaded.loader.sources() {
         d.line(format!("  {source}"));
     }
-    let config = match loader.resolve() {
+    let mut errors: Vec<String> = loaded.errors.iter().map(ToString::to_string).collect();
+    let config = match loaded.config {
         Ok(c) => Some(c),
         Err(e) => {
             errors.push(e.to_string());
@@ -78,6 +85,9 @@ pub async fn run(global: &Global) -> Result<u8, Failure> {
     };
     for e in &errors {
         d.fail("configuration", e, exit::USAGE);
+    }
+    for refused in &loaded.refused {
+        d.warn("configuration", &refused.to_string());
     }
     let Some(config) = config else {
         d.flush();

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{exit, Global};
-use crate::config::{Config, ConfigErrors, Loader};
+use crate::config::{Config, ConfigErrors, Loader, Sources};
 use crate::engine::EngineError;
 use crate::provider::ProviderError;
 use crate::router::RouteError;
@@ -53,11 +53,19 @@ pub fn init_logging() -> Option<crate::logging::Guard> {
 /// Loads user file (or `--config`), workspace file at the repository root, and the environment.
 pub fn load(global: &Global) -> Result<Loaded, Failure> {
     let root = repo_root();
-    let loader = Loader::new()
-        .with_user_file(global.config.as_deref())
-        .and_then(|l| l.with_workspace_file(Some(&root)))
-        .map_err(config_failure)?;
-    let config = loader.resolve().map_err(config_failure)?;
+    let loaded = Loader::load(Sources {
+        user_file: global.config.as_deref(),
+        workspace_root: Some(&root),
+        init_options: None,
+    });
+    if let Some(errors) = loaded.errors.into_iter().next() {
+        return Err(config_failure(errors));
+    }
+    let config = loaded.config.map_err(config_failure)?;
+    if !loaded.refused.is_empty() {
+        // The rest of the workspace file applies; say what did not.
+        super::report(&ConfigErrors(loaded.refused).to_string());
+    }
     if let Some(tier) = &global.tier {
         check_tier(&config, tier)?;
     }

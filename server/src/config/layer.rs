@@ -1,123 +1,29 @@
-//! One source's settings as an all-optional layer, checked key by key against the schema.
+//! One source's settings as a layer: its value checked key by key against the schema and normalised.
 //!
-//! Sources are parsed into a `serde_json::Value` first (TOML is converted) and walked by hand,
-//! so that every unknown key and bad value is reported with its full dotted name, and all the
-//! problems of a source are collected at once instead of stopping at the first.
+//! Sources are parsed into a `serde_json::Value` first (TOML is converted) and walked along
+//! `Config::KEYS`, so that every unknown key and bad value is reported with its full dotted name,
+//! and all the problems of a source are collected at once instead of stopping at the first.
+//! A workspace file's value for a key it may not set is refused alone: the key is dropped and
+//! named, and the rest of the file applies.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 
-use super::{ConfigError, ConfigErrors, Source};
+use super::schema::{find, Key, Kind, Trust};
+use super::{Config, ConfigError, ConfigErrors, Source, LOG_LEVELS};
 
-/// Settings of one source. `None` (or an empty map) means "not set here": lower layers show through.
+/// Settings of one source, normalised (a JSON table holding only valid keys and values; absent
+/// keys show the lower layers through), and the keys refused because of who set them.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Layer {
-    pub base_url: Option<String>,
-    pub api_key_env: Option<String>,
-    pub latency_budget_ms: Option<u64>,
-    pub command_reply_ms: Option<u64>,
-    pub max_tokens: Option<u32>,
-    pub hedge: HedgeLayer,
-    pub retry: RetryLayer,
-    pub breaker: BreakerLayer,
-    pub tiers: BTreeMap<String, TierLayer>,
-    pub actions: ActionsLayer,
-    pub cache: CacheLayer,
-    pub privacy: PrivacyLayer,
-    pub context: ContextLayer,
-    pub log: LogLayer,
+    pub(super) values: Map<String, Value>,
+    /// Keys this source may not set, each named with why; they are not in `values`.
+    pub refused: Vec<ConfigError>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct HedgeLayer {
-    pub enabled: Option<bool>,
-    pub min_delay_ms: Option<u64>,
-    pub max_delay_ms: Option<u64>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct RetryLayer {
-    pub max_attempts: Option<u32>,
-    pub base_delay_ms: Option<u64>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct BreakerLayer {
-    pub failure_threshold: Option<u32>,
-    pub open_ms: Option<u64>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct TierLayer {
-    pub model: Option<String>,
-    pub label: Option<String>,
-    pub output_usd_per_million: Option<f64>,
-    /// Merged key by key into the tier's `extra_body`; a JSON `null` value removes that key.
-    pub extra_body: Option<Map<String, Value>>,
-    pub budget_ms: Option<u64>,
-    pub max_tokens: Option<u32>,
-    pub fallback: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ActionLayer {
-    pub tier: Option<String>,
-    pub escalate: Option<Vec<String>>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ActionsLayer {
-    pub explain: ActionLayer,
-    pub generate: ActionLayer,
-    pub review: ActionLayer,
-}
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct CacheLayer {
-    pub enabled: Option<bool>,
-    pub memory_entries: Option<usize>,
-    pub memory_bytes: Option<usize>,
-    pub dir: Option<PathBuf>,
-    pub ttl_days: Option<u32>,
-    pub max_disk_bytes: Option<u64>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct PrivacyLayer {
-    pub exclude: Option<Vec<String>>,
-    pub redact_secrets: Option<bool>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ContextLayer {
-    pub token_budget: Option<usize>,
-    pub surrounding_lines: Option<usize>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct LogLayer {
-    pub level: Option<String>,
-    pub file: Option<PathBuf>,
-}
-
-/// Keys a workspace file may not set, and why. A repository's `.codetier.toml` comes with the
-/// code: it must not decide where requests (and with them the API key) are sent, nor make us
-/// write files wherever it likes.
-pub const WORKSPACE_FORBIDDEN: &[(&str, &str)] = &[
-    (
-        "base_url",
-        "decides where requests and the API key are sent",
-    ),
-    ("api_key_env", "decides which secret is sent with requests"),
-    ("log.file", "decides where codetier writes files"),
-    ("cache.dir", "decides where codetier writes files"),
-];
-
-/// Log levels accepted by `log.level` (the `RUST_LOG` / `CODETIER_LOG` variables take full directives).
-pub const LOG_LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+/// Request fields codetier sets itself; `extra_body` may not override them.
+const RESERVED_BODY_KEYS: &[&str] = &["model", "messages", "stream"];
 
 impl Layer {
     /// Parses a TOML file's text.
@@ -131,49 +37,45 @@ impl Layer {
     /// Parses editor settings (initializationOptions, didChangeConfiguration). JSON `null`
     /// anywhere means "not set".
     ///
-    /// For a [`Source::WorkspaceFile`] the keys in [`WORKSPACE_FORBIDDEN`] are errors, so a
-    /// workspace layer that tries to set them is refused whole (see `Loader`).
+    /// Bad values and unknown keys refuse the whole source. For a [`Source::WorkspaceFile`], a key
+    /// its [`Trust`] does not allow from a workspace is dropped and listed in `refused`.
     pub fn from_json(value: &Value, source: Source) -> Result<Layer, ConfigErrors> {
         let mut walker = Walker {
             source: &source,
+            workspace: matches!(source, Source::WorkspaceFile(_)),
             errors: Vec::new(),
+            refused: Vec::new(),
         };
-        let layer = walker.layer(value);
-        if matches!(source, Source::WorkspaceFile(_)) {
-            for (key, why) in WORKSPACE_FORBIDDEN {
-                if layer.sets(key) {
-                    walker.error(
-                        key,
-                        format!(
-                            "not allowed in a workspace file: it {why}, and .codetier.toml comes \
-                             with the code; set it in the user config file or the editor settings"
-                        ),
-                    );
-                }
-            }
-        }
-        ConfigErrors::check(walker.errors, layer)
+        let values = if value.is_null() {
+            Map::new()
+        } else {
+            walker.table("", value, Config::KEYS).unwrap_or_default()
+        };
+        let refused = std::mem::take(&mut walker.refused);
+        ConfigErrors::check(walker.errors, Layer { values, refused })
     }
 
     /// True when this layer sets nothing.
     pub fn is_empty(&self) -> bool {
-        *self == Layer::default()
+        self.values.is_empty()
     }
 
-    /// True when this layer sets `key`, one of the [`WORKSPACE_FORBIDDEN`] keys.
-    fn sets(&self, key: &str) -> bool {
-        match key {
-            "base_url" => self.base_url.is_some(),
-            "api_key_env" => self.api_key_env.is_some(),
-            "log.file" => self.log.file.is_some(),
-            "cache.dir" => self.cache.dir.is_some(),
-            _ => false,
+    /// The value this layer sets at the dotted `key`, if any.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        let mut parts = key.split('.');
+        let mut value = self.values.get(parts.next()?)?;
+        for part in parts {
+            value = value.get(part)?;
         }
+        Some(value)
     }
 }
 
-/// Checks a base URL: http or https, with a host; plain http only to a loopback host.
-/// Returns it without a trailing slash.
+/// Checks a base URL: http or https, with a host, no credentials, query or fragment; plain http
+/// only to a loopback host. Returns it without a trailing slash.
+///
+/// The one check of an endpoint: configuration calls it on every source, and the provider on
+/// the URL it is given.
 pub fn check_base_url(url: &str) -> Result<String, String> {
     let url = url.trim();
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a valid URL ({e}): {url:?}"))?;
@@ -183,6 +85,12 @@ pub fn check_base_url(url: &str) -> Result<String, String> {
     if !parsed.username().is_empty() || parsed.password().is_some() {
         // Whatever prints the base URL (logs, doctor) would print these too.
         return Err("credentials in the URL are refused; the key comes from `api_key_env`".into());
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        // Request paths are appended to the base URL; a query would end up in the middle.
+        return Err(format!(
+            "a base URL may not carry a query or fragment (`?…`, `#…`): {url:?}"
+        ));
     }
     // IPv6 hosts come bracketed (`[::1]`); the URL parser already normalised IPv4 forms.
     let bare = host.trim_start_matches('[').trim_end_matches(']');
@@ -208,57 +116,12 @@ pub fn check_base_url(url: &str) -> Result<String, String> {
     Ok(url.trim_end_matches('/').to_owned())
 }
 
-const TOP_KEYS: &[&str] = &[
-    "base_url",
-    "api_key_env",
-    "latency_budget_ms",
-    "command_reply_ms",
-    "max_tokens",
-    "hedge",
-    "retry",
-    "breaker",
-    "tiers",
-    "actions",
-    "cache",
-    "privacy",
-    "context",
-    "log",
-];
-const HEDGE_KEYS: &[&str] = &["enabled", "min_delay_ms", "max_delay_ms"];
-const RETRY_KEYS: &[&str] = &["max_attempts", "base_delay_ms"];
-const BREAKER_KEYS: &[&str] = &["failure_threshold", "open_ms"];
-const TIER_KEYS: &[&str] = &[
-    "model",
-    "label",
-    "output_usd_per_million",
-    "extra_body",
-    "budget_ms",
-    "max_tokens",
-    "fallback",
-];
-const ACTIONS_KEYS: &[&str] = &["explain", "generate", "review"];
-const ACTION_KEYS: &[&str] = &["tier", "escalate"];
-const CACHE_KEYS: &[&str] = &[
-    "enabled",
-    "memory_entries",
-    "memory_bytes",
-    "dir",
-    "ttl_days",
-    "max_disk_bytes",
-];
-const PRIVACY_KEYS: &[&str] = &["exclude", "redact_secrets"];
-const CONTEXT_KEYS: &[&str] = &["token_budget", "surrounding_lines"];
-const LOG_KEYS: &[&str] = &["level", "file"];
-/// Request fields codetier sets itself; `extra_body` may not override them.
-const RESERVED_BODY_KEYS: &[&str] = &["model", "messages", "stream"];
-
-const MS_BUDGET: (u64, u64) = (100, 600_000);
-const TOKENS: (u64, u64) = (1, 1_000_000);
-
-/// Walks a settings value against the schema, collecting errors with dotted keys.
+/// Walks a settings value along the schema, collecting errors and refusals with dotted keys.
 struct Walker<'s> {
     source: &'s Source,
+    workspace: bool,
     errors: Vec<ConfigError>,
+    refused: Vec<ConfigError>,
 }
 
 impl Walker<'_> {
@@ -267,205 +130,146 @@ impl Walker<'_> {
             .push(ConfigError::new(self.source, key, message));
     }
 
-    fn layer(&mut self, value: &Value) -> Layer {
-        let mut l = Layer::default();
-        if value.is_null() {
-            return l;
-        }
-        let Some(map) = self.table("", value, TOP_KEYS) else {
-            return l;
-        };
-        l.base_url = self.field(map, "", "base_url", |w, k, v| {
-            let s = w.string(k, v)?;
-            check_base_url(&s).map_err(|m| w.error(k, m)).ok()
-        });
-        l.api_key_env = self.field(map, "", "api_key_env", Walker::env_name);
-        l.latency_budget_ms = self.field(map, "", "latency_budget_ms", |w, k, v| {
-            w.uint(k, v, MS_BUDGET)
-        });
-        l.command_reply_ms = self.field(map, "", "command_reply_ms", |w, k, v| {
-            w.uint(k, v, MS_BUDGET)
-        });
-        l.max_tokens = self.field(map, "", "max_tokens", |w, k, v| w.u32(k, v, TOKENS));
-        if let Some(m) = self.section(map, "hedge", HEDGE_KEYS) {
-            l.hedge.enabled = self.field(m, "hedge", "enabled", Walker::boolean);
-            l.hedge.min_delay_ms = self.field(m, "hedge", "min_delay_ms", |w, k, v| {
-                w.uint(k, v, (0, 60_000))
-            });
-            l.hedge.max_delay_ms = self.field(m, "hedge", "max_delay_ms", |w, k, v| {
-                w.uint(k, v, (0, 600_000))
-            });
-        }
-        if let Some(m) = self.section(map, "retry", RETRY_KEYS) {
-            l.retry.max_attempts =
-                self.field(m, "retry", "max_attempts", |w, k, v| w.u32(k, v, (1, 10)));
-            l.retry.base_delay_ms = self.field(m, "retry", "base_delay_ms", |w, k, v| {
-                w.uint(k, v, (0, 60_000))
-            });
-        }
-        if let Some(m) = self.section(map, "breaker", BREAKER_KEYS) {
-            l.breaker.failure_threshold =
-                self.field(m, "breaker", "failure_threshold", |w, k, v| {
-                    w.u32(k, v, (1, 1000))
-                });
-            l.breaker.open_ms = self.field(m, "breaker", "open_ms", |w, k, v| {
-                w.uint(k, v, (100, 3_600_000))
-            });
-        }
-        if let Some(tiers) = map.get("tiers").filter(|v| !v.is_null()) {
-            l.tiers = self.tiers(tiers);
-        }
-        if let Some(m) = self.section(map, "actions", ACTIONS_KEYS) {
-            l.actions.explain = self.action(m, "explain");
-            l.actions.generate = self.action(m, "generate");
-            l.actions.review = self.action(m, "review");
-        }
-        if let Some(m) = self.section(map, "cache", CACHE_KEYS) {
-            l.cache.enabled = self.field(m, "cache", "enabled", Walker::boolean);
-            l.cache.memory_entries = self.field(m, "cache", "memory_entries", |w, k, v| {
-                w.usize(k, v, (0, 10_000_000))
-            });
-            l.cache.memory_bytes = self.field(m, "cache", "memory_bytes", |w, k, v| {
-                w.usize(k, v, (0, 1 << 34))
-            });
-            l.cache.dir = self.field(m, "cache", "dir", Walker::path).flatten();
-            l.cache.ttl_days = self.field(m, "cache", "ttl_days", |w, k, v| w.u32(k, v, (1, 3650)));
-            l.cache.max_disk_bytes = self.field(m, "cache", "max_disk_bytes", |w, k, v| {
-                w.uint(k, v, (0, 1 << 40))
-            });
-        }
-        if let Some(m) = self.section(map, "privacy", PRIVACY_KEYS) {
-            l.privacy.exclude = self.field(m, "privacy", "exclude", Walker::globs);
-            l.privacy.redact_secrets = self.field(m, "privacy", "redact_secrets", Walker::boolean);
-        }
-        if let Some(m) = self.section(map, "context", CONTEXT_KEYS) {
-            l.context.token_budget = self.field(m, "context", "token_budget", |w, k, v| {
-                w.usize(k, v, (100, 1_000_000))
-            });
-            l.context.surrounding_lines =
-                self.field(m, "context", "surrounding_lines", |w, k, v| {
-                    w.usize(k, v, (0, 10_000))
-                });
-        }
-        if let Some(m) = self.section(map, "log", LOG_KEYS) {
-            l.log.level = self.field(m, "log", "level", Walker::log_level);
-            l.log.file = self.field(m, "log", "file", Walker::path).flatten();
-        }
-        l
-    }
-
-    fn tiers(&mut self, value: &Value) -> BTreeMap<String, TierLayer> {
-        let mut tiers = BTreeMap::new();
-        let Value::Object(map) = value else {
-            self.error(
-                "tiers",
-                format!("expected a table of tiers, got {}", describe(value)),
-            );
-            return tiers;
-        };
-        for (name, value) in map {
-            let prefix = format!("tiers.{name}");
-            if !is_name(name) {
-                self.error(
-                    &prefix,
-                    "a tier name may only hold letters, digits, `-` and `_`",
-                );
-                continue;
-            }
-            if value.is_null() {
-                continue;
-            }
-            let Some(m) = self.table(&prefix, value, TIER_KEYS) else {
-                continue;
-            };
-            let p = prefix.as_str();
-            let tier = TierLayer {
-                model: self.field(m, p, "model", Walker::nonempty),
-                label: self.field(m, p, "label", Walker::nonempty),
-                output_usd_per_million: self.field(m, p, "output_usd_per_million", Walker::price),
-                extra_body: self.field(m, p, "extra_body", Walker::extra_body),
-                budget_ms: self.field(m, p, "budget_ms", |w, k, v| w.uint(k, v, MS_BUDGET)),
-                max_tokens: self.field(m, p, "max_tokens", |w, k, v| w.u32(k, v, TOKENS)),
-                fallback: self.field(m, p, "fallback", Walker::nonempty),
-            };
-            tiers.insert(name.clone(), tier);
-        }
-        tiers
-    }
-
-    fn action(&mut self, map: &Map<String, Value>, name: &str) -> ActionLayer {
-        let prefix = format!("actions.{name}");
-        let Some(m) = self.section(map, &prefix, ACTION_KEYS) else {
-            return ActionLayer::default();
-        };
-        ActionLayer {
-            tier: self.field(m, &prefix, "tier", Walker::tier_name),
-            escalate: self.field(m, &prefix, "escalate", |w, k, v| {
-                let items = w.list(k, v)?;
-                let names: Vec<_> = items
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, v)| w.tier_name(&format!("{k}[{i}]"), v))
-                    .collect();
-                (names.len() == items.len()).then_some(names)
-            }),
-        }
-    }
-
-    /// The sub-table `name` of `map` (absent or null: `None`), its keys checked against `known`.
-    /// `name` may be dotted; only its last part is looked up in `map`.
-    fn section<'v>(
-        &mut self,
-        map: &'v Map<String, Value>,
-        name: &str,
-        known: &[&str],
-    ) -> Option<&'v Map<String, Value>> {
-        let last = name.rsplit('.').next().unwrap_or(name);
-        let value = map.get(last).filter(|v| !v.is_null())?;
-        self.table(name, value, known)
-    }
-
-    fn table<'v>(
+    /// A table of `keys` at `key`: every known key checked, unknown ones named with a suggestion.
+    fn table(
         &mut self,
         key: &str,
-        value: &'v Value,
-        known: &[&str],
-    ) -> Option<&'v Map<String, Value>> {
+        value: &Value,
+        keys: &'static [Key],
+    ) -> Option<Map<String, Value>> {
         let Value::Object(map) = value else {
             let what = if key.is_empty() {
                 "settings".to_owned()
             } else {
                 format!("`{key}`")
             };
-            let message = format!("expected a table of {what}, got {}", describe(value));
-            self.error(key, message);
+            self.error(
+                key,
+                format!("expected a table of {what}, got {}", describe(value)),
+            );
             return None;
         };
-        for name in map.keys() {
-            if !known.contains(&name.as_str()) {
-                let message = match suggest(name, known) {
+        let mut out = Map::new();
+        for (name, value) in map {
+            let dotted = join(key, name);
+            let Some(spec) = find(keys, name) else {
+                let names: Vec<&str> = keys.iter().map(|k| k.name).collect();
+                let message = match suggest(name, &names) {
                     Some(s) => format!("unknown key; did you mean `{s}`?"),
-                    None => format!("unknown key; expected one of: {}", known.join(", ")),
+                    None => format!("unknown key; expected one of: {}", names.join(", ")),
                 };
-                self.error(&join(key, name), message);
+                self.error(&dotted, message);
+                continue;
+            };
+            if value.is_null() {
+                continue;
+            }
+            if let Some(v) = self.value(&dotted, value, spec) {
+                if self.allowed(&dotted, &v, spec) {
+                    out.insert(name.clone(), v);
+                }
             }
         }
-        Some(map)
+        Some(out)
     }
 
-    /// Reads `map[name]` with `read` under the dotted key `prefix.name`; absent or null: `None`.
-    fn field<T>(
+    /// Whether this source may set `key` to `value`; a refusal is recorded, not an error.
+    fn allowed(&mut self, key: &str, value: &Value, spec: &Key) -> bool {
+        // A table is judged by its keys, so a refusal names the exact key.
+        let container = matches!(spec.kind, Kind::Section(_) | Kind::Map { .. });
+        let allowed = !self.workspace
+            || container
+            || match spec.trust {
+                Trust::Any | Trust::WorkspaceMayAdd => true,
+                Trust::User => false,
+                Trust::WorkspaceMayEnable => *value == Value::Bool(true),
+                Trust::WorkspaceMayDisable => *value == Value::Bool(false),
+            };
+        if !allowed {
+            let message = format!(
+                "refused: a workspace file {} (it comes with the code, so it may not decide where \
+                 requests and the key go, what is sent or what is spent); set it in your user \
+                 config file or your editor's user settings. The rest of the file applies.",
+                spec.trust.workspace_limit()
+            );
+            self.refused
+                .push(ConfigError::new(self.source, key, message));
+        }
+        allowed
+    }
+
+    /// Checks and normalises one value of kind `spec.kind`; `None` after recording an error.
+    fn value(&mut self, key: &str, value: &Value, spec: &Key) -> Option<Value> {
+        match spec.kind {
+            Kind::Bool => self.boolean(key, value).map(Value::Bool),
+            Kind::Uint { min, max } => self.uint(key, value, min, max).map(Value::from),
+            Kind::Price => self.price(key, value).map(Value::from),
+            Kind::Text => self.nonempty(key, value).map(Value::String),
+            Kind::BaseUrl => {
+                let s = self.string(key, value)?;
+                check_base_url(&s)
+                    .map_err(|m| self.error(key, m))
+                    .ok()
+                    .map(Value::String)
+            }
+            Kind::EnvName => self.env_name(key, value).map(Value::String),
+            Kind::LogLevel => self.log_level(key, value).map(Value::String),
+            Kind::Path => self.path(key, value),
+            Kind::TierName => self.tier_name(key, value).map(Value::String),
+            Kind::TierNames => self.tier_names(key, value),
+            Kind::Globs => self.globs(key, value),
+            Kind::Body => self.extra_body(key, value).map(Value::Object),
+            Kind::Section(keys) => self.container(|w| w.table(key, value, keys)),
+            Kind::Map { keys, .. } => self.container(|w| w.entries(key, value, keys)),
+        }
+    }
+
+    /// A table read by `read`; one left empty because all its keys were refused sets nothing
+    /// (a workspace's `[tiers.mine]` must not add a tier without a model).
+    fn container(
         &mut self,
-        map: &Map<String, Value>,
-        prefix: &str,
-        name: &str,
-        read: impl FnOnce(&mut Self, &str, &Value) -> Option<T>,
-    ) -> Option<T> {
-        let value = map.get(name).filter(|v| !v.is_null())?;
-        read(self, &join(prefix, name), value)
+        read: impl FnOnce(&mut Self) -> Option<Map<String, Value>>,
+    ) -> Option<Value> {
+        let refused = self.refused.len();
+        let map = read(self)?;
+        if map.is_empty() && self.refused.len() > refused {
+            return None;
+        }
+        Some(Value::Object(map))
     }
 
-    fn uint(&mut self, key: &str, value: &Value, (min, max): (u64, u64)) -> Option<u64> {
+    /// A table of named entries, each a table of `keys`.
+    fn entries(
+        &mut self,
+        key: &str,
+        value: &Value,
+        keys: &'static [Key],
+    ) -> Option<Map<String, Value>> {
+        let Value::Object(map) = value else {
+            self.error(
+                key,
+                format!("expected a table of {key}, got {}", describe(value)),
+            );
+            return None;
+        };
+        let mut out = Map::new();
+        for (name, value) in map {
+            let prefix = join(key, name);
+            if !is_name(name) {
+                self.error(&prefix, "a name may only hold letters, digits, `-` and `_`");
+                continue;
+            }
+            if value.is_null() {
+                continue;
+            }
+            if let Some(entry) = self.container(|w| w.table(&prefix, value, keys)) {
+                out.insert(name.clone(), entry);
+            }
+        }
+        Some(out)
+    }
+
+    fn uint(&mut self, key: &str, value: &Value, min: u64, max: u64) -> Option<u64> {
         let n: Option<i128> = match value {
             Value::Number(n) => n
                 .as_i64()
@@ -492,16 +296,6 @@ impl Walker<'_> {
             return None;
         }
         u64::try_from(n).ok()
-    }
-
-    fn u32(&mut self, key: &str, value: &Value, range: (u64, u64)) -> Option<u32> {
-        self.uint(key, value, range)
-            .and_then(|n| u32::try_from(n).ok())
-    }
-
-    fn usize(&mut self, key: &str, value: &Value, range: (u64, u64)) -> Option<usize> {
-        self.uint(key, value, range)
-            .and_then(|n| usize::try_from(n).ok())
     }
 
     fn price(&mut self, key: &str, value: &Value) -> Option<f64> {
@@ -566,6 +360,17 @@ impl Walker<'_> {
         Some(s)
     }
 
+    fn tier_names(&mut self, key: &str, value: &Value) -> Option<Value> {
+        let items = self.list(key, value)?;
+        let names: Vec<Value> = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| self.tier_name(&format!("{key}[{i}]"), v))
+            .map(Value::String)
+            .collect();
+        (names.len() == items.len()).then_some(Value::Array(names))
+    }
+
     fn env_name(&mut self, key: &str, value: &Value) -> Option<String> {
         let s = self.nonempty(key, value)?;
         let valid = s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -589,20 +394,22 @@ impl Walker<'_> {
         Some(s)
     }
 
-    /// A path; an empty string means "not set" (editors often send `""` for an unset path).
-    /// A leading `~/` is expanded to the home directory.
-    fn path(&mut self, key: &str, value: &Value) -> Option<Option<PathBuf>> {
+    /// A path; an empty string means "not set" (editors often send `""` for an unset path), so
+    /// it yields nothing and no error. A leading `~/` is expanded to the home directory.
+    fn path(&mut self, key: &str, value: &Value) -> Option<Value> {
         let s = self.string(key, value)?;
         let s = s.trim();
         if s.is_empty() {
-            return Some(None);
+            return None;
         }
         if let Some(rest) = s.strip_prefix("~/") {
-            if let Some(home) = super::loader::home_dir() {
-                return Some(Some(home.join(rest)));
+            if let Some(home) = crate::paths::home_dir() {
+                return Some(Value::String(
+                    home.join(rest).to_string_lossy().into_owned(),
+                ));
             }
         }
-        Some(Some(PathBuf::from(s)))
+        Some(Value::String(s.to_owned()))
     }
 
     fn list<'v>(&mut self, key: &str, value: &'v Value) -> Option<&'v Vec<Value>> {
@@ -615,7 +422,7 @@ impl Walker<'_> {
         }
     }
 
-    fn globs(&mut self, key: &str, value: &Value) -> Option<Vec<String>> {
+    fn globs(&mut self, key: &str, value: &Value) -> Option<Value> {
         let items = self.list(key, value)?;
         let mut globs = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
@@ -624,11 +431,11 @@ impl Walker<'_> {
                 continue;
             };
             match globset::Glob::new(&g) {
-                Ok(_) => globs.push(g),
+                Ok(_) => globs.push(Value::String(g)),
                 Err(e) => self.error(&k, format!("not a valid glob pattern: {e}")),
             }
         }
-        (globs.len() == items.len()).then_some(globs)
+        (globs.len() == items.len()).then_some(Value::Array(globs))
     }
 
     fn extra_body(&mut self, key: &str, value: &Value) -> Option<Map<String, Value>> {

@@ -1,8 +1,8 @@
 //! The loader: finds the configuration files, keeps the current layer of every source so a
 //! later one can be replaced, and refuses any layer that would break the combined configuration.
 
-use std::ffi::OsString;
 use std::fmt;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use super::layer::Layer;
@@ -14,7 +14,7 @@ pub const BASE_URL_ENV: &str = "CODETIER_BASE_URL";
 
 /// `$XDG_CONFIG_HOME/codetier/config.toml`, else `~/.config/codetier/config.toml`.
 pub fn user_config_path() -> Option<PathBuf> {
-    user_config_path_from(std::env::var_os("XDG_CONFIG_HOME"), home_dir())
+    crate::paths::config_dir().map(|d| d.join("config.toml"))
 }
 
 /// `root/.codetier.toml`.
@@ -22,25 +22,10 @@ pub fn workspace_config_path(root: &Path) -> PathBuf {
     root.join(".codetier.toml")
 }
 
-/// The current user's home directory, from `HOME` (or `USERPROFILE` on Windows).
-pub fn home_dir() -> Option<PathBuf> {
-    std::env::var_os("HOME")
-        .or_else(|| std::env::var_os("USERPROFILE"))
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-}
+pub use crate::paths::home_dir;
 
-pub(super) fn user_config_path_from(
-    xdg: Option<OsString>,
-    home: Option<PathBuf>,
-) -> Option<PathBuf> {
-    // The XDG spec says a relative XDG_CONFIG_HOME is invalid and must be ignored.
-    let base = xdg
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| home.map(|h| h.join(".config")))?;
-    Some(base.join("codetier").join("config.toml"))
-}
+/// Configuration files larger than this are refused unread.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 /// What happened to one source, for `codetier doctor` and the server log.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,6 +40,8 @@ pub struct SourceInfo {
 #[derive(Clone, Debug, PartialEq)]
 pub enum SourceState {
     Applied,
+    /// Applied without the keys this source may not set (a workspace file's user-only keys).
+    Partly(Vec<ConfigError>),
     /// The file does not exist (fine: defaults apply).
     NotFound,
     /// The latest attempt to load this source failed; see the errors.
@@ -73,6 +60,16 @@ impl fmt::Display for SourceInfo {
         };
         match &self.state {
             SourceState::Applied => write!(f, "{what}: applied"),
+            SourceState::Partly(refused) => write!(
+                f,
+                "{what}: applied, except {} refused key(s): {}",
+                refused.len(),
+                refused
+                    .iter()
+                    .map(|e| format!("`{}`", e.key))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             SourceState::NotFound => write!(f, "{what}: not found"),
             SourceState::Rejected(errors) => {
                 let kept = if self.in_force {
@@ -91,10 +88,9 @@ impl fmt::Display for SourceInfo {
 ///
 /// Every change is all-or-nothing: a layer that does not parse, or that would make the combined
 /// configuration invalid, is refused whole, the previous layer of that source stays in force,
-/// and the errors are returned. In particular a workspace file that sets a forbidden key
-/// (`base_url`, `api_key_env`, `log.file`, `cache.dir`) is ignored entirely rather than applied
-/// in part: applying the rest of a file that tried to redirect the key is not worth the risk of
-/// surprising half-configurations, and the error says exactly which key to remove.
+/// and the errors are returned. A workspace file's value for a key it may not set (see
+/// `schema::Trust`) is not an error: that key alone is refused, the rest of the file applies,
+/// and [`Loader::refusals`] names each refused key for the user.
 #[derive(Clone, Debug)]
 pub struct Loader {
     user: Option<Slot>,
@@ -125,7 +121,51 @@ impl Default for Loader {
     }
 }
 
+/// The sources an entry point reads, besides the defaults and the environment.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sources<'a> {
+    /// `--config FILE` (must exist); `None` reads the default user file if there is one.
+    pub user_file: Option<&'a Path>,
+    /// The workspace whose `.codetier.toml` is read; `None`: no workspace.
+    pub workspace_root: Option<&'a Path>,
+    /// The editor's initializationOptions.
+    pub init_options: Option<&'a serde_json::Value>,
+}
+
+/// What loading every source gave: the loader (kept for later changes), the configuration in
+/// force, and what the user must be told.
+#[derive(Debug)]
+pub struct Loaded {
+    pub loader: Loader,
+    /// The combined configuration, or why there is none (then defaults are the safe fallback).
+    pub config: Result<Config, ConfigErrors>,
+    /// Sources refused whole (bad values, unreadable files), each with its errors.
+    pub errors: Vec<ConfigErrors>,
+    /// Keys refused alone (a workspace file's user-only keys); their sources still apply.
+    pub refused: Vec<ConfigError>,
+}
+
 impl Loader {
+    /// Loads every source in order: the one way the LSP server, the CLI and `doctor` assemble
+    /// their configuration.
+    pub fn load(sources: Sources<'_>) -> Loaded {
+        let mut loader = Loader::new();
+        let mut errors = Vec::new();
+        errors.extend(loader.load_user_file(sources.user_file).err());
+        errors.extend(loader.load_workspace_file(sources.workspace_root).err());
+        if let Some(options) = sources.init_options {
+            errors.extend(loader.set_init_options(options).err());
+        }
+        let config = loader.resolve();
+        let refused = loader.refusals();
+        Loaded {
+            loader,
+            config,
+            errors,
+            refused,
+        }
+    }
+
     /// Defaults only; `CODETIER_BASE_URL` is read now and applied by every `resolve`.
     pub fn new() -> Self {
         let env_base_url = std::env::var(BASE_URL_ENV)
@@ -256,6 +296,16 @@ impl Loader {
         out
     }
 
+    /// The keys refused from the layers in force, each naming its source and why.
+    pub fn refusals(&self) -> Vec<ConfigError> {
+        [&self.user, &self.workspace, &self.init, &self.did_change]
+            .into_iter()
+            .flatten()
+            .filter_map(|slot| slot.layer.as_ref())
+            .flat_map(|layer| layer.refused.iter().cloned())
+            .collect()
+    }
+
     fn slot(&mut self, which: Which) -> &mut Option<Slot> {
         match which {
             Which::User => &mut self.user,
@@ -275,10 +325,10 @@ impl Loader {
     ) -> Result<(), ConfigErrors> {
         let outcome = layer.and_then(|layer| {
             let mut trial = self.clone();
-            let state = if layer.is_some() {
-                SourceState::Applied
-            } else {
-                SourceState::NotFound
+            let state = match &layer {
+                None => SourceState::NotFound,
+                Some(l) if l.refused.is_empty() => SourceState::Applied,
+                Some(l) => SourceState::Partly(l.refused.clone()),
             };
             *trial.slot(which) = Some(Slot {
                 source: source.clone(),
@@ -319,13 +369,44 @@ fn unwrap_section(value: &serde_json::Value) -> &serde_json::Value {
 }
 
 fn read_layer(path: &Path, source: &Source, required: bool) -> Result<Option<Layer>, ConfigErrors> {
-    match std::fs::read_to_string(path) {
+    let error = |message: String| ConfigErrors::one(ConfigError::new(source, "", message));
+    match read_config_file(path) {
         Ok(text) => Layer::from_toml(&text, source.clone()).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(None),
-        Err(e) => Err(ConfigErrors::one(ConfigError::new(
-            source,
-            "",
-            format!("cannot read the file: {e}"),
-        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(error(e.to_string())),
+        Err(e) => Err(error(format!("cannot read the file: {e}"))),
     }
+}
+
+/// Reads a configuration file that is a regular file (or a link to one) of at most
+/// [`MAX_FILE_BYTES`]. Anything else, a device, a pipe, `/dev/stdin`, a directory, is refused
+/// before it is opened, so it can neither block nor stream without end.
+fn read_config_file(path: &Path) -> std::io::Result<String> {
+    let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidData, message);
+    let check = |meta: &std::fs::Metadata| {
+        if !meta.is_file() {
+            return Err(invalid(
+                "not a regular file, so it is not read as configuration".into(),
+            ));
+        }
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(invalid(format!(
+                "the file is {} bytes; configuration files are read up to {MAX_FILE_BYTES} bytes",
+                meta.len()
+            )));
+        }
+        Ok(())
+    };
+    check(&std::fs::metadata(path)?)?;
+    let file = std::fs::File::open(path)?;
+    // The path may have been swapped between the check and the open: check what was opened.
+    check(&file.metadata()?)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(invalid(format!(
+            "the file grew past {MAX_FILE_BYTES} bytes while it was read"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| invalid("the file is not UTF-8 text".into()))
 }

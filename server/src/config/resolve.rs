@@ -1,10 +1,13 @@
-//! Combining layers over the defaults (later wins, maps merge key by key, lists replace) and
-//! validating the result as a whole.
+//! Combining layers over the defaults along the schema (later wins, tables merge key by key,
+//! lists replace, a workspace's additions append) and validating the result as a whole.
 
 use std::collections::BTreeMap;
 
+use serde_json::{Map, Value};
+
 use super::layer::{check_base_url, Layer};
-use super::{known_model, Config, ConfigError, ConfigErrors, Source, TierConfig};
+use super::schema::{find, Key, Kind, Trust};
+use super::{known_model, Config, ConfigError, ConfigErrors, Source};
 
 /// Applies `layers` (lowest first) over the defaults, then `env_base_url`, then validates.
 /// Errors found here name the source that last set the offending key.
@@ -12,12 +15,33 @@ pub(crate) fn resolve(
     layers: &[(&Source, &Layer)],
     env_base_url: Option<&str>,
 ) -> Result<Config, ConfigErrors> {
-    let mut config = Config::default();
+    let mut merged = match serde_json::to_value(Config::default()) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
     let mut origin = Origins::default();
     for (source, layer) in layers {
-        apply(&mut config, layer, source, &mut origin);
+        let mut merge = Merge {
+            source,
+            workspace: matches!(source, Source::WorkspaceFile(_)),
+            origin: &mut origin,
+        };
+        merge.table(&mut merged, &layer.values, Config::KEYS, "");
     }
     let mut errors = Vec::new();
+    let mut config: Config = match serde_json::from_value(Value::Object(merged)) {
+        Ok(config) => config,
+        // Every value was checked against its kind, so this is a bug in the schema; say so
+        // rather than panic, and keep the last good configuration.
+        Err(e) => {
+            let message = format!("internal error combining the configuration: {e}");
+            return Err(ConfigErrors::one(ConfigError::new(
+                &Source::Defaults,
+                "",
+                message,
+            )));
+        }
+    };
     if let Some(url) = env_base_url.filter(|u| !u.trim().is_empty()) {
         match check_base_url(url) {
             Ok(url) => {
@@ -52,151 +76,138 @@ impl Origins {
     }
 }
 
-fn apply(c: &mut Config, l: &Layer, source: &Source, origin: &mut Origins) {
-    // `set!(dst, src, "key")` copies a set value and records where it came from;
-    // `set!(opt dst, ...)` does the same for a field that is itself optional.
-    macro_rules! set {
-        ($dst:expr, $src:expr, $key:expr) => {
-            if let Some(v) = &$src {
-                $dst = v.clone();
-                origin.set(&$key, source);
-            }
-        };
-        (opt $dst:expr, $src:expr, $key:expr) => {
-            if let Some(v) = &$src {
-                $dst = Some(v.clone());
-                origin.set(&$key, source);
-            }
-        };
-    }
-    set!(c.base_url, l.base_url, "base_url");
-    set!(c.api_key_env, l.api_key_env, "api_key_env");
-    set!(
-        c.latency_budget_ms,
-        l.latency_budget_ms,
-        "latency_budget_ms"
-    );
-    set!(c.command_reply_ms, l.command_reply_ms, "command_reply_ms");
-    set!(c.max_tokens, l.max_tokens, "max_tokens");
-    set!(c.hedge.enabled, l.hedge.enabled, "hedge.enabled");
-    set!(
-        c.hedge.min_delay_ms,
-        l.hedge.min_delay_ms,
-        "hedge.min_delay_ms"
-    );
-    set!(
-        c.hedge.max_delay_ms,
-        l.hedge.max_delay_ms,
-        "hedge.max_delay_ms"
-    );
-    set!(
-        c.retry.max_attempts,
-        l.retry.max_attempts,
-        "retry.max_attempts"
-    );
-    set!(
-        c.retry.base_delay_ms,
-        l.retry.base_delay_ms,
-        "retry.base_delay_ms"
-    );
-    set!(
-        c.breaker.failure_threshold,
-        l.breaker.failure_threshold,
-        "breaker.failure_threshold"
-    );
-    set!(c.breaker.open_ms, l.breaker.open_ms, "breaker.open_ms");
+/// Merges one layer into the configuration so far, recording where each key came from.
+struct Merge<'a> {
+    source: &'a Source,
+    workspace: bool,
+    origin: &'a mut Origins,
+}
 
-    for (name, t) in &l.tiers {
-        let key = |field: &str| format!("tiers.{name}.{field}");
-        let tier = c.tiers.entry(name.clone()).or_insert_with(|| {
-            origin.set(&format!("tiers.{name}"), source);
-            TierConfig {
-                model: String::new(),
-                label: String::new(),
-                output_usd_per_million: None,
-                extra_body: serde_json::Map::new(),
-                budget_ms: None,
-                max_tokens: None,
-                fallback: None,
-            }
-        });
-        if let Some(model) = t.model.as_ref().filter(|m| **m != tier.model) {
-            // The price belongs to the model: a new model brings its known price or none at
-            // all, never the old model's. A label that was only the old model's name follows
-            // the model; a chosen label (the default "Flash") stays.
-            if tier.label.is_empty() || tier.label == label_for(&tier.model) {
-                tier.label = label_for(model);
-                origin.set(&key("label"), source);
-            }
-            tier.output_usd_per_million = known_model(model).map(|k| k.output_usd_per_million);
-            origin.set(&key("output_usd_per_million"), source);
-            tier.model = model.clone();
-            origin.set(&key("model"), source);
-        }
-        set!(tier.label, t.label, key("label"));
-        set!(opt tier.output_usd_per_million, t.output_usd_per_million, key("output_usd_per_million"));
-        set!(opt tier.budget_ms, t.budget_ms, key("budget_ms"));
-        set!(opt tier.max_tokens, t.max_tokens, key("max_tokens"));
-        set!(opt tier.fallback, t.fallback, key("fallback"));
-        for (k, v) in t.extra_body.iter().flatten() {
-            if v.is_null() {
-                tier.extra_body.remove(k);
-            } else {
-                tier.extra_body.insert(k.clone(), v.clone());
-            }
-            origin.set(&key(&format!("extra_body.{k}")), source);
+impl Merge<'_> {
+    fn table(
+        &mut self,
+        dst: &mut Map<String, Value>,
+        src: &Map<String, Value>,
+        keys: &'static [Key],
+        prefix: &str,
+    ) {
+        for (name, value) in src {
+            let Some(key) = find(keys, name) else {
+                continue;
+            };
+            let dotted = join(prefix, name);
+            let slot = dst.entry(name.clone()).or_insert(Value::Null);
+            self.key(slot, value, key, &dotted);
         }
     }
 
-    for (name, dst, src) in [
-        ("explain", &mut c.actions.explain, &l.actions.explain),
-        ("generate", &mut c.actions.generate, &l.actions.generate),
-        ("review", &mut c.actions.review, &l.actions.review),
-    ] {
-        set!(dst.tier, src.tier, format!("actions.{name}.tier"));
-        set!(
-            dst.escalate,
-            src.escalate,
-            format!("actions.{name}.escalate")
-        );
+    fn key(&mut self, dst: &mut Value, value: &Value, key: &'static Key, dotted: &str) {
+        match (key.kind, value) {
+            (Kind::Section(keys), Value::Object(src)) => {
+                let dst = object(dst);
+                self.table(dst, src, keys, dotted);
+            }
+            (Kind::Map { keys, entry }, Value::Object(src)) => {
+                let dst = object(dst);
+                for (name, fields) in src {
+                    let Value::Object(fields) = fields else {
+                        continue;
+                    };
+                    let prefix = join(dotted, name);
+                    let slot = dst.entry(name.clone()).or_insert_with(|| {
+                        self.origin.set(&prefix, self.source);
+                        entry()
+                    });
+                    let previous_model = slot.get("model").cloned();
+                    self.table(object(slot), fields, keys, &prefix);
+                    if dotted == "tiers" {
+                        self.settle_tier(object(slot), fields, previous_model, &prefix);
+                    }
+                }
+            }
+            (Kind::Body, Value::Object(src)) => {
+                let dst = object(dst);
+                for (k, v) in src {
+                    if v.is_null() {
+                        dst.remove(k);
+                    } else {
+                        dst.insert(k.clone(), v.clone());
+                    }
+                    self.origin.set(&join(dotted, k), self.source);
+                }
+            }
+            (Kind::Globs, Value::Array(items))
+                if self.workspace && key.trust == Trust::WorkspaceMayAdd =>
+            {
+                // A workspace only adds to the list in force; it can never drop a default.
+                if let Value::Array(list) = dst {
+                    for item in items {
+                        if !list.contains(item) {
+                            list.push(item.clone());
+                        }
+                    }
+                } else {
+                    *dst = value.clone();
+                }
+                self.origin.set(dotted, self.source);
+            }
+            _ => {
+                *dst = value.clone();
+                self.origin.set(dotted, self.source);
+            }
+        }
     }
 
-    set!(c.cache.enabled, l.cache.enabled, "cache.enabled");
-    set!(
-        c.cache.memory_entries,
-        l.cache.memory_entries,
-        "cache.memory_entries"
-    );
-    set!(
-        c.cache.memory_bytes,
-        l.cache.memory_bytes,
-        "cache.memory_bytes"
-    );
-    set!(opt c.cache.dir, l.cache.dir, "cache.dir");
-    set!(c.cache.ttl_days, l.cache.ttl_days, "cache.ttl_days");
-    set!(
-        c.cache.max_disk_bytes,
-        l.cache.max_disk_bytes,
-        "cache.max_disk_bytes"
-    );
-    set!(c.privacy.exclude, l.privacy.exclude, "privacy.exclude");
-    set!(
-        c.privacy.redact_secrets,
-        l.privacy.redact_secrets,
-        "privacy.redact_secrets"
-    );
-    set!(
-        c.context.token_budget,
-        l.context.token_budget,
-        "context.token_budget"
-    );
-    set!(
-        c.context.surrounding_lines,
-        l.context.surrounding_lines,
-        "context.surrounding_lines"
-    );
-    set!(c.log.level, l.log.level, "log.level");
-    set!(opt c.log.file, l.log.file, "log.file");
+    /// The price belongs to the model: a layer that changes a tier's model brings the new
+    /// model's known price or none at all, never the old model's. A label that was only the
+    /// old model's name follows the model; a chosen label (the default "Flash") stays.
+    fn settle_tier(
+        &mut self,
+        tier: &mut Map<String, Value>,
+        layer: &Map<String, Value>,
+        previous_model: Option<Value>,
+        prefix: &str,
+    ) {
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_owned();
+        let old = text(previous_model.as_ref());
+        let new = text(tier.get("model"));
+        if old == new {
+            return;
+        }
+        let key = |field: &str| format!("{prefix}.{field}");
+        if !layer.contains_key("label") {
+            let label = text(tier.get("label"));
+            if label.is_empty() || label == label_for(&old) {
+                tier.insert("label".into(), Value::String(label_for(&new)));
+                self.origin.set(&key("label"), self.source);
+            }
+        }
+        if !layer.contains_key("output_usd_per_million") {
+            let price =
+                known_model(&new).map_or(Value::Null, |k| Value::from(k.output_usd_per_million));
+            tier.insert("output_usd_per_million".into(), price);
+            self.origin.set(&key("output_usd_per_million"), self.source);
+        }
+    }
+}
+
+/// `value` as a table, replacing anything else (a null slot) with an empty one.
+fn object(value: &mut Value) -> &mut Map<String, Value> {
+    if !value.is_object() {
+        *value = Value::Object(Map::new());
+    }
+    match value {
+        Value::Object(map) => map,
+        _ => unreachable!("just made a table"),
+    }
+}
+
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
 }
 
 /// Checks that need the combined configuration: references between sections, cross-field bounds.

@@ -85,8 +85,12 @@ fn defaults_only() {
 
 #[test]
 fn the_design_example_is_the_defaults() {
+    // The design's example predates `.env.*` among the default excludes; it is otherwise the
+    // defaults, written out.
     let (_dir, loader) = user(DESIGN_EXAMPLE);
-    assert_eq!(loader.resolve().unwrap(), Config::default());
+    let mut expected = Config::default();
+    expected.privacy.exclude.retain(|g| g != ".env.*");
+    assert_eq!(loader.resolve().unwrap(), expected);
 }
 
 #[test]
@@ -197,9 +201,10 @@ fn json_nulls_mean_not_set() {
         Source::InitializationOptions,
     )
     .unwrap();
-    assert_eq!(layer.latency_budget_ms, None);
-    assert_eq!(layer.log.file, None);
-    assert_eq!(layer.tiers["flash"], TierLayer::default());
+    assert_eq!(layer.get("latency_budget_ms"), None);
+    assert_eq!(layer.get("cache"), None);
+    assert_eq!(layer.get("log.file"), None);
+    assert_eq!(layer.get("tiers.flash"), Some(&json!({})));
 }
 
 #[test]
@@ -282,12 +287,13 @@ fn later_layers_win() {
     let user_path = write(
         dir.path(),
         "config.toml",
-        "latency_budget_ms = 2000\nmax_tokens = 500\ncommand_reply_ms = 9000\n",
+        "latency_budget_ms = 2000\nmax_tokens = 500\ncommand_reply_ms = 9000\n\
+         [context]\nsurrounding_lines = 5\n",
     );
     write(
         dir.path(),
         ".codetier.toml",
-        "latency_budget_ms = 3000\nmax_tokens = 600\n",
+        "[context]\nsurrounding_lines = 6\ntoken_budget = 700\n",
     );
     let mut loader = loader()
         .with_user_file(Some(&user_path))
@@ -297,21 +303,25 @@ fn later_layers_win() {
     let config = loader.resolve().unwrap();
     assert_eq!(
         (
-            config.latency_budget_ms,
-            config.max_tokens,
-            config.command_reply_ms
+            config.context.surrounding_lines,
+            config.context.token_budget
         ),
-        (3000, 600, 9000)
+        (6, 700)
     );
     loader
-        .set_init_options(&json!({ "latency_budget_ms": 4000 }))
+        .set_init_options(&json!({ "max_tokens": 600, "context": { "surrounding_lines": 8 } }))
         .unwrap();
-    assert_eq!(loader.resolve().unwrap().latency_budget_ms, 4000);
-    loader
-        .set_did_change(&json!({ "codetier": { "latency_budget_ms": 5000 } }))
-        .unwrap();
-    assert_eq!(loader.resolve().unwrap().latency_budget_ms, 5000);
-    assert_eq!(loader.resolve().unwrap().max_tokens, 600);
+    let config = loader.resolve().unwrap();
+    assert_eq!(
+        (
+            config.latency_budget_ms,
+            config.max_tokens,
+            config.command_reply_ms,
+            config.context.surrounding_lines,
+            config.context.token_budget,
+        ),
+        (2000, 600, 9000, 8, 700)
+    );
 }
 
 #[test]
@@ -379,39 +389,180 @@ fn bad_init_options_keep_no_layer_and_report() {
     assert_eq!(loader.resolve().unwrap(), Config::default());
 }
 
+/// A workspace file with `text` and what the loader made of it.
+fn workspace(text: &str) -> (tempfile::TempDir, PathBuf, Loader) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), ".codetier.toml", text);
+    let mut loader = loader();
+    loader
+        .load_workspace_file(Some(dir.path()))
+        .unwrap_or_else(|e| panic!("{text}: {e}"));
+    (dir, path, loader)
+}
+
 #[test]
-fn workspace_file_may_not_choose_where_the_key_goes() {
+fn workspace_file_may_not_set_user_only_keys_and_the_rest_applies() {
     for (text, key) in [
+        ("base_url = \"https://evil.example/v1\"", "base_url"),
+        ("api_key_env = \"AWS_SECRET_ACCESS_KEY\"", "api_key_env"),
+        ("latency_budget_ms = 600000", "latency_budget_ms"),
+        ("command_reply_ms = 100", "command_reply_ms"),
+        ("max_tokens = 1000000", "max_tokens"),
+        ("[log]\nfile = \"/home/u/.bashrc\"", "log.file"),
+        ("[log]\nlevel = \"trace\"", "log.level"),
+        ("[cache]\ndir = \"/tmp/x\"", "cache.dir"),
+        ("[cache]\nenabled = false", "cache.enabled"),
+        ("[hedge]\nenabled = true", "hedge.enabled"),
+        ("[retry]\nmax_attempts = 10", "retry.max_attempts"),
+        ("[breaker]\nopen_ms = 100", "breaker.open_ms"),
         (
-            "base_url = \"https://evil.example/v1\"\nmax_tokens = 10\n",
-            "base_url",
+            "[tiers.flash]\nmodel = \"deepseek-r1\"",
+            "tiers.flash.model",
         ),
         (
-            "api_key_env = \"AWS_SECRET_ACCESS_KEY\"\nmax_tokens = 10\n",
-            "api_key_env",
+            "[tiers.flash]\noutput_usd_per_million = 0.000001",
+            "tiers.flash.output_usd_per_million",
         ),
         (
-            "max_tokens = 10\n[log]\nfile = \"/home/u/.bashrc\"\n",
-            "log.file",
+            "[tiers.flash]\nextra_body = { n = 64 }",
+            "tiers.flash.extra_body",
         ),
-        ("max_tokens = 10\n[cache]\ndir = \"/tmp/x\"\n", "cache.dir"),
+        ("[tiers.mine]\nmodel = \"kimi-k2.5\"", "tiers.mine.model"),
+        (
+            "[privacy]\nredact_secrets = false",
+            "privacy.redact_secrets",
+        ),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let path = write(dir.path(), ".codetier.toml", text);
-        let mut loader = loader();
-        let errors = loader.load_workspace_file(Some(dir.path())).unwrap_err();
-        let e = error_for(&errors, key);
+        let text = format!("{text}\n[context]\nsurrounding_lines = 7\n");
+        let (_dir, path, loader) = workspace(&text);
+        let refused = loader.refusals();
+        assert_eq!(refused.len(), 1, "{text}: {refused:?}");
+        let e = &refused[0];
+        assert_eq!(e.key, key, "{text}");
         assert_eq!(e.source, Source::WorkspaceFile(path.clone()));
-        assert!(e.message.contains("not allowed in a workspace file"), "{e}");
-        // The whole file is ignored, not just the forbidden key.
-        assert_eq!(loader.resolve().unwrap().max_tokens, 1024, "{key}");
+        let shown = e.to_string();
+        assert!(shown.contains(&path.display().to_string()), "{shown}");
+        assert!(shown.contains(&format!("`{key}`")), "{shown}");
+        assert!(shown.contains("refused: a workspace file"), "{shown}");
+        // The rest of the file applies; the refused key keeps its value.
+        let config = loader.resolve().unwrap();
+        assert_eq!(config.context.surrounding_lines, 7, "{text}");
+        let mut expected = Config::default();
+        expected.context.surrounding_lines = 7;
+        assert_eq!(config, expected, "{text}");
         let info = loader
             .sources()
             .into_iter()
             .find(|s| s.source == Source::WorkspaceFile(path.clone()))
             .unwrap();
-        assert!(!info.in_force, "{info}");
+        assert!(info.in_force, "{info}");
+        assert!(matches!(info.state, SourceState::Partly(_)), "{info}");
+        assert!(info.to_string().contains("refused"), "{info}");
     }
+}
+
+#[test]
+fn workspace_file_may_tighten_privacy_and_choose_among_the_user_s_tiers() {
+    let (_dir, _path, loader) = workspace(
+        "[privacy]\nexclude = [\"*.secret\", \".env\"]\nredact_secrets = true\n\
+         [actions.review]\ntier = \"coder\"\nescalate = [\"reasoning\"]\n\
+         [context]\ntoken_budget = 500\n",
+    );
+    assert!(loader.refusals().is_empty());
+    let config = loader.resolve().unwrap();
+    let mut exclude = Config::default().privacy.exclude;
+    exclude.push("*.secret".into());
+    assert_eq!(
+        config.privacy.exclude, exclude,
+        "added, never replacing the defaults"
+    );
+    assert!(config.privacy.redact_secrets);
+    assert_eq!(config.actions.review.tier, "coder");
+    assert_eq!(config.actions.review.escalate, ["reasoning"]);
+    assert_eq!(config.context.token_budget, 500);
+
+    // An empty list removes nothing.
+    let (_dir, _path, loader) = workspace("[privacy]\nexclude = []\n");
+    assert_eq!(loader.resolve().unwrap().privacy, Config::default().privacy);
+
+    // A tier the user does not have is an error like any unknown tier.
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        ".codetier.toml",
+        "[actions.review]\ntier = \"mine\"\n",
+    );
+    let errors = loader_with_workspace_error(dir.path());
+    assert!(errors.names("actions.review.tier"), "{errors}");
+}
+
+fn loader_with_workspace_error(root: &Path) -> ConfigErrors {
+    loader().load_workspace_file(Some(root)).unwrap_err()
+}
+
+#[test]
+fn the_user_may_loosen_privacy() {
+    let (_dir, alone) = user("[privacy]\nexclude = []\nredact_secrets = false\n");
+    let config = alone.resolve().unwrap();
+    assert!(config.privacy.exclude.is_empty());
+    assert!(!config.privacy.redact_secrets);
+    // A workspace then adds to the user's list and may turn redaction back on.
+    let dir = tempfile::tempdir().unwrap();
+    let user_path = write(
+        dir.path(),
+        "config.toml",
+        "[privacy]\nexclude = []\nredact_secrets = false\n",
+    );
+    write(
+        dir.path(),
+        ".codetier.toml",
+        "[privacy]\nexclude = [\"*.x\"]\nredact_secrets = true\n",
+    );
+    let loader = loader()
+        .with_user_file(Some(&user_path))
+        .unwrap()
+        .with_workspace_file(Some(dir.path()))
+        .unwrap();
+    let config = loader.resolve().unwrap();
+    assert_eq!(config.privacy.exclude, ["*.x"]);
+    assert!(config.privacy.redact_secrets);
+}
+
+#[test]
+fn configuration_files_must_be_regular_files_of_at_most_a_mebibyte() {
+    let dir = tempfile::tempdir().unwrap();
+    // A link to a device: refused before it is opened, so it cannot stream without end.
+    for target in ["/dev/zero", "/dev/stdin", "/dev/null"] {
+        let link = dir.path().join(".codetier.toml");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(target, &link).unwrap();
+        let errors = loader().load_workspace_file(Some(dir.path())).unwrap_err();
+        let shown = errors.to_string();
+        assert!(shown.contains("not a regular file"), "{target}: {shown}");
+        assert!(shown.contains(&link.display().to_string()), "{shown}");
+    }
+    let link = dir.path().join(".codetier.toml");
+    std::fs::remove_file(&link).unwrap();
+    std::fs::create_dir(&link).unwrap();
+    let shown = loader()
+        .load_workspace_file(Some(dir.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(shown.contains("not a regular file"), "{shown}");
+    std::fs::remove_dir(&link).unwrap();
+
+    // Too large: refused with its size, and the last good configuration stays.
+    let big = format!("# {}\n", "x".repeat(MAX_FILE_BYTES as usize));
+    let path = write(dir.path(), "config.toml", "max_tokens = 77\n");
+    let mut loader = loader().with_user_file(Some(&path)).unwrap();
+    std::fs::write(&path, big).unwrap();
+    let shown = loader.load_user_file(Some(&path)).unwrap_err().to_string();
+    assert!(shown.contains("read up to 1048576 bytes"), "{shown}");
+    assert_eq!(loader.resolve().unwrap().max_tokens, 77);
+    // Not UTF-8.
+    std::fs::write(&path, b"max_tokens = 1\n\xff\xfe\n").unwrap();
+    let shown = loader.load_user_file(Some(&path)).unwrap_err().to_string();
+    assert!(shown.contains("not UTF-8"), "{shown}");
 }
 
 #[test]
@@ -569,7 +720,7 @@ fn unreadable_files_are_clear_errors() {
         Source::UserFile(dir.path().to_path_buf())
     );
     assert!(
-        errors.to_string().contains("cannot read the file"),
+        errors.to_string().contains("not a regular file"),
         "{errors}"
     );
     let path = dir.path().join("binary.toml");
@@ -606,24 +757,146 @@ fn sources_list_what_was_found() {
 }
 
 #[test]
-fn user_config_path_follows_xdg() {
-    use super::loader::user_config_path_from as from;
-    let home = Some(PathBuf::from("/home/u"));
-    assert_eq!(
-        from(Some("/xdg".into()), home.clone()),
-        Some(PathBuf::from("/xdg/codetier/config.toml"))
-    );
-    assert_eq!(
-        from(Some("relative".into()), home.clone()),
-        Some(PathBuf::from("/home/u/.config/codetier/config.toml"))
-    );
-    assert_eq!(
-        from(None, home),
-        Some(PathBuf::from("/home/u/.config/codetier/config.toml"))
-    );
-    assert_eq!(from(None, None), None);
+fn workspace_file_is_at_the_root() {
     assert_eq!(
         workspace_config_path(Path::new("/repo")),
         PathBuf::from("/repo/.codetier.toml")
+    );
+}
+
+/// `memory_entries` → `memoryEntries`, as VS Code settings spell keys.
+fn camel(snake: &str) -> String {
+    let mut out = String::new();
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn vscode_key(dotted: &str) -> String {
+    let parts: Vec<String> = dotted.split('.').map(camel).collect();
+    format!("codetier.{}", parts.join("."))
+}
+
+/// What VS Code's settings schema must say for one key: the JSON type (nullable: `null` means
+/// "not set here, the server's configuration applies"), the bounds, and the scope.
+fn check_vscode_setting(
+    dotted: &str,
+    key: &schema::Key,
+    default: &serde_json::Value,
+    setting: &serde_json::Value,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let name = vscode_key(dotted);
+    let types: Vec<&str> = match &setting["type"] {
+        serde_json::Value::Array(items) => items.iter().filter_map(|t| t.as_str()).collect(),
+        serde_json::Value::String(t) => vec![t.as_str()],
+        _ => Vec::new(),
+    };
+    let want = key.kind.json_type();
+    if types != [want, "null"] {
+        problems.push(format!(
+            "{name}: type should be [\"{want}\", \"null\"], is {types:?}"
+        ));
+    }
+    if !setting["default"].is_null() {
+        problems.push(format!(
+            "{name}: default should be null (the server's own default applies)"
+        ));
+    }
+    if let schema::Kind::Uint { min, max } = key.kind {
+        if setting["minimum"] != json!(min) || setting["maximum"] != json!(max) {
+            problems.push(format!(
+                "{name}: bounds should be minimum {min}, maximum {max}"
+            ));
+        }
+    }
+    let described = setting["markdownDescription"].as_str().unwrap_or("");
+    if !matches!(key.kind, schema::Kind::Map { .. }) {
+        let shown = match default {
+            serde_json::Value::Null => "unset".to_owned(),
+            other => other.to_string(),
+        };
+        let phrase = format!("Server default: `{shown}`");
+        if !described.contains(&phrase) {
+            problems.push(format!("{name}: description should say {phrase}"));
+        }
+    }
+    if !described.contains(&format!("`{dotted}`")) {
+        problems.push(format!(
+            "{name}: description should name the server key `{dotted}`"
+        ));
+    }
+    let scope = setting["scope"].as_str().unwrap_or("window");
+    let user_scoped = matches!(scope, "machine" | "application");
+    match key.trust {
+        schema::Trust::User if !user_scoped => problems.push(format!(
+            "{name}: only the user may set it, so its scope must be machine or application, is {scope}"
+        )),
+        schema::Trust::User => {}
+        // A key a workspace may only tighten may still be user-scoped in VS Code (the extension
+        // cannot merge a folder's additions into the server's defaults); a free one may not.
+        schema::Trust::Any if user_scoped => problems.push(format!(
+            "{name}: a workspace may set it, so it should not be {scope}-scoped"
+        )),
+        _ => {}
+    }
+    problems
+}
+
+#[test]
+fn the_vscode_extension_declares_every_key_as_the_schema_does() {
+    let manifest: serde_json::Value =
+        serde_json::from_str(include_str!("../../../editors/vscode/package.json")).unwrap();
+    let properties = manifest["contributes"]["configuration"]["properties"]
+        .as_object()
+        .unwrap();
+    let defaults = serde_json::to_value(Config::default()).unwrap();
+    let client_only = [
+        "codetier.server.path",
+        "codetier.server.extraEnv",
+        "codetier.trace.server",
+    ];
+    let mut problems = Vec::new();
+    let mut expected = Vec::new();
+    for (dotted, key) in schema::leaves(Config::KEYS) {
+        let name = vscode_key(&dotted);
+        let default = dotted.split('.').fold(&defaults, |v, part| &v[part]);
+        match properties.get(&name) {
+            Some(setting) => problems.extend(check_vscode_setting(&dotted, key, default, setting)),
+            None => problems.push(format!("{name}: missing from package.json")),
+        }
+        if let schema::Kind::Map { keys, .. } = key.kind {
+            let fields = &properties[&name]["additionalProperties"]["properties"];
+            for field in keys {
+                let f = &fields[camel(field.name)];
+                if f["type"] != json!(field.kind.json_type()) {
+                    problems.push(format!(
+                        "{name}.*.{}: type should be {}",
+                        camel(field.name),
+                        field.kind.json_type()
+                    ));
+                }
+            }
+        }
+        expected.push(name);
+    }
+    for name in properties.keys() {
+        if !expected.contains(name) && !client_only.contains(&name.as_str()) {
+            problems.push(format!("{name}: in package.json but not a server key"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "package.json disagrees with the schema:\n{}",
+        problems.join("\n")
     );
 }

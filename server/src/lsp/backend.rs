@@ -73,35 +73,38 @@ fn workspace_root(params: &lsp::InitializeParams) -> Option<PathBuf> {
 }
 
 impl Backend {
-    /// Builds the configuration from every layer; errors are kept to show the user.
+    /// Builds the configuration from every layer; what went wrong is kept to show the user
+    /// once the editor is ready for messages.
     fn configure(&self, params: &lsp::InitializeParams) -> Config {
         let session = &self.session;
-        let mut errors = Vec::new();
-        let mut loader = config::Loader::new();
-        if let Err(e) = loader.load_user_file(session.options.config_file.as_deref()) {
-            errors.push(e);
+        let root = workspace_root(params);
+        let loaded = config::Loader::load(config::Sources {
+            user_file: session.options.config_file.as_deref(),
+            workspace_root: root.as_deref(),
+            init_options: params.initialization_options.as_ref(),
+        });
+        let mut notes: Vec<(lsp::MessageType, String)> = loaded
+            .errors
+            .iter()
+            .map(|e| (lsp::MessageType::ERROR, e.to_string()))
+            .collect();
+        if !loaded.refused.is_empty() {
+            let refused = ConfigErrors(loaded.refused.clone());
+            notes.push((lsp::MessageType::WARNING, refused.to_string()));
         }
-        if let Err(e) = loader.load_workspace_file(workspace_root(params).as_deref()) {
-            errors.push(e);
-        }
-        if let Some(opts) = &params.initialization_options {
-            if let Err(e) = loader.set_init_options(opts) {
-                errors.push(e);
-            }
-        }
-        let config = match loader.resolve() {
+        let config = match loaded.config {
             Ok(c) => c,
             Err(e) => {
-                errors.push(e);
+                notes.push((lsp::MessageType::ERROR, e.to_string()));
                 Config::default()
             }
         };
-        *session.loader.lock().unwrap_or_else(|e| e.into_inner()) = loader;
-        let mut pending = session
+        *session.loader.lock().unwrap_or_else(|e| e.into_inner()) = loaded.loader;
+        session
             .startup_errors
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        pending.extend(errors.iter().map(ConfigErrors::to_string));
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(notes);
         config
     }
 }
@@ -118,7 +121,10 @@ impl LanguageServer for Backend {
                 .startup_errors
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push(format!("codetier cannot reach its provider: {e}")),
+                .push((
+                    lsp::MessageType::ERROR,
+                    format!("codetier cannot reach its provider: {e}"),
+                )),
         }
         self.session.set_initialized(client_flags(&params));
         self.session.start_publisher();
@@ -156,7 +162,7 @@ impl LanguageServer for Backend {
     }
 
     async fn initialized(&self, _: lsp::InitializedParams) {
-        let errors: Vec<String> = std::mem::take(
+        let notes: Vec<(lsp::MessageType, String)> = std::mem::take(
             &mut *self
                 .session
                 .startup_errors
@@ -164,9 +170,13 @@ impl LanguageServer for Backend {
                 .unwrap_or_else(|e| e.into_inner()),
         );
         if let Some(client) = self.session.client() {
-            for error in errors {
-                tracing::error!("{error}");
-                editor::show_message(client, lsp::MessageType::ERROR, error).await;
+            for (typ, note) in notes {
+                if typ == lsp::MessageType::ERROR {
+                    tracing::error!("{note}");
+                } else {
+                    tracing::warn!("{note}");
+                }
+                editor::show_message(client, typ, note).await;
             }
         }
         if let Some(engine) = self.session.engine().cloned() {

@@ -86,7 +86,8 @@ pub struct Session {
     next_token: AtomicU64,
     shutdown: CancellationToken,
     /// Errors found before the client could be told (shown at `initialized`).
-    pub startup_errors: Mutex<Vec<String>>,
+    /// Messages for the user found before the editor could be told (configuration, provider).
+    pub startup_errors: Mutex<Vec<(tower_lsp_server::ls_types::MessageType, String)>>,
 }
 
 impl Session {

@@ -32,7 +32,7 @@ test("only explicitly set values are sent, nested by their dotted key", () => {
   const settings = collectServerSettings(
     inspector({
       latencyBudgetMs: { globalValue: 3000 },
-      "cache.memoryEntries": { workspaceValue: 64 },
+      "cache.memoryEntries": { globalValue: 64 },
       "actions.review.escalate": { globalValue: ["reasoning"] },
       "privacy.redactSecrets": { globalValue: false },
       "hedge.enabled": {},
@@ -52,11 +52,38 @@ test("nothing set sends an empty object, so the user's config.toml is not overri
   assert.deepEqual(collectServerSettings(() => undefined), {});
 });
 
-test("the most specific scope wins for ordinary keys", () => {
+test("the most specific scope wins for keys a workspace may set", () => {
   const settings = collectServerSettings(
-    inspector({ maxTokens: { globalValue: 100, workspaceValue: 200, workspaceFolderValue: 300 }, commandReplyMs: { globalValue: 1, workspaceValue: 2 } }),
+    inspector({
+      "context.tokenBudget": { globalValue: 100, workspaceValue: 200, workspaceFolderValue: 300 },
+      "actions.review.tier": { globalValue: "flash", workspaceValue: "coder" },
+    }),
   );
-  assert.deepEqual(settings, { max_tokens: 300, command_reply_ms: 2 });
+  assert.deepEqual(settings, { context: { token_budget: 300 }, actions: { review: { tier: "coder" } } });
+});
+
+test("a workspace cannot change tiers, prices, budgets, the cache or the log", () => {
+  const settings = collectServerSettings(
+    inspector({
+      tiers: { workspaceValue: { flash: { model: "deepseek-r1", outputUsdPerMillion: 0, extraBody: { n: 64 } } } },
+      maxTokens: { workspaceFolderValue: 1000000 },
+      latencyBudgetMs: { workspaceValue: 600000 },
+      "retry.maxAttempts": { workspaceValue: 10 },
+      "cache.enabled": { workspaceValue: false },
+      "log.level": { workspaceValue: "trace" },
+      "privacy.exclude": { workspaceValue: [] },
+    }),
+  );
+  assert.deepEqual(settings, {});
+});
+
+test("a workspace may turn secret redaction on, never off", () => {
+  const on = collectServerSettings(inspector({ "privacy.redactSecrets": { globalValue: false, workspaceFolderValue: true } }));
+  assert.deepEqual(on, { privacy: { redact_secrets: true } });
+  const off = collectServerSettings(inspector({ "privacy.redactSecrets": { workspaceValue: false } }));
+  assert.deepEqual(off, {});
+  const user = collectServerSettings(inspector({ "privacy.redactSecrets": { globalValue: false, workspaceValue: false } }));
+  assert.deepEqual(user, { privacy: { redact_secrets: false } });
 });
 
 test("a workspace cannot set where the key goes or which files the server writes", () => {
@@ -100,10 +127,10 @@ test("package.json contributes exactly the settings the code knows, with machine
   assert.deepEqual(contributed, known);
   for (const spec of SERVER_SETTINGS) {
     const scope = props[`codetier.${spec.key}`]?.scope;
-    if (spec.machineOnly) {
+    if (spec.trust === "user") {
       assert.ok(scope === "machine" || scope === "application", `${spec.key} must not be workspace-settable (scope ${String(scope)})`);
     } else {
-      assert.notEqual(scope, "machine", `${spec.key} needlessly machine-scoped`);
+      assert.ok(scope !== "machine" && scope !== "application", `${spec.key} needlessly user-scoped`);
     }
   }
   assert.equal(props["codetier.server.path"]?.scope, "machine");
