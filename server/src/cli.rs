@@ -206,7 +206,8 @@ pub fn main() -> ExitCode {
                 tier,
             };
             let code = match runtime.block_on(crate::lsp::serve_stdio(options)) {
-                Ok(()) => ExitCode::SUCCESS,
+                Ok(crate::lsp::Ending::Orderly) => ExitCode::SUCCESS,
+                Ok(crate::lsp::Ending::ExitWithoutShutdown) => ExitCode::from(1),
                 Err(e) => {
                     tracing::error!("{e:#}");
                     ExitCode::from(exit::USAGE)

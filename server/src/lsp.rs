@@ -33,8 +33,18 @@ pub struct ServeOptions {
     pub tier: Option<String>,
 }
 
+/// How the session ended, which decides the exit code (LSP: `exit` without a `shutdown` before
+/// it exits with 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// `shutdown` then `exit`, or the editor closed the pipe.
+    Orderly,
+    /// `exit` arrived without `shutdown`.
+    ExitWithoutShutdown,
+}
+
 /// Serves LSP on stdin/stdout until the client sends `exit` or closes the pipe.
-pub async fn serve_stdio(options: ServeOptions) -> anyhow::Result<()> {
+pub async fn serve_stdio(options: ServeOptions) -> anyhow::Result<Ending> {
     let session = Arc::new(Session::new(options));
     let publisher = session.clone();
     let (service, socket) = LspService::build(|client| {
@@ -52,5 +62,8 @@ pub async fn serve_stdio(options: ServeOptions) -> anyhow::Result<()> {
     .serve(service)
     .await;
     session.shutdown_background();
-    Ok(())
+    if session.exit_received() && !session.shutdown_requested() {
+        return Ok(Ending::ExitWithoutShutdown);
+    }
+    Ok(Ending::Orderly)
 }

@@ -38,8 +38,11 @@ fn negotiate_encoding(params: &lsp::InitializeParams) -> PositionEncoding {
     }
 }
 
+/// The client's capabilities, resolved once into the flags the handlers consult.
 fn client_flags(params: &lsp::InitializeParams) -> ClientFlags {
     let caps = &params.capabilities;
+    let text = caps.text_document.as_ref();
+    let code_action = text.and_then(|t| t.code_action.as_ref());
     ClientFlags {
         work_done_progress: caps
             .window
@@ -51,12 +54,28 @@ fn client_flags(params: &lsp::InitializeParams) -> ClientFlags {
             .as_ref()
             .and_then(|w| w.apply_edit)
             .unwrap_or(false),
-        hover_markdown: caps
-            .text_document
+        document_changes: caps
+            .workspace
             .as_ref()
+            .and_then(|w| w.workspace_edit.as_ref())
+            .and_then(|e| e.document_changes)
+            .unwrap_or(false),
+        // The first format listed is the one the client prefers; none listed means markdown
+        // is fine (every editor we know renders it).
+        hover_markdown: text
             .and_then(|t| t.hover.as_ref())
             .and_then(|h| h.content_format.as_ref())
-            .is_none_or(|f| f.contains(&lsp::MarkupKind::Markdown)),
+            .is_none_or(|f| f.first().is_none_or(|k| *k == lsp::MarkupKind::Markdown)),
+        code_action_literals: code_action
+            .and_then(|c| c.code_action_literal_support.as_ref())
+            .is_some(),
+        is_preferred: code_action
+            .and_then(|c| c.is_preferred_support)
+            .unwrap_or(false),
+        diagnostic_data: text
+            .and_then(|t| t.publish_diagnostics.as_ref())
+            .and_then(|d| d.data_support)
+            .unwrap_or(false),
     }
 }
 

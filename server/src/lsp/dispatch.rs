@@ -46,6 +46,41 @@ where
     /// reordered happens here, before any future is queued.
     fn call(&mut self, req: Request) -> Self::Future {
         let session = &self.session;
+        if session.shutdown_requested() && req.method() != "exit" {
+            // After `shutdown` the spec allows only `exit`: requests get InvalidRequest,
+            // notifications are dropped.
+            let reply = req.id().cloned().map(|id| {
+                Response::from_error(
+                    id,
+                    Error {
+                        code: ErrorCode::InvalidRequest,
+                        message: "the server is shutting down: only `exit` is accepted".into(),
+                        data: None,
+                    },
+                )
+            });
+            return futures::future::ready(Ok(reply)).boxed();
+        }
+        match req.method() {
+            "shutdown" if req.id().is_some() => session.mark_shutdown_requested(),
+            "exit" => session.mark_exit(),
+            method
+                if method.starts_with("$/")
+                    && method != framing::INVALID_MESSAGE
+                    && req.id().is_some() =>
+            {
+                // `$/` notifications may be ignored, but a `$/` request must be answered.
+                let (method, id, _) = req.into_parts();
+                let err = Error {
+                    code: ErrorCode::MethodNotFound,
+                    message: format!("codetier does not implement {method}").into(),
+                    data: None,
+                };
+                let id = id.unwrap_or(Id::Null);
+                return futures::future::ready(Ok(Some(Response::from_error(id, err)))).boxed();
+            }
+            _ => {}
+        }
         match req.method() {
             "textDocument/didOpen" | "textDocument/didChange" | "textDocument/didClose" => {
                 if session.is_initialized() {

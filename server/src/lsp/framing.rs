@@ -145,7 +145,21 @@ impl Decoder {
                 }
                 let body = self.buf.split_to(len);
                 self.body_len = None;
-                return Some(check_body(&body));
+                let frame = check_body(&body);
+                if matches!(
+                    frame,
+                    Frame::Invalid {
+                        code: PARSE_ERROR,
+                        ..
+                    }
+                ) {
+                    // A body that is not JSON most likely had a Content-Length shorter than
+                    // what was sent: its tail would be read as the next headers and take the
+                    // next message's headers with it. Resume at the next `Content-Length`,
+                    // which is right here when the input was merely bad JSON.
+                    self.hunting = true;
+                }
+                return Some(frame);
             }
             // Stray line breaks between messages are not part of the next one's headers.
             let breaks = self
@@ -248,7 +262,13 @@ fn check_body(body: &[u8]) -> Frame {
         return Frame::Message(body.to_vec());
     }
     match serde_json::from_str::<Value>(text) {
-        Err(e) => invalid(PARSE_ERROR, format!("message body is not valid JSON: {e}")),
+        Err(e) => Frame::Invalid {
+            code: PARSE_ERROR,
+            message: format!("message body is not valid JSON: {e}"),
+            // A cut-off request still names its id: the error is then its answer, and the
+            // editor does not wait for one forever.
+            id: salvage_id(text),
+        },
         Ok(value) => {
             let id = match value.get("id") {
                 Some(id @ (Value::Number(_) | Value::String(_))) => id.clone(),
@@ -260,6 +280,69 @@ fn check_body(body: &[u8]) -> Frame {
                 id,
             }
         }
+    }
+}
+
+/// The top-level `"id"` of a JSON object that may be cut off or broken after it: a number
+/// or a string, read only at depth 1 so that an `id` inside `params` is never taken for it.
+fn salvage_id(text: &str) -> Value {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b'"' => {
+                let Some(len) = string_len(&bytes[i..]) else {
+                    return Value::Null;
+                };
+                let is_id_key = depth == 1 && &bytes[i..i + len] == b"\"id\"";
+                i += len;
+                if is_id_key {
+                    let rest = text[i..].trim_start();
+                    if let Some(value) = rest.strip_prefix(':') {
+                        return leading_id(value.trim_start());
+                    }
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Value::Null
+}
+
+/// Length of the JSON string at the start of `bytes`, quotes included; `None` if unterminated.
+fn string_len(bytes: &[u8]) -> Option<usize> {
+    let mut i = 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// A JSON-RPC id (an integer or a string) at the start of `text`, if it is complete there:
+/// a number counts only when something follows it, since `12` cut off may have been `123`.
+fn leading_id(text: &str) -> Value {
+    if text.starts_with('"') {
+        return string_len(text.as_bytes())
+            .and_then(|len| serde_json::from_str::<String>(&text[..len]).ok())
+            .map_or(Value::Null, Value::String);
+    }
+    let digits = text
+        .char_indices()
+        .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && c == '-')))
+        .map_or(text.len(), |(i, _)| i);
+    let complete = text[digits..].starts_with([',', '}', ' ', '\t', '\r', '\n']);
+    match text[..digits].parse::<i64>() {
+        Ok(n) if complete => Value::from(n),
+        _ => Value::Null,
     }
 }
 
@@ -354,6 +437,43 @@ mod tests {
             }]
         );
         assert_eq!(code(&decode_all(&framed("[1,2]"))[0]), INVALID_REQUEST);
+    }
+
+    #[test]
+    fn a_too_short_content_length_keeps_the_next_message_and_answers_with_the_id() {
+        let cut = r#"{"jsonrpc":"2.0","id":42,"method":"textDocument/hover","params":{"x":1}}"#;
+        let mut input = format!("Content-Length: 30\r\n\r\n{cut}").into_bytes();
+        input.extend(framed(PING));
+        let frames = decode_all(&input);
+        assert_eq!(frames.len(), 2, "{frames:?}");
+        match &frames[0] {
+            Frame::Invalid { code, id, .. } => {
+                assert_eq!(*code, PARSE_ERROR);
+                assert_eq!(*id, json!(42));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(frames[1], Frame::Message(PING.as_bytes().to_vec()));
+    }
+
+    #[test]
+    fn only_a_top_level_id_is_salvaged() {
+        assert_eq!(salvage_id(r#"{"jsonrpc":"2.0","id":7,"meth"#), json!(7));
+        assert_eq!(salvage_id(r#"{"id":"abc","method":"x","par"#), json!("abc"));
+        assert_eq!(salvage_id(r#"{"id":-3}"#), json!(-3));
+        // Inside params (a cancel notification names another request's id): not ours.
+        assert_eq!(
+            salvage_id(r#"{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":3"#),
+            Value::Null
+        );
+        assert_eq!(
+            salvage_id(r#"{"method":"x","params":"\"id\":9"#),
+            Value::Null
+        );
+        // Cut inside the id itself: no guess.
+        assert_eq!(salvage_id(r#"{"id":12"#), Value::Null);
+        assert_eq!(salvage_id(r#"{"id":"ab"#), Value::Null);
+        assert_eq!(salvage_id("not json at all"), Value::Null);
     }
 
     #[test]

@@ -6,7 +6,26 @@ use ropey::Rope;
 use tower_lsp_server::ls_types as lsp;
 
 use crate::docs::{self, PositionEncoding};
+use crate::engine::Action;
 use crate::render::Severity;
+
+/// What codetier puts in `Diagnostic.data` and reads back from the code-action context: one
+/// type for the writer (`publish`) and the reader (`code_action`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DiagnosticData {
+    pub action: Action,
+    pub tier: String,
+    /// The proposed fix for the diagnostic's range, if the model gave one.
+    #[serde(default)]
+    pub replacement: Option<String>,
+}
+
+impl DiagnosticData {
+    /// The data of a diagnostic the client sent back, if it carries ours.
+    pub fn of(diagnostic: &lsp::Diagnostic) -> Option<DiagnosticData> {
+        serde_json::from_value(diagnostic.data.clone()?).ok()
+    }
+}
 
 pub fn position(p: lsp::Position) -> docs::Position {
     docs::Position {

@@ -22,10 +22,18 @@ use crate::render::{Explanation, Finding};
 pub struct ClientFlags {
     /// The client accepts `window/workDoneProgress/create`.
     pub work_done_progress: bool,
-    /// The client can apply `workspace/applyEdit` with versioned document edits.
+    /// The client can apply `workspace/applyEdit`.
     pub apply_edit: bool,
-    /// The client renders markdown in hover.
+    /// Workspace edits may use `documentChanges` (versioned edits); otherwise `changes`.
+    pub document_changes: bool,
+    /// The client renders markdown in hover; otherwise hover is plain text.
     pub hover_markdown: bool,
+    /// `textDocument/codeAction` may answer `CodeAction` literals; otherwise only `Command`s.
+    pub code_action_literals: bool,
+    /// `CodeAction.isPreferred` is understood.
+    pub is_preferred: bool,
+    /// The client echoes `Diagnostic.data` back in the code-action context.
+    pub diagnostic_data: bool,
 }
 
 /// What the server attached to a range of a document.
@@ -33,6 +41,24 @@ pub struct ClientFlags {
 pub enum NoteKind {
     Finding(Finding),
     Explanation(Explanation),
+}
+
+impl NoteKind {
+    /// The fix the model proposed for the note's range, if any.
+    pub fn replacement(&self) -> Option<&str> {
+        match self {
+            NoteKind::Finding(f) => f.replacement.as_deref(),
+            NoteKind::Explanation(e) => e.fix.as_deref(),
+        }
+    }
+
+    /// The diagnostic message the note is published with.
+    pub fn message(&self) -> &str {
+        match self {
+            NoteKind::Finding(f) => &f.message,
+            NoteKind::Explanation(e) => &e.headline,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -72,6 +98,9 @@ pub struct Session {
     pub docs: Store,
     utf8: AtomicBool,
     initialized: AtomicBool,
+    /// `shutdown` was received (the exit code of a later `exit` depends on it).
+    shutdown_requested: AtomicBool,
+    exit_received: AtomicBool,
     flags: OnceLock<ClientFlags>,
     engine: OnceLock<Arc<Engine>>,
     pub loader: Mutex<config::Loader>,
@@ -99,6 +128,8 @@ impl Session {
             docs: Store::new(),
             utf8: AtomicBool::new(false),
             initialized: AtomicBool::new(false),
+            shutdown_requested: AtomicBool::new(false),
+            exit_received: AtomicBool::new(false),
             flags: OnceLock::new(),
             engine: OnceLock::new(),
             loader: Mutex::new(config::Loader::new()),
@@ -176,6 +207,24 @@ impl Session {
         } else {
             PositionEncoding::Utf16
         }
+    }
+
+    /// Records that `shutdown` arrived: from now on only `exit` is served.
+    pub fn mark_shutdown_requested(&self) {
+        self.shutdown_requested.store(true, Ordering::SeqCst);
+    }
+
+    /// Records that `exit` arrived.
+    pub fn mark_exit(&self) {
+        self.exit_received.store(true, Ordering::SeqCst);
+    }
+
+    pub fn exit_received(&self) -> bool {
+        self.exit_received.load(Ordering::SeqCst)
+    }
+
+    pub fn shutdown_requested(&self) -> bool {
+        self.shutdown_requested.load(Ordering::SeqCst)
     }
 
     pub fn set_initialized(&self, flags: ClientFlags) {

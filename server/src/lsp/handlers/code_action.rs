@@ -11,8 +11,8 @@ use super::{ready, Reply};
 use crate::config::Config;
 use crate::docs::AnchorState;
 use crate::engine::Action;
-use crate::lsp::proto;
-use crate::lsp::session::Session;
+use crate::lsp::proto::{self, DiagnosticData};
+use crate::lsp::session::{ClientFlags, Session};
 use crate::{prompts, render};
 
 /// Kind of every codetier action; clients filter with `only: ["refactor"]` or finer.
@@ -57,14 +57,21 @@ pub fn handle(session: &Arc<Session>, params: lsp::CodeActionParams) -> Reply {
         }),
     };
 
+    let flags = session.flags();
     let mut actions: Vec<lsp::CodeActionOrCommand> = Vec::new();
-    for fix in quick_fixes(
-        session,
-        &uri,
-        &snap.text,
-        snap.version,
-        &params.context.diagnostics,
-    ) {
+    // A quick fix is an edit, which only a `CodeAction` literal can carry.
+    let fixes = if flags.code_action_literals {
+        quick_fixes(
+            session,
+            &uri,
+            &snap.text,
+            snap.version,
+            &params.context.diagnostics,
+        )
+    } else {
+        Vec::new()
+    };
+    for fix in fixes {
         if wanted(&lsp::CodeActionKind::QUICKFIX) {
             actions.push(lsp::CodeActionOrCommand::CodeAction(fix));
         }
@@ -78,6 +85,7 @@ pub fn handle(session: &Arc<Session>, params: lsp::CodeActionParams) -> Reply {
         let base = &config.action(action).tier;
         let args = |tier: Option<&str>, fresh: bool, answer: Option<u64>| json!({ "uri": uri, "range": range, "tier": tier, "fresh": fresh, "diagnostics": diagnostics, "answer": answer });
         actions.push(command_action(
+            &flags,
             format!("{} ({})", action.title(), label(&config, base)),
             &kind,
             action,
@@ -92,6 +100,7 @@ pub fn handle(session: &Arc<Session>, params: lsp::CodeActionParams) -> Reply {
             let id = Some(answer.origin.to_raw());
             for tier in &config.action(action).escalate {
                 actions.push(command_action(
+                    &flags,
                     format!("{} with {}", action.title(), label(&config, tier)),
                     &kind,
                     action,
@@ -99,6 +108,7 @@ pub fn handle(session: &Arc<Session>, params: lsp::CodeActionParams) -> Reply {
                 ));
             }
             actions.push(command_action(
+                &flags,
                 format!(
                     "Regenerate: {} ({})",
                     action.title(),
@@ -134,25 +144,34 @@ fn overlaps(a: &Range<usize>, b: &Range<usize>) -> bool {
     a.start <= b.end && b.start <= a.end
 }
 
+/// An AI action as the client can take it: a `CodeAction` literal with its kind where the
+/// client declared literal support, else the bare `Command`.
 fn command_action(
+    flags: &ClientFlags,
     title: String,
     kind: &lsp::CodeActionKind,
     action: Action,
     args: Value,
 ) -> lsp::CodeActionOrCommand {
-    lsp::CodeActionOrCommand::CodeAction(lsp::CodeAction {
+    let command = lsp::Command {
         title: title.clone(),
+        command: format!("codetier.{}", action.as_str()),
+        arguments: Some(vec![args]),
+    };
+    if !flags.code_action_literals {
+        return lsp::CodeActionOrCommand::Command(command);
+    }
+    lsp::CodeActionOrCommand::CodeAction(lsp::CodeAction {
+        title,
         kind: Some(kind.clone()),
-        command: Some(lsp::Command {
-            title,
-            command: format!("codetier.{}", action.as_str()),
-            arguments: Some(vec![args]),
-        }),
+        command: Some(command),
         ..Default::default()
     })
 }
 
-/// Quick fixes for codetier diagnostics in range: from `Diagnostic.data` the client sent back.
+/// Quick fixes for codetier diagnostics in range: from the `Diagnostic.data` the client sent
+/// back, or, for clients that do not echo it (Neovim 0.7), from the note the diagnostic was
+/// published for.
 fn quick_fixes(
     session: &Session,
     uri: &str,
@@ -161,23 +180,34 @@ fn quick_fixes(
     diagnostics: &[lsp::Diagnostic],
 ) -> Vec<lsp::CodeAction> {
     let enc = session.encoding();
+    let flags = session.flags();
+    let mut notes = None;
     let mut out = Vec::new();
     for diag in diagnostics {
         if diag.source.as_deref() != Some(super::publish::SOURCE) {
             continue;
         }
-        let Some(replacement) = diag
-            .data
-            .as_ref()
-            .and_then(|d| d.get("replacement"))
-            .and_then(Value::as_str)
-        else {
-            continue;
-        };
         // The client sends the diagnostics at the requested range; trust its choice.
         let chars = proto::chars(text, diag.range, enc);
-        let new_text = render::fit(text, chars.clone(), replacement);
-        let Some(edit) = versioned_edit(
+        let replacement = match DiagnosticData::of(diag) {
+            Some(data) => data.replacement,
+            None => {
+                let notes = notes.get_or_insert_with(|| session.notes(uri));
+                notes
+                    .iter()
+                    .find(|n| {
+                        n.kind.message() == diag.message
+                            && matches!(session.docs.resolve(uri, n.anchor), AnchorState::Live(r) if r == chars)
+                    })
+                    .and_then(|n| n.kind.replacement().map(str::to_owned))
+            }
+        };
+        let Some(replacement) = replacement else {
+            continue;
+        };
+        let new_text = render::fit(text, chars.clone(), &replacement);
+        let Some(edit) = workspace_edit(
+            &flags,
             uri,
             version,
             proto::lsp_range_of(text, chars, enc),
@@ -190,7 +220,7 @@ fn quick_fixes(
             kind: Some(lsp::CodeActionKind::QUICKFIX),
             diagnostics: Some(vec![diag.clone()]),
             edit: Some(edit),
-            is_preferred: Some(true),
+            is_preferred: flags.is_preferred.then_some(true),
             ..Default::default()
         });
     }
@@ -206,20 +236,45 @@ fn first_line(s: &str) -> String {
     }
 }
 
+/// A versioned edit of one document (`documentChanges`), for clients that declared support.
 pub fn versioned_edit(
     uri: &str,
     version: i32,
     range: lsp::Range,
     new_text: String,
 ) -> Option<lsp::WorkspaceEdit> {
+    let flags = ClientFlags {
+        document_changes: true,
+        ..ClientFlags::default()
+    };
+    workspace_edit(&flags, uri, version, range, new_text)
+}
+
+/// One edit of one document as the client can apply it: a versioned `TextDocumentEdit` where
+/// `documentChanges` is supported (the client then refuses it if the document moved on), else
+/// the plain `changes` map, which the caller must only send for the version it checked.
+pub fn workspace_edit(
+    flags: &ClientFlags,
+    uri: &str,
+    version: i32,
+    range: lsp::Range,
+    new_text: String,
+) -> Option<lsp::WorkspaceEdit> {
     let uri = proto::uri(uri)?;
+    let edit = lsp::TextEdit { range, new_text };
+    if !flags.document_changes {
+        return Some(lsp::WorkspaceEdit {
+            changes: Some(std::collections::HashMap::from([(uri, vec![edit])])),
+            ..Default::default()
+        });
+    }
     Some(lsp::WorkspaceEdit {
         document_changes: Some(lsp::DocumentChanges::Edits(vec![lsp::TextDocumentEdit {
             text_document: lsp::OptionalVersionedTextDocumentIdentifier {
                 uri,
                 version: Some(version),
             },
-            edits: vec![lsp::OneOf::Left(lsp::TextEdit { range, new_text })],
+            edits: vec![lsp::OneOf::Left(edit)],
         }])),
         ..Default::default()
     })

@@ -50,15 +50,20 @@ pub fn handle(session: &Arc<Session>, params: lsp::HoverParams) -> Reply {
     let Some(range) = hit else {
         return ready(Ok(Value::Null));
     };
+    let markdown = parts.join("\n\n---\n\n");
+    let contents = if session.flags().hover_markdown {
+        lsp::MarkupContent {
+            kind: lsp::MarkupKind::Markdown,
+            value: markdown,
+        }
+    } else {
+        lsp::MarkupContent {
+            kind: lsp::MarkupKind::PlainText,
+            value: crate::render::plain_text(&markdown),
+        }
+    };
     let hover = lsp::Hover {
-        contents: lsp::HoverContents::Markup(lsp::MarkupContent {
-            kind: if session.flags().hover_markdown {
-                lsp::MarkupKind::Markdown
-            } else {
-                lsp::MarkupKind::PlainText
-            },
-            value: parts.join("\n\n---\n\n"),
-        }),
+        contents: lsp::HoverContents::Markup(contents),
         range: Some(proto::lsp_range_of(&snap.text, range, enc)),
     };
     ready(serde_json::to_value(hover).map_err(|e| super::failure(-32603, e.to_string())))

@@ -1,10 +1,10 @@
 //! Turns a document's notes (review findings, explanations) into published diagnostics.
 
-use serde_json::json;
 use tower_lsp_server::ls_types as lsp;
 
 use crate::docs::AnchorState;
-use crate::lsp::proto;
+use crate::engine::Action;
+use crate::lsp::proto::{self, DiagnosticData};
 use crate::lsp::session::{NoteKind, Session};
 
 pub const SOURCE: &str = "codetier";
@@ -19,24 +19,29 @@ pub fn diagnostics(session: &Session, uri: &str) -> Option<(i32, Vec<lsp::Diagno
             continue;
         };
         let range = proto::lsp_range_of(&snap.text, chars, enc);
-        let (severity, message, data) = match &note.kind {
+        let (severity, message, action) = match &note.kind {
             NoteKind::Finding(f) => (
                 proto::diagnostic_severity(&f.severity),
                 f.message.clone(),
-                json!({ "action": "review", "tier": note.tier, "replacement": f.replacement }),
+                Action::Review,
             ),
             NoteKind::Explanation(e) => (
                 lsp::DiagnosticSeverity::INFORMATION,
                 e.headline.clone(),
-                json!({ "action": "explain", "tier": note.tier, "replacement": e.fix }),
+                Action::Explain,
             ),
+        };
+        let data = DiagnosticData {
+            action,
+            tier: note.tier.clone(),
+            replacement: note.kind.replacement().map(str::to_owned),
         };
         out.push(lsp::Diagnostic {
             range,
             severity: Some(severity),
             source: Some(SOURCE.into()),
             message,
-            data: Some(data),
+            data: serde_json::to_value(data).ok(),
             ..Default::default()
         });
     }
