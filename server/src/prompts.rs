@@ -14,7 +14,7 @@ use ropey::Rope;
 use crate::engine::Action;
 use crate::provider::{Message, Role};
 
-pub use exclude::is_excluded;
+pub use exclude::{exclusion, is_excluded, Exclusion};
 pub use redact::redact;
 pub use templates::TEMPLATE_VERSION;
 pub use widen::widen;
