@@ -73,11 +73,26 @@ pub struct Job {
 /// What the user sees while a job runs.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Progress {
-    Asking { tier: String, model: String },
-    Tokens { count: usize },
-    Retrying { attempt: u32, reason: String },
+    /// The prompt is built and about to be sent (or answered from the cache).
+    Asking {
+        tier: String,
+        model: String,
+        /// Secrets masked in the prompt.
+        redactions: usize,
+        /// Set when the budget cut the selection or its context: which lines were sent.
+        coverage_note: Option<String>,
+    },
+    Tokens {
+        count: usize,
+    },
+    Retrying {
+        attempt: u32,
+        reason: String,
+    },
     Hedged,
-    FellBack { model: String },
+    FellBack {
+        model: String,
+    },
 }
 
 /// The result of a job, before any protocol turns it into edits or diagnostics.
@@ -99,12 +114,16 @@ pub struct Outcome {
     /// For generate: the code to insert, not yet indented.
     #[serde(skip)]
     pub code: Option<String>,
-    /// 0-based first and last line of the selection the prompt showed.
+    /// 0-based first and last line of the selection asked about.
     #[serde(skip)]
     pub selection_lines: (u32, u32),
-    /// How many secrets were redacted from the prompt.
-    #[serde(skip)]
+    /// How many distinct secrets were masked in the prompt.
     pub redactions: usize,
+    /// Which lines the prompt held, and whether `context.token_budget` cut the selection or
+    /// its context (`covered_lines`, `truncated`, `context_lines`, `context_truncated`,
+    /// `coverage_note` in the serialized result).
+    #[serde(flatten)]
+    pub coverage: prompts::Coverage,
 }
 
 /// Why a job produced no answer. `Display` is what the user reads.
@@ -248,10 +267,16 @@ impl Engine {
             let known: Vec<&str> = config.tiers.keys().map(String::as_str).collect();
             return Err(EngineError::UnknownTier(tier_name, known.join(", ")));
         };
-        if is_excluded(&job.file_name, &config.privacy.exclude) {
+        if let Some(why) = prompts::exclusion(&job.file_name, None, None, &config.privacy.exclude) {
+            let hint = "see the privacy section of your configuration";
             return Err(EngineError::Excluded {
                 path: display_path(&job.file_name),
-                pattern_hint: "see the privacy section of your configuration".into(),
+                pattern_hint: match why {
+                    prompts::Exclusion::Name => hint.into(),
+                    prompts::Exclusion::Target(target) => {
+                        format!("through the file it resolves to, {target}; {hint}")
+                    }
+                },
             });
         }
         if job.selection.is_empty() {
@@ -302,6 +327,8 @@ impl Engine {
             let _ = tx.send(Progress::Asking {
                 tier: tier_name.clone(),
                 model: model.clone(),
+                redactions: prompt.redactions,
+                coverage_note: prompt.coverage.note.clone(),
             });
         }
 
@@ -412,11 +439,13 @@ fn finish(
         code: None,
         selection_lines: prompt.selection_lines,
         redactions: prompt.redactions,
+        coverage: prompt.coverage.clone(),
     };
     match action {
         Action::Explain => outcome.explanation = Some(render::parse_explanation(&outcome.text)),
+        // The model saw only the covered lines: findings are clamped into them.
         Action::Review => {
-            outcome.findings = render::parse_findings(&outcome.text, prompt.selection_lines)
+            outcome.findings = render::parse_findings(&outcome.text, prompt.coverage.covered_lines)
         }
         Action::Generate => outcome.code = Some(render::extract_code(&outcome.text)),
     }
@@ -452,7 +481,8 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Whether a file may not be sent to the model.
+/// Whether a file may not be sent to the model: its name (a URI or path) or, for a file on
+/// this machine named by a URI or an absolute path, the file it resolves to matches `globs`.
 pub fn is_excluded(file: &str, globs: &[String]) -> bool {
-    prompts::is_excluded(&display_path(file), globs)
+    prompts::exclusion(file, None, None, globs).is_some()
 }

@@ -1,6 +1,7 @@
 //! Prompt building: the context sent to the model for an action, within a token budget and with secrets redacted.
 
 mod exclude;
+mod mask;
 mod redact;
 mod templates;
 mod widen;
@@ -13,7 +14,7 @@ use ropey::Rope;
 use crate::engine::Action;
 use crate::provider::{Message, Role};
 
-pub use exclude::is_excluded;
+pub use exclude::{exclusion, is_excluded, Exclusion};
 pub use redact::redact;
 pub use templates::TEMPLATE_VERSION;
 pub use widen::widen;
@@ -59,10 +60,32 @@ pub struct ContextInput<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Prompt {
     pub messages: Vec<Message>,
-    /// How many secrets were replaced by `[REDACTED:…]` markers.
+    /// How many distinct secrets were replaced by `[REDACTED:…]` markers.
     pub redactions: usize,
-    /// 0-based, inclusive document lines of the selection (as used to clamp review findings).
+    /// 0-based, inclusive document lines of the selection, as asked for.
     pub selection_lines: (u32, u32),
+    /// Which lines were sent, and whether the budget cut any.
+    pub coverage: Coverage,
+}
+
+/// Which document lines a prompt holds, and whether `context.token_budget` cut the selection
+/// or its context. Lines are 0-based and inclusive, as everywhere below the protocol layer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Coverage {
+    /// The lines of the selection that were sent; when `truncated`, fewer than were selected
+    /// (a single line sent only in part when even it did not fit).
+    pub covered_lines: (u32, u32),
+    /// The selection was cut to fit the budget.
+    pub truncated: bool,
+    /// The lines sent around the selection and including it (enclosing headers further up
+    /// aside).
+    pub context_lines: (u32, u32),
+    /// Fewer context lines than `context.surrounding_lines` were sent on a side that had them.
+    pub context_truncated: bool,
+    /// What to tell the user when the budget cut something, e.g. "the selection (lines
+    /// 1–500,000) was cut to fit context.token_budget: only lines 1–98 were sent".
+    #[serde(rename = "coverage_note")]
+    pub note: Option<String>,
 }
 
 /// Builds the system and user messages for `input`.
@@ -72,6 +95,11 @@ pub struct Prompt {
 /// Context is trimmed before the selection is: context lines are added closest first while
 /// the budget lasts; a selection that alone exceeds the budget is cut with a marker, and the
 /// task says so.
+///
+/// With `redact`, secrets are found on the whole document lines the prompt shows (see
+/// [`mask::scan`]), and every piece is masked where it overlaps one, however the selection
+/// cuts it; diagnostics are masked where they hold or quote a secret. The budget is reckoned
+/// on the text before masking.
 pub fn build(input: &ContextInput) -> Prompt {
     let text = input.text;
     let len = text.len_chars();
@@ -90,56 +118,54 @@ pub fn build(input: &ContextInput) -> Prompt {
     let width = digits(last.max(last_doc_line.min(last + input.surrounding_lines)) + 1);
     let system = templates::system(input.action);
 
-    let mut header = format!(
-        "File: {}\nLanguage: {}\n",
-        input.file_name, input.language_id
-    );
-    if !input.diagnostics.is_empty() {
-        let _ = writeln!(header, "\n{}", templates::DIAGNOSTICS_HEADING);
-        for d in input.diagnostics.iter().take(MAX_DIAGNOSTICS) {
-            let _ = writeln!(header, "- {}", cut(d.trim(), MAX_DIAGNOSTIC_CHARS));
-        }
-        if input.diagnostics.len() > MAX_DIAGNOSTICS {
-            let more = input.diagnostics.len() - MAX_DIAGNOSTICS;
-            let _ = writeln!(header, "- … and {more} more");
-        }
-    }
+    let diagnostics: Vec<&str> = input
+        .diagnostics
+        .iter()
+        .take(MAX_DIAGNOSTICS)
+        .map(|d| d.trim())
+        .collect();
+    // The fixed parts are reckoned as they would read unmasked.
+    let header_estimate = chars(&header(input, &diagnostics, |d| d.to_owned()));
     let task_estimate = templates::task(input.action, first + 1, last + 1);
     let budget = input.token_budget.saturating_mul(CHARS_PER_TOKEN);
-    let fixed = chars(system) + chars(&header) + chars(&task_estimate) + FRAME_CHARS;
+    let fixed = chars(system) + header_estimate + chars(&task_estimate) + FRAME_CHARS;
     // However small the budget, a prompt without its selection is useless: keep a floor.
     let mut remaining = budget.saturating_sub(fixed).max(MIN_SELECTION_CHARS);
 
-    // The selection, whole if it fits.
-    let mut selected = String::new();
+    // The layout first, on the unmasked text: which lines (and how much of each) each block
+    // shows. `(line, chars shown)` per row.
+    let mut selected: Vec<(usize, usize)> = Vec::new();
     let mut shown_last = last;
     let mut truncated = None;
+    let mut line_cut = None;
     for line in first..=last {
-        let row = numbered(text, line, width, usize::MAX);
-        let cost = chars(&row);
+        let n = widen::content_len(text, line);
+        let cost = row_len(line, width, n, n);
         if cost <= remaining {
-            selected.push_str(&row);
+            selected.push((line, n));
             remaining -= cost;
             continue;
         }
         if line == first {
             // Even the first line is too long: show what fits of it.
             let room = remaining.saturating_sub(width + 4).max(1);
-            selected.push_str(&numbered(text, line, width, room));
+            selected.push((line, n.min(room)));
+            line_cut = Some(n.min(room));
             remaining = 0;
             shown_last = first;
-            truncated = Some(format!(
-                "[… selection truncated to fit: the rest of line {} and lines {}-{} are not shown]\n",
-                first + 1,
-                first + 2,
-                last + 1
-            ));
-            if first == last {
-                truncated = Some(format!(
+            truncated = Some(if first == last {
+                format!(
                     "[… selection truncated to fit: the rest of line {} is not shown]\n",
                     first + 1
-                ));
-            }
+                )
+            } else {
+                format!(
+                    "[… selection truncated to fit: the rest of line {} and lines {}-{} are not shown]\n",
+                    first + 1,
+                    first + 2,
+                    last + 1
+                )
+            });
         } else {
             shown_last = line - 1;
             truncated = Some(format!(
@@ -155,45 +181,49 @@ pub fn build(input: &ContextInput) -> Prompt {
     let whole = widen::lines_to_chars(text, first, last);
     let mut exact = None;
     if truncated.is_none() && end > start && (start != whole.start || end < whole.end) {
-        let part = text.slice(start..end).to_string();
-        let cost = chars(&part) + FRAME_CHARS / 3;
-        if chars(&part) <= MAX_EXACT_CHARS && cost <= remaining {
+        let part = end - start;
+        let cost = part + FRAME_CHARS / 3;
+        if part <= MAX_EXACT_CHARS && cost <= remaining {
             remaining -= cost;
-            exact = Some(part);
+            exact = Some(start..end);
         }
     }
 
     // Context: first the headers of the enclosing blocks that lie above the surrounding lines
     // (one line each, they say where the code lives), then the closest lines first,
     // alternating sides, while the budget lasts.
-    let mut before: Vec<(usize, String)> = Vec::new();
-    let mut after: Vec<(usize, String)> = Vec::new();
+    let mut before: Vec<(usize, usize)> = Vec::new();
+    let mut after: Vec<(usize, usize)> = Vec::new();
+    let lowest = first.saturating_sub(input.surrounding_lines);
+    let highest = last_doc_line.min(last + input.surrounding_lines);
+    let (mut up, mut down) = (first, last + 1);
     if truncated.is_none() {
-        let lowest = first.saturating_sub(input.surrounding_lines);
-        let highest = last_doc_line.min(last + input.surrounding_lines);
+        let mut take = |line: usize, rows: &mut Vec<(usize, usize)>| {
+            let n = widen::content_len(text, line);
+            let shown = n.min(MAX_CONTEXT_LINE_CHARS);
+            let cost = row_len(line, width, n, shown) + 2;
+            if cost > remaining {
+                return false;
+            }
+            remaining -= cost;
+            rows.push((line, shown));
+            true
+        };
         for h in widen::enclosing_headers(text, first, last, MAX_HEADERS) {
             if h < lowest {
-                let row = numbered(text, h, width, MAX_CONTEXT_LINE_CHARS);
-                take(&mut remaining, h, row, &mut before);
+                take(h, &mut before);
             }
         }
-        let (mut up, mut down) = (first, last + 1);
         let (mut up_open, mut down_open) = (true, true);
         while up_open || down_open {
             if up_open {
-                up_open = up > lowest && {
-                    let row = numbered(text, up - 1, width, MAX_CONTEXT_LINE_CHARS);
-                    take(&mut remaining, up - 1, row, &mut before)
-                };
+                up_open = up > lowest && take(up - 1, &mut before);
                 if up_open {
                     up -= 1;
                 }
             }
             if down_open {
-                down_open = down <= highest && {
-                    let row = numbered(text, down, width, MAX_CONTEXT_LINE_CHARS);
-                    take(&mut remaining, down, row, &mut after)
-                };
+                down_open = down <= highest && take(down, &mut after);
                 if down_open {
                     down += 1;
                 }
@@ -201,6 +231,40 @@ pub fn build(input: &ContextInput) -> Prompt {
         }
         before.sort_by_key(|(line, _)| *line);
     }
+    let context_truncated = up > lowest || down <= highest;
+
+    // Then the secrets on exactly those lines, and every piece masked where it overlaps one.
+    let secrets = if input.redact {
+        let shown: Vec<(usize, usize)> = before
+            .iter()
+            .chain(&selected)
+            .chain(&after)
+            .copied()
+            .collect();
+        mask::scan(text, &shown)
+    } else {
+        Vec::new()
+    };
+    let mut masker = mask::Masker::new(text, secrets, input.redact);
+    let row = |masker: &mut mask::Masker, (line, shown): (usize, usize)| {
+        let n = widen::content_len(text, line);
+        let begin = text.line_to_char(line);
+        let mut row = format!("{:>width$} |", line + 1);
+        if shown > 0 {
+            row.push(' ');
+            row.push_str(&masker.piece(begin..begin + shown));
+        }
+        if shown < n {
+            row.push_str(" …");
+        }
+        row.push('\n');
+        row
+    };
+    let selected: String = selected.iter().map(|r| row(&mut masker, *r)).collect();
+    let before: Vec<(usize, String)> = before.iter().map(|r| (r.0, row(&mut masker, *r))).collect();
+    let after: Vec<(usize, String)> = after.iter().map(|r| (r.0, row(&mut masker, *r))).collect();
+    let exact = exact.map(|range| masker.piece(range));
+    let header = header(input, &diagnostics, |d| masker.other(d));
 
     let fence = fence_for(
         before
@@ -250,11 +314,19 @@ pub fn build(input: &ContextInput) -> Prompt {
         );
     }
 
-    let (user, redactions) = if input.redact {
-        redact(&user)
+    let context_lines = if truncated.is_some() {
+        (first, shown_last)
     } else {
-        (user, 0)
+        (up, down - 1)
     };
+    let note = coverage_note(
+        (first, last),
+        shown_last,
+        line_cut,
+        truncated.is_some(),
+        context_truncated,
+        context_lines,
+    );
     Prompt {
         messages: vec![
             Message {
@@ -266,20 +338,105 @@ pub fn build(input: &ContextInput) -> Prompt {
                 content: user,
             },
         ],
-        redactions,
+        redactions: masker.count(),
         selection_lines: (to_u32(first), to_u32(last)),
+        coverage: Coverage {
+            covered_lines: (to_u32(first), to_u32(shown_last)),
+            truncated: truncated.is_some(),
+            context_lines: (to_u32(context_lines.0), to_u32(context_lines.1)),
+            context_truncated,
+            note,
+        },
     }
 }
 
-/// Appends `row` (document line `line`) if it fits in `remaining`.
-fn take(remaining: &mut usize, line: usize, row: String, rows: &mut Vec<(usize, String)>) -> bool {
-    let cost = chars(&row) + 2;
-    if cost > *remaining {
-        return false;
+/// The file, the language, and the diagnostics of other tools, each passed through `show`.
+fn header(
+    input: &ContextInput,
+    diagnostics: &[&str],
+    mut show: impl FnMut(&str) -> String,
+) -> String {
+    let mut header = format!(
+        "File: {}\nLanguage: {}\n",
+        input.file_name, input.language_id
+    );
+    if !diagnostics.is_empty() {
+        let _ = writeln!(header, "\n{}", templates::DIAGNOSTICS_HEADING);
+        for d in diagnostics {
+            let _ = writeln!(header, "- {}", cut(&show(d), MAX_DIAGNOSTIC_CHARS));
+        }
+        if input.diagnostics.len() > MAX_DIAGNOSTICS {
+            let more = input.diagnostics.len() - MAX_DIAGNOSTICS;
+            let _ = writeln!(header, "- … and {more} more");
+        }
     }
-    *remaining -= cost;
-    rows.push((line, row));
-    true
+    header
+}
+
+/// What the user is told when the budget cut the selection or its context (1-based lines).
+fn coverage_note(
+    (first, last): (usize, usize),
+    shown_last: usize,
+    line_cut: Option<usize>,
+    truncated: bool,
+    context_truncated: bool,
+    (from, to): (usize, usize),
+) -> Option<String> {
+    let selection = human_span(first + 1, last + 1);
+    if truncated {
+        let sent = match line_cut {
+            Some(chars) => format!(
+                "only the first {} characters of line {} were sent",
+                grouped(chars),
+                grouped(first + 1)
+            ),
+            None => format!("only {} were sent", human_span(first + 1, shown_last + 1)),
+        };
+        return Some(format!(
+            "the selection ({selection}) was cut to fit context.token_budget: {sent}"
+        ));
+    }
+    if context_truncated {
+        let sent = if (from, to) == (first, last) {
+            "no lines around it were sent".to_owned()
+        } else {
+            format!("{} were sent", human_span(from + 1, to + 1))
+        };
+        return Some(format!(
+            "the context around the selection ({selection}) was cut to fit context.token_budget: {sent}"
+        ));
+    }
+    None
+}
+
+/// `line 7` or `lines 1–500,000`, for people.
+fn human_span(from: usize, to: usize) -> String {
+    if from == to {
+        format!("line {}", grouped(from))
+    } else {
+        format!("lines {}–{}", grouped(from), grouped(to))
+    }
+}
+
+/// `500000` as `500,000`.
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The length in chars of a row `"{n} | {line}\n"` showing `shown` of the line's `n` chars.
+fn row_len(line: usize, width: usize, n: usize, shown: usize) -> usize {
+    let number = width.max(digits(line + 1)) + 2;
+    let content = if shown > 0 { 1 + shown } else { 0 };
+    let marker = if shown < n { 2 } else { 0 };
+    number + content + marker + 1
 }
 
 /// Rows in line order, with `⋮` where lines are skipped.
@@ -294,23 +451,6 @@ fn with_gaps(rows: &[(usize, String)]) -> String {
         previous = Some(*line);
     }
     out
-}
-
-/// `"{n} | {line}\n"` with the 1-based number right-aligned, the line cut to `max` chars.
-fn numbered(text: &Rope, line: usize, width: usize, max: usize) -> String {
-    let n = widen::content_len(text, line);
-    let start = text.line_to_char(line);
-    let shown = n.min(max);
-    let mut row = format!("{:>width$} |", line + 1);
-    if shown > 0 {
-        row.push(' ');
-        row.extend(text.slice(start..start + shown).chars());
-    }
-    if shown < n {
-        row.push_str(" …");
-    }
-    row.push('\n');
-    row
 }
 
 /// The last line that holds text (a trailing newline leaves an empty final line).
@@ -657,12 +797,340 @@ mod tests {
         });
         assert_has(user(&p), &["````markdown\n1 | Intro"]);
     }
+
+    /// A prompt over `text` selecting chars `selection`, redacting, with a generous budget.
+    fn cut_prompt(text: &str, selection: Range<usize>, diagnostics: &[String]) -> Prompt {
+        let rope = Rope::from_str(text);
+        build(&ContextInput {
+            action: Action::Explain,
+            file_name: "src/db.rs",
+            language_id: "rust",
+            text: &rope,
+            selection,
+            diagnostics,
+            token_budget: 4000,
+            surrounding_lines: 5,
+            redact: true,
+        })
+    }
+
+    /// The char range of `needle` in `text`.
+    fn chars_of(text: &str, needle: &str) -> Range<usize> {
+        let at = text.find(needle).expect("needle in text");
+        let start = text[..at].chars().count();
+        start..start + needle.chars().count()
+    }
+
+    #[test]
+    fn a_selection_cutting_a_secret_sends_none_of_it() {
+        // The issue's cases: only the value selected, the password of a URL, a token's tail.
+        let text = "fn connect() {\n    let db_password = \"Tr0ub4dor&3-x\";\n    let url = \"postgres://app:s3cr3tPa55@db:5432/app\";\n    let gh = \"ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8\";\n}\n";
+        for (selected, secret) in [
+            ("Tr0ub4dor&3-x", "Tr0ub4dor&3-x"),
+            ("r3tPa55@db", "s3cr3tPa55"),
+            (
+                "e5F6g7H8i9J0k1L2m3N4o5P6q7R8",
+                "ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8",
+            ),
+        ] {
+            let p = cut_prompt(text, chars_of(text, selected), &[]);
+            let u = user(&p);
+            assert!(u.contains("exactly selected"), "{u}");
+            for w in secret.as_bytes().windows(8) {
+                let w = std::str::from_utf8(w).unwrap_or_default();
+                assert!(!u.contains(w), "{w:?} of {secret:?} was sent:\n{u}");
+            }
+            assert_eq!(
+                p.redactions, 3,
+                "all three lines are shown, each secret once: {u}"
+            );
+        }
+        let p = cut_prompt(text, chars_of(text, "Tr0ub4dor&3-x"), &[]);
+        assert_has(
+            user(&p),
+            &[
+                "exactly selected:\n```rust\n[REDACTED:secret]\n```",
+                "2 |     let db_password = \"[REDACTED:secret]\";",
+                "3 |     let url = \"postgres://app:[REDACTED:password]@db:5432/app\";",
+            ],
+        );
+        // The same selection unredacted sends it as it is.
+        let rope = Rope::from_str(text);
+        let plain = build(&ContextInput {
+            action: Action::Explain,
+            file_name: "src/db.rs",
+            language_id: "rust",
+            text: &rope,
+            selection: chars_of(text, "Tr0ub4dor&3-x"),
+            diagnostics: &[],
+            token_budget: 4000,
+            surrounding_lines: 5,
+            redact: false,
+        });
+        assert!(user(&plain).contains("Tr0ub4dor&3-x") && plain.redactions == 0);
+    }
+
+    #[test]
+    fn a_pem_key_is_masked_from_any_line_of_it_and_diagnostics_quoting_secrets_too() {
+        let mut text = String::from("const KEY: &str = \"\n-----BEGIN PRIVATE KEY-----\n");
+        for i in 0..20 {
+            let _ = writeln!(
+                text,
+                "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC{i:02}xyzXYZ0123456789abcdefABCDEFGH"
+            );
+        }
+        text.push_str("-----END PRIVATE KEY-----\n\";\nfn main() {}\n");
+        // Line 12, in the middle of the body, far from both markers with no context around.
+        let rope = Rope::from_str(&text);
+        let line = widen::lines_to_chars(&rope, 12, 12);
+        let diagnostics = ["unexpected `9w0BAQEFAASC10xyz`: did you mean `Tr0ub`?".to_owned()];
+        let p = build(&ContextInput {
+            action: Action::Review,
+            file_name: "src/key.rs",
+            language_id: "rust",
+            text: &rope,
+            selection: line.start + 5..line.end - 3,
+            diagnostics: &diagnostics,
+            token_budget: 4000,
+            surrounding_lines: 0,
+            redact: true,
+        });
+        let u = user(&p);
+        assert!(
+            !u.contains("xyzXYZ0123456789") && !u.contains("9w0BAQEF"),
+            "{u}"
+        );
+        assert_has(
+            u,
+            &[
+                "13 | [REDACTED:private-key]\n",
+                "- unexpected `[REDACTED:secret]`",
+            ],
+        );
+        assert_eq!(p.redactions, 1, "one key, quoted or not: {u}");
+    }
+
+    #[test]
+    fn the_result_says_which_lines_a_cut_selection_covered() {
+        let lines = 500_000;
+        let text: String = (1..=lines)
+            .map(|i| format!("let value_{i} = {i};\n"))
+            .collect();
+        let rope = Rope::from_str(&text);
+        let p = build(&ContextInput {
+            action: Action::Review,
+            file_name: "big.rs",
+            language_id: "rust",
+            text: &rope,
+            selection: 0..rope.len_chars(),
+            diagnostics: &[],
+            token_budget: 3000,
+            surrounding_lines: 20,
+            redact: true,
+        });
+        let c = &p.coverage;
+        assert!(c.truncated);
+        assert_eq!(p.selection_lines, (0, lines as u32 - 1));
+        let sent = c.covered_lines.1 as usize + 1;
+        assert!(c.covered_lines.0 == 0 && sent > 10 && sent < 1000, "{c:?}");
+        let u = user(&p);
+        assert!(
+            u.contains(&format!("{sent:>6} | let value_{sent} ")),
+            "the last line sent"
+        );
+        assert!(
+            !u.contains(&format!("let value_{} ", sent + 1)),
+            "and not the next"
+        );
+        assert_eq!(
+            c.note.as_deref(),
+            Some(
+                format!(
+                    "the selection (lines 1–500,000) was cut to fit context.token_budget: only lines 1–{sent} were sent"
+                )
+                .as_str()
+            )
+        );
+        // One enormous line: the note says how much of it.
+        let long = format!("let s = \"{}\";\nnext();\n", "x".repeat(50_000));
+        let p = prompt(Action::Explain, &long, 1, 2, 500);
+        assert_eq!(p.coverage.covered_lines, (0, 0));
+        let note = p.coverage.note.unwrap_or_default();
+        assert!(
+            note.starts_with(
+                "the selection (lines 1–2) was cut to fit context.token_budget: only the first "
+            ) && note.ends_with(" characters of line 1 were sent"),
+            "{note}"
+        );
+    }
+
+    #[test]
+    fn the_result_says_which_context_lines_a_tight_budget_left() {
+        let full = prompt(Action::Review, &source(), 41, 44, 4000);
+        assert!(!full.coverage.truncated && !full.coverage.context_truncated);
+        assert_eq!(full.coverage.context_lines, (30, 53));
+        assert_eq!(full.coverage.covered_lines, (40, 43));
+        assert_eq!(full.coverage.note, None);
+        let tight = prompt(Action::Review, &source(), 41, 44, 420);
+        let c = &tight.coverage;
+        assert!(!c.truncated && c.context_truncated, "{c:?}");
+        assert!(c.context_lines.0 > 30 && c.context_lines.1 < 53, "{c:?}");
+        let (from, to) = (c.context_lines.0 + 1, c.context_lines.1 + 1);
+        assert_eq!(
+            c.note.as_deref(),
+            Some(format!(
+                "the context around the selection (lines 41–44) was cut to fit context.token_budget: lines {from}–{to} were sent"
+            ).as_str())
+        );
+        // The lines the coverage names are the ones in the prompt.
+        let u = user(&tight);
+        assert!(
+            u.contains(&format!("{from} | ")) && u.contains(&format!("{to} | ")),
+            "{u}"
+        );
+        assert!(!u.contains(&format!("{} | ", from - 1)) && !u.contains(&format!("{} | ", to + 1)));
+        // A selection at the top of a file has no context above it to cut.
+        let top = prompt(Action::Review, &source(), 1, 2, 4000);
+        assert!(!top.coverage.context_truncated, "{:?}", top.coverage);
+        assert_eq!(top.coverage.context_lines, (0, 11));
+        assert_eq!(grouped(1_234_567), "1,234,567");
+        assert_eq!(grouped(999), "999");
+    }
 }
 
 #[cfg(test)]
 mod proptests {
     use super::*;
     use proptest::prelude::*;
+
+    /// One line of code holding a secret, and the secret itself (what must not leave).
+    const SHAPES: &[(&str, &str)] = &[
+        ("    let db_password = \"Tr0ub4dor&3-x\";", "Tr0ub4dor&3-x"),
+        ("    url = \"postgres://app:s3cr3tPa55w0rd@db.internal:5432/app\"", "s3cr3tPa55w0rd"),
+        ("    let gh = \"ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8\";", "ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"),
+        ("    aws(\"AKIAIOSFODNN7EXAMPLE\")", "AKIAIOSFODNN7EXAMPLE"),
+        ("    stripe.webhook(\"whsec_5f1e2d3c4b5a69788796a5b4c3d2e1f0\")", "whsec_5f1e2d3c4b5a69788796a5b4c3d2e1f0"),
+        ("    gitlab = glpat-Xy9_aB3cD4eF5gH6iJ7kL8m;", "glpat-Xy9_aB3cD4eF5gH6iJ7kL8m"),
+        ("    mail(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)", "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"),
+        ("    conn = \"AccountName=a;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;EndpointSuffix=x\"", "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="),
+        ("    curl -H 'Authorization: Basic dXNlcjpwYXNzd29yZA==' https://api", "dXNlcjpwYXNzd29yZA=="),
+        ("    jdbc = \"jdbc:mysql://db/app?user=app&password=plainWordsPass&ssl=1\"", "plainWordsPass"),
+        ("    jdbc = \"jdbc:sqlserver://db;user=sa;password=Tr0ub&4dorMore;encrypt=true\"", "Tr0ub&4dorMore"),
+        ("    github_token: 3f9a8c7e6d5b4a3c2b1a0f9e8d7c6b5a4f3e2d1c", "3f9a8c7e6d5b4a3c2b1a0f9e8d7c6b5a4f3e2d1c"),
+        ("    client_secret = 8a7B6c5D4e3F2a1B0c9D", "8a7B6c5D4e3F2a1B0c9D"),
+        ("    api_key = 'Zk39fQ0pLm82xVb7Tn4w'", "Zk39fQ0pLm82xVb7Tn4w"),
+        ("    slack = \"xoxb-1234567890-abcdefghijKLMN\"", "xoxb-1234567890-abcdefghijKLMN"),
+        ("    openai(\"sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t\")", "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t"),
+        ("    maps(\"AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW\")", "AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW"),
+        ("    stripe(\"sk_live_4eC39HqLyjWDarjtT1zdp7dc\")", "sk_live_4eC39HqLyjWDarjtT1zdp7dc"),
+        ("    auth = \"Bearer 4f9a8c7e6d5b4a3c2b1a0f9e8d7c6b5a\"", "4f9a8c7e6d5b4a3c2b1a0f9e8d7c6b5a"),
+        ("    jwt = eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
+        ("export DB_PASSWORD=hunter22horse", "hunter22horse"),
+        ("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj"),
+    ];
+
+    /// A document with `shape` on line 4 (0-based 3); a PEM body line sits inside its block.
+    fn secret_document(shape: &str) -> String {
+        let mut text = String::from("// config\nfn settings() {\n    let retries = 3;\n");
+        if shape.starts_with("MII") {
+            text = String::from("// key\nconst KEY: &str = \"\n-----BEGIN RSA PRIVATE KEY-----\n");
+        }
+        text.push_str(shape);
+        text.push('\n');
+        if shape.starts_with("MII") {
+            text.push_str("AoIBAQC7VJTUt9Us8cKjMzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictG\n-----END RSA PRIVATE KEY-----\n\";\n");
+        }
+        text.push_str("    let timeout = 30;\n}\n");
+        text
+    }
+
+    /// Every 8-char window of `secret` that is in `sent`.
+    fn leaks(secret: &str, sent: &str) -> Vec<String> {
+        let chars: Vec<char> = secret.chars().collect();
+        chars
+            .windows(8)
+            .map(|w| w.iter().collect::<String>())
+            .filter(|w| sent.contains(w.as_str()))
+            .collect()
+    }
+
+    fn sent(
+        shape: usize,
+        a: usize,
+        b: usize,
+        around: usize,
+        budget: usize,
+        quote: bool,
+    ) -> (String, String) {
+        let (line, secret) = SHAPES[shape];
+        let text = secret_document(line);
+        let rope = Rope::from_str(&text);
+        let start = rope.line_to_char(3);
+        let len = line.chars().count();
+        let (a, b) = (a % (len + 1), b % (len + 1));
+        let (a, b) = (a.min(b), a.max(b).max(a.min(b) + 1));
+        let selection = start + a..start + b;
+        // Another tool's diagnostic quoting the selected text.
+        let diagnostics = if quote {
+            vec![format!("unused value `{}`", rope.slice(selection.clone()))]
+        } else {
+            Vec::new()
+        };
+        let p = build(&ContextInput {
+            action: Action::Explain,
+            file_name: "src/settings.rs",
+            language_id: "rust",
+            text: &rope,
+            selection,
+            diagnostics: &diagnostics,
+            token_budget: budget,
+            surrounding_lines: around,
+            redact: true,
+        });
+        let all = p
+            .messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        (all, secret.to_owned())
+    }
+
+    #[test]
+    fn every_cut_through_every_secret_shape_sends_none_of_it() {
+        // Exhaustive over the cuts that start or end inside the secret, for each shape.
+        for (shape, (line, secret)) in SHAPES.iter().enumerate() {
+            let at = line.find(secret).expect("secret on its line");
+            let (s, e) = (
+                line[..at].chars().count(),
+                line[..at].chars().count() + secret.chars().count(),
+            );
+            let len = line.chars().count();
+            for a in s.saturating_sub(1)..=e {
+                for b in [
+                    a + 1,
+                    a + 2,
+                    a + 8,
+                    a + 9,
+                    (s + e) / 2,
+                    e - 1,
+                    e,
+                    e + 1,
+                    len,
+                ] {
+                    if b <= a || b > len {
+                        continue;
+                    }
+                    let (all, secret) = sent(shape, a, b, 2, 2000, true);
+                    let leaked = leaks(&secret, &all);
+                    assert!(
+                        leaked.is_empty(),
+                        "shape {shape}, cut {a}..{b}: {leaked:?} sent in\n{all}"
+                    );
+                }
+            }
+        }
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
@@ -686,6 +1154,17 @@ mod proptests {
             });
             prop_assert!(p.selection_lines.0 <= p.selection_lines.1);
             prop_assert!((p.selection_lines.1 as usize) < rope.len_lines());
+        }
+
+        #[test]
+        fn no_eight_chars_of_a_secret_reach_the_prompt(
+            shape in 0..SHAPES.len(), a in 0usize..200, b in 0usize..200,
+            around in 0usize..4, budget in prop_oneof![Just(60usize), Just(400), Just(4000)],
+            quote: bool,
+        ) {
+            let (all, secret) = sent(shape, a, b, around, budget, quote);
+            let leaked = leaks(&secret, &all);
+            prop_assert!(leaked.is_empty(), "{:?} sent in\n{}", leaked, all);
         }
 
         #[test]

@@ -755,3 +755,234 @@ async fn cache_stats_and_clear() {
     let again = codetier(&p, None, false, &["cache", "stats"]).await;
     assert!(again.stdout.contains("entries:  0"), "{again:?}");
 }
+
+/// The 8-char windows of `secret` found in `text`.
+fn leaks(secret: &str, text: &str) -> Vec<String> {
+    let chars: Vec<char> = secret.chars().collect();
+    chars
+        .windows(8)
+        .map(|w| w.iter().collect::<String>())
+        .filter(|w| text.contains(w.as_str()))
+        .collect()
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_masked_and_excludes_ignore_case_and_follow_links() {
+    let fake = fake::start(fake::text("[]")).await;
+    let secrets = [
+        "Tr0ub4dor&3-x",
+        "s3cr3tPa55w0rd",
+        "whsec_5f1e2d3c4b5a69788796a5b4c3d2e1f0",
+        "dXNlcjpwYXNzd29yZA==",
+    ];
+    let db = format!(
+        "fn connect() {{\n    let db_password = \"{}\";\n    let url = \"postgres://app:{}@db/app\";\n    let hook = \"{}\";\n    let auth = \"Authorization: Basic {}\";\n}}\n",
+        secrets[0], secrets[1], secrets[2], secrets[3]
+    );
+    let p = Project::new(&[
+        ("src/db.rs", db.as_str()),
+        ("certs/SERVER.PEM", "MARKER_PEM\n"),
+        ("Secrets/db.toml", "MARKER_SECRETS_DIR\n"),
+        (".env", "DB_PASSWORD=MARKER_DOTENV\n"),
+        (".env.local", "MARKER_ENV_LOCAL\n"),
+    ]);
+    std::os::unix::fs::symlink(p.path(".env"), p.path("notes.txt")).expect("symlink");
+
+    // explain: the lines go masked, and stderr says how many secrets were.
+    let run = codetier(
+        &p,
+        Some(&fake.base_url()),
+        true,
+        &["explain", "src/db.rs:2-5"],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("4 secrets masked"), "{run:?}");
+    let sent = bodies(&fake);
+    assert_eq!(sent.len(), 1);
+    for secret in secrets {
+        let leaked = leaks(secret, &sent[0]);
+        assert!(
+            leaked.is_empty(),
+            "{leaked:?} of {secret} was sent: {}",
+            sent[0]
+        );
+    }
+    assert!(
+        sent[0].contains("let db_password = \\\"[REDACTED:secret]\\\""),
+        "{}",
+        sent[0]
+    );
+
+    // review: excluded by name in another case, by a directory in another case, and by the
+    // file a symlink resolves to; the reviewed file's masked secrets are noted.
+    fake.clear();
+    let run = codetier(
+        &p,
+        Some(&fake.base_url()),
+        true,
+        &[
+            "review",
+            "--format",
+            "json",
+            "--fresh",
+            "certs",
+            "Secrets",
+            "notes.txt",
+            "src/db.rs",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    let skipped: Vec<(String, String)> = doc["skipped"]
+        .as_array()
+        .expect("skipped")
+        .iter()
+        .map(|s| {
+            (
+                s["path"].as_str().unwrap_or_default().to_owned(),
+                s["reason"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let reason = |path: &str| {
+        skipped
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, r)| r.clone())
+            .unwrap_or_else(|| panic!("{path} not skipped: {run:?}"))
+    };
+    assert_eq!(reason("certs/SERVER.PEM"), "matches privacy.exclude");
+    assert_eq!(reason("Secrets/db.toml"), "matches privacy.exclude");
+    assert_eq!(
+        reason("notes.txt"),
+        "matches privacy.exclude through the file it resolves to, .env"
+    );
+    let notes: Vec<&str> = doc["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        notes.contains(&"src/db.rs: 4 secrets masked before sending"),
+        "{run:?}"
+    );
+    let sent = bodies(&fake);
+    assert_eq!(sent.len(), 1, "only src/db.rs was sent: {run:?}");
+    assert!(!sent[0].contains("MARKER_"), "{}", sent[0]);
+
+    // explain on the link is refused before anything is sent.
+    fake.clear();
+    let run = codetier(
+        &p,
+        Some(&fake.base_url()),
+        true,
+        &["explain", "notes.txt:1-1"],
+    )
+    .await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("notes.txt matches privacy.exclude through the file it resolves to, .env"),
+        "{run:?}"
+    );
+    // `.env.*` with the default list as it should ship (the configuration module owns it).
+    let config = p.config(
+        "[privacy]\nexclude = [\".env\", \".env.*\", \"*.pem\", \"*.key\", \"**/secrets/**\"]\n",
+    );
+    let run = codetier(
+        &p,
+        Some(&fake.base_url()),
+        true,
+        &["explain", "--config", &config, ".env.local:1-1"],
+    )
+    .await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains(".env.local matches privacy.exclude"),
+        "{run:?}"
+    );
+    assert!(fake.requests().is_empty(), "nothing was sent");
+}
+
+/// The number in `text` between `before` and `after`.
+fn number_between(text: &str, before: &str, after: &str) -> usize {
+    let from = text
+        .find(before)
+        .map(|i| i + before.len())
+        .unwrap_or_else(|| panic!("{before:?} not in {text}"));
+    let len = text[from..]
+        .find(after)
+        .unwrap_or_else(|| panic!("{after:?} not in {text}"));
+    text[from..from + len]
+        .replace(',', "")
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selection_cut_to_fit_the_budget_is_reported_with_the_lines_sent() {
+    let fake = fake::start(fake::text("Looks fine.")).await;
+    let big: String = (1..=3000).map(|i| format!("let v{i} = {i};\n")).collect();
+    let blob = format!(
+        "fn f() {{}}\nconst BLOB: &str = \"{}\";\nfn g() {{}}\n",
+        "x".repeat(6000)
+    );
+    let p = Project::new(&[("src/big.rs", big.as_str()), ("src/blob.rs", blob.as_str())]);
+    let config = p.config("[context]\ntoken_budget = 600\n");
+
+    let run = codetier(
+        &p,
+        Some(&fake.base_url()),
+        true,
+        &["explain", "--config", &config, "src/big.rs:1-3000"],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let prefix = "codetier: the selection (lines 1–3,000) was cut to fit context.token_budget: only lines 1–";
+    let last = number_between(&run.stderr, prefix, " were sent");
+    assert!(last > 10 && last < 3000, "{run:?}");
+    let sent = bodies(&fake);
+    assert!(
+        sent[0].contains(&format!("let v{last} = {last};")),
+        "the last line sent"
+    );
+    assert!(
+        !sent[0].contains(&format!("let v{} = ", last + 1)),
+        "and no further"
+    );
+
+    // review: a line too long for any chunk is cut, and the report's notes say how.
+    let run = codetier(
+        &p,
+        Some(&fake.base_url()),
+        true,
+        &[
+            "review",
+            "--config",
+            &config,
+            "--format",
+            "json",
+            "src/blob.rs",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    let notes: Vec<&str> = doc["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let cut = notes
+        .iter()
+        .find(|n| n.starts_with("src/blob.rs: the selection (line 2) was cut to fit context.token_budget: only the first "))
+        .unwrap_or_else(|| panic!("no note for the cut line: {run:?}"));
+    let shown = number_between(cut, "only the first ", " characters");
+    assert!(shown > 0 && shown < 6000, "{cut}");
+    assert!(run.stderr.contains(&format!("codetier: {cut}")), "{run:?}");
+}

@@ -35,6 +35,7 @@ pub async fn explain(global: &Global, target: &str, fresh: bool) -> Result<u8, F
         _ => outcome.text.clone(),
     };
     emit(&with_newline(markdown));
+    report_prompt(&outcome);
     report(&footer(&outcome));
     Ok(exit::OK)
 }
@@ -71,6 +72,7 @@ pub async fn generate(
         ));
     }
     let fitted = crate::render::fit(&text, selection.clone(), &code);
+    report_prompt(&outcome);
     if !write {
         emit(&with_newline(fitted));
         report(&footer(&outcome));
@@ -110,9 +112,10 @@ fn prepare(global: &Global, path: &Path) -> Result<(setup::Loaded, Engine, Strin
     loaded.config = setup::for_batch(loaded.config);
     setup::require_key(&loaded.config)?;
     let display = files::display_path(path, &loaded.root);
-    if crate::engine::is_excluded(&display, &loaded.config.privacy.exclude) {
+    let real_root = std::fs::canonicalize(&loaded.root).unwrap_or_else(|_| loaded.root.clone());
+    if let Some(why) = files::excluded(&display, path, &real_root, &loaded.config.privacy.exclude) {
         return Err(Failure::usage(format!(
-            "codetier: {display} matches privacy.exclude, so it is never sent to the model"
+            "codetier: {display} {why}, so it is never sent to the model"
         )));
     }
     let text = files::read_text(path)
@@ -177,10 +180,22 @@ fn footer(o: &Outcome) -> String {
         None => "cost unknown".into(),
     };
     let cached = if o.cached { ", cached" } else { "" };
+    let masked = match o.redactions {
+        0 => String::new(),
+        1 => ", 1 secret masked".into(),
+        n => format!(", {n} secrets masked"),
+    };
     format!(
-        "codetier: {} ({}), {} ms, {cost}{cached}",
+        "codetier: {} ({}), {} ms, {cost}{cached}{masked}",
         o.tier, o.model, o.latency_ms
     )
+}
+
+/// Tells stderr when the budget cut what was sent, before the answer is trusted.
+fn report_prompt(o: &Outcome) {
+    if let Some(note) = &o.coverage.note {
+        report(&format!("codetier: {note}"));
+    }
 }
 
 /// Replaces `path`'s contents with `contents` so that a reader sees either the old or the new

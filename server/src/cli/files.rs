@@ -103,15 +103,17 @@ pub fn collect(
 ) -> Result<(Vec<Target>, Vec<Skip>), Failure> {
     let mut targets = Vec::new();
     let mut skipped = Vec::new();
+    // Targets of symlinks are matched relative to the real root, as the shown names are.
+    let real_root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     let push = |path: PathBuf,
                 lines: Option<Lines>,
                 targets: &mut Vec<Target>,
                 skipped: &mut Vec<Skip>| {
         let display = display_path(&path, root);
-        if crate::engine::is_excluded(&display, exclude) {
+        if let Some(why) = excluded(&display, &path, &real_root, exclude) {
             skipped.push(Skip {
                 path: display,
-                reason: "matches privacy.exclude".into(),
+                reason: why,
             });
         } else if !targets
             .iter()
@@ -148,6 +150,22 @@ pub fn collect(
         }
     }
     Ok((targets, skipped))
+}
+
+/// Why the file shown as `display`, read from `path`, may not be sent: it or the file it
+/// resolves to (symlinks followed) matches `exclude`. `real_root` is the canonical root.
+pub fn excluded(
+    display: &str,
+    path: &Path,
+    real_root: &Path,
+    exclude: &[String],
+) -> Option<String> {
+    match crate::prompts::exclusion(display, Some(path), Some(real_root), exclude)? {
+        crate::prompts::Exclusion::Name => Some("matches privacy.exclude".into()),
+        crate::prompts::Exclusion::Target(target) => Some(format!(
+            "matches privacy.exclude through the file it resolves to, {target}"
+        )),
+    }
 }
 
 /// Files under `dir`, honouring .gitignore (also outside a git repository), .ignore and hidden files.

@@ -174,6 +174,9 @@ struct State {
     stop: Option<String>,
     progress: ProgressBar,
     set: JoinSet<Done>,
+    /// Per file: secrets masked over its requests, and what the budget cut of its chunks.
+    masked: Vec<usize>,
+    cut: Vec<Vec<String>>,
 }
 
 impl Dispatch {
@@ -206,6 +209,8 @@ impl Dispatch {
             stop: None,
             progress: progress_bar(total as u64),
             set: JoinSet::new(),
+            masked: vec![0; work.len()],
+            cut: vec![Vec::new(); work.len()],
         };
         let bucket = TokenBucket::new(args.rate, 1);
         let jobs = usize::from(args.jobs);
@@ -276,6 +281,19 @@ impl Dispatch {
             self.settle(&mut state, done);
         }
         state.progress.finish_and_clear();
+        for (index, file) in work.iter().enumerate() {
+            let path = &file.target.display;
+            notes.extend(
+                state.cut[index]
+                    .iter()
+                    .map(|note| format!("{path}: {note}")),
+            );
+            match state.masked[index] {
+                0 => {}
+                1 => notes.push(format!("{path}: 1 secret masked before sending")),
+                n => notes.push(format!("{path}: {n} secrets masked before sending")),
+            }
+        }
         let files = state
             .reports
             .into_iter()
@@ -311,6 +329,18 @@ impl Dispatch {
         };
         match result {
             Ok(outcome) => {
+                if let Some(masked) = state.masked.get_mut(index) {
+                    *masked += outcome.redactions;
+                }
+                // A chunk is cut only when one line alone exceeds the budget; its context
+                // being trimmed is the normal case for chunks and not worth a note.
+                if let (true, Some(note), Some(cut)) = (
+                    outcome.coverage.truncated,
+                    &outcome.coverage.note,
+                    state.cut.get_mut(index),
+                ) {
+                    cut.push(note.clone());
+                }
                 // An answer of unknown cost counts as its worst case against the cap.
                 state.spend.spent += match outcome.cost_usd {
                     Some(c) => c,

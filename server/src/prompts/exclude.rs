@@ -1,20 +1,61 @@
 //! The `privacy.exclude` globs: whether a file may be sent to the model at all.
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
+/// Why a file may not be sent: which of its names matched `privacy.exclude`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Exclusion {
+    /// The name it was asked by (the URI or path) matches.
+    Name,
+    /// It resolves (through symlinks) to this file, which matches.
+    Target(String),
+}
+
+/// Whether the file named `name` (a `file://` URI or a path) may be sent to the model: `None`
+/// when neither `name` nor, for a file on this machine, the file it resolves to matches
+/// `globs` (see [`is_excluded`]).
+///
+/// `path` is where the file lies when the caller knows it (the CLI reads relative paths from
+/// its working directory, which is not where `name` is relative to); otherwise it comes from a
+/// `file://` URI or an absolute `name`. The target is found with `canonicalize` (every symlink
+/// on the way followed), or, for a dangling link, from the link itself. A target inside `root`
+/// (canonical) is matched relative to it, like the names the CLI shows, so the directories
+/// above a project do not decide for it; a target elsewhere is matched whole.
+pub fn exclusion(
+    name: &str,
+    path: Option<&Path>,
+    root: Option<&Path>,
+    globs: &[String],
+) -> Option<Exclusion> {
+    if is_excluded(name, globs) {
+        return Some(Exclusion::Name);
+    }
+    let local = path.map(Path::to_path_buf).or_else(|| local_path(name))?;
+    let target = resolve(&local)?;
+    let shown = match root.and_then(|r| target.strip_prefix(r).ok()) {
+        Some(inside) if !inside.as_os_str().is_empty() => inside.to_path_buf(),
+        _ => target,
+    };
+    let shown = shown.to_string_lossy().into_owned();
+    is_excluded(&shown, globs).then_some(Exclusion::Target(shown))
+}
+
 /// Whether `path` (a `file://` URI, an absolute path or a relative CLI path) matches one of
 /// `globs`, with gitignore-like semantics:
 ///
-/// - a pattern without `/` (`.env`, `*.pem`) matches any path component, so the file name in
-///   any directory (and anything under a directory of that name);
+/// - a pattern without `/` (`.env`, `.env.*`, `*.pem`) matches any path component, so the file
+///   name in any directory (and anything under a directory of that name);
 /// - a pattern with `/` (`**/secrets/**`, `config/prod.toml`) matches the whole path or any
 ///   tail of it that starts at a component boundary, since the workspace root is not known here;
 ///   `*` does not cross `/`, `**` does.
 ///
-/// Matching is case-insensitive on Windows and macOS. An invalid pattern is compared literally,
-/// so a typo still excludes rather than silently letting the file through.
+/// Matching ignores case on every platform: `SERVER.PEM`, `.ENV` and `Secrets/` hold the same
+/// secrets as their lower-case names, and a case-insensitive file system (macOS, Windows)
+/// opens them by either. An invalid pattern is compared literally (ignoring case too), so a
+/// typo still excludes rather than silently letting the file through.
 ///
 /// The globs are compiled once per list (the configuration rarely changes, while this runs on
 /// every action): see [`compiled`].
@@ -22,9 +63,10 @@ pub fn is_excluded(path: &str, globs: &[String]) -> bool {
     let set = compiled(globs);
     let path = normalize(path);
     let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    let same = |a: &str, b: &str| a.to_lowercase() == b.to_lowercase();
     if components
         .iter()
-        .any(|c| set.component.is_match(c) || set.component_literals.iter().any(|l| l == c))
+        .any(|c| set.component.is_match(c) || set.component_literals.iter().any(|l| same(l, c)))
     {
         return true;
     }
@@ -33,8 +75,38 @@ pub fn is_excluded(path: &str, globs: &[String]) -> bool {
     }
     (0..components.len()).any(|k| {
         let tail = components[k..].join("/");
-        set.tail.is_match(&tail) || set.tail_literals.contains(&tail)
+        set.tail.is_match(&tail) || set.tail_literals.iter().any(|l| same(l, &tail))
     })
+}
+
+/// The file a `file://` URI or an absolute path names on this machine; `None` for other URIs
+/// (`untitled:`) and relative paths, whose base is not known here.
+fn local_path(name: &str) -> Option<PathBuf> {
+    if name.contains("://") && !name.starts_with("file://") {
+        return None;
+    }
+    let path = if name.starts_with("file://") {
+        PathBuf::from(normalize(name))
+    } else {
+        PathBuf::from(name)
+    };
+    path.is_absolute().then_some(path)
+}
+
+/// Where `path` leads once symlinks are followed (and `.`, `..` resolved).
+fn resolve(path: &Path) -> Option<PathBuf> {
+    let target = match std::fs::canonicalize(path) {
+        Ok(t) => t,
+        // A dangling link still says where it points.
+        Err(_) => {
+            let link = std::fs::read_link(path).ok()?;
+            match path.parent() {
+                Some(dir) if link.is_relative() => dir.join(link),
+                _ => link,
+            }
+        }
+    };
+    Some(target)
 }
 
 /// The compiled form of one `privacy.exclude` list.
@@ -109,7 +181,7 @@ fn compile(globs: &[String]) -> Compiled {
         };
         match GlobBuilder::new(pattern)
             .literal_separator(true)
-            .case_insensitive(cfg!(any(windows, target_os = "macos")))
+            .case_insensitive(true)
             .build()
         {
             Ok(glob) => {
@@ -227,6 +299,106 @@ mod tests {
                 ("file:///home/u/proj/src/lib.rs", false),
             ],
         );
+    }
+
+    /// The default list with `.env.*`, as the configuration should ship it.
+    fn proposed_defaults() -> Vec<String> {
+        [".env", ".env.*", "*.pem", "*.key", "**/secrets/**"]
+            .map(String::from)
+            .to_vec()
+    }
+
+    #[test]
+    fn matching_ignores_case_and_env_variants_are_covered() {
+        check(
+            &defaults(),
+            &[
+                ("SERVER.PEM", true),
+                ("file:///home/u/proj/certs/Server.Pem", true),
+                ("/home/u/proj/.ENV", true),
+                ("Secrets/db.toml", true),
+                ("/home/u/proj/config/SECRETS/prod.yaml", true),
+                ("deploy/ID_RSA.KEY", true),
+                ("src/Main.rs", false),
+            ],
+        );
+        check(
+            &proposed_defaults(),
+            &[
+                (".env.local", true),
+                ("file:///home/u/proj/.env.production", true),
+                ("web/.Env.Development.Local", true),
+                ("/home/u/proj/.env.example", true),
+                (".envrc", false),
+                ("src/environment.rs", false),
+                ("src/dotenv.rs", false),
+            ],
+        );
+        // A literal (invalid) pattern ignores case too.
+        check(
+            &["Weird[".to_owned()],
+            &[("src/WEIRD[", true), ("src/weird", false)],
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_is_judged_by_what_it_resolves_to() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("proj");
+        std::fs::create_dir_all(root.join("src")).expect("mkdir");
+        let root = std::fs::canonicalize(&root).expect("canonical root");
+        std::fs::write(root.join(".env"), "DB_PASSWORD=hunter2\n").expect("write");
+        std::fs::write(root.join("src/main.rs"), "fn main() {}\n").expect("write");
+        symlink(root.join(".env"), root.join("notes.txt")).expect("symlink");
+        symlink("../.env", root.join("src/config.rs")).expect("relative symlink");
+        symlink(root.join("gone/.env"), root.join("dangling.txt")).expect("dangling symlink");
+        // A project that lives under a directory named `secrets`, and a link into it.
+        let nested = dir.path().join("secrets").join("other");
+        std::fs::create_dir_all(&nested).expect("mkdir");
+        let nested = std::fs::canonicalize(&nested).expect("canonical");
+        std::fs::write(nested.join("lib.rs"), "pub fn f() {}\n").expect("write");
+        symlink(nested.join("lib.rs"), root.join("src/linked.rs")).expect("symlink");
+        let globs = defaults();
+        let uri = |p: &Path| format!("file://{}", p.display());
+        let judge = |name: &str, path: Option<&Path>| exclusion(name, path, Some(&root), &globs);
+
+        assert_eq!(
+            judge("notes.txt", Some(&root.join("notes.txt"))),
+            Some(Exclusion::Target(".env".into()))
+        );
+        assert_eq!(
+            judge(&uri(&root.join("src/config.rs")), None),
+            Some(Exclusion::Target(".env".into()))
+        );
+        assert!(
+            matches!(judge(&uri(&root.join("dangling.txt")), None), Some(Exclusion::Target(t)) if t.ends_with("gone/.env"))
+        );
+        assert_eq!(judge("src/main.rs", Some(&root.join("src/main.rs"))), None);
+        assert_eq!(
+            judge(&root.join("src/main.rs").to_string_lossy(), None),
+            None
+        );
+        assert_eq!(judge(".env", None), Some(Exclusion::Name));
+        // A link out of the project is judged by its whole target path, a file inside the
+        // project by its path relative to the root: the directories above do not decide.
+        assert!(
+            matches!(judge("src/linked.rs", Some(&root.join("src/linked.rs"))), Some(Exclusion::Target(t)) if t.contains("/secrets/"))
+        );
+        assert_eq!(
+            exclusion(
+                "lib.rs",
+                Some(&nested.join("lib.rs")),
+                Some(&nested),
+                &globs
+            ),
+            None
+        );
+        assert!(exclusion("lib.rs", Some(&nested.join("lib.rs")), None, &globs).is_some());
+        // Names that are not files on this machine are judged by the name alone.
+        assert_eq!(exclusion("untitled:Untitled-1", None, None, &globs), None);
+        assert_eq!(exclusion("src/relative.rs", None, None, &globs), None);
     }
 
     #[test]

@@ -5,23 +5,45 @@ use std::ops::Range;
 /// Replaces secrets in `text` with `[REDACTED:<kind>]` markers; returns the text and how many
 /// secrets were replaced.
 ///
-/// Recognised: PEM private key blocks, AWS access key ids, GitHub, Slack, OpenAI-style, Google
-/// and Stripe keys, JWTs, `user:password@` in URLs, and values assigned to names such as
+/// Recognised: PEM private key blocks, AWS access key ids, GitHub, GitLab, Slack, OpenAI-style,
+/// Google, Stripe (keys and webhook secrets) and SendGrid keys, JWTs, `user:password@` in URLs,
+/// the credential of an `Authorization` header, secret parameters of URLs and connection
+/// strings (JDBC `password=`, Azure `AccountKey=`), and values assigned to names such as
 /// `password`, `secret`, `token` or `api_key` (the name is kept, the value replaced). All
 /// patterns are ASCII, so every span boundary is a char boundary.
 pub fn redact(text: &str) -> (String, usize) {
+    let found = find(text);
+    let count = found.len();
+    (mask(text, &found), count)
+}
+
+/// A secret found in a text: its byte range and what it is (the marker names it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Secret {
+    pub range: Range<usize>,
+    pub kind: &'static str,
+}
+
+/// The secrets in `text`, sorted and merged so that no two overlap.
+pub fn find(text: &str) -> Vec<Secret> {
     let mut spans = Vec::new();
     // Where spans coincide, the first pushed names the marker: most specific shapes first.
     private_keys(text, &mut spans);
     jwts(text, &mut spans);
     tokens(text, &mut spans);
+    sendgrid_keys(text, &mut spans);
+    authorization_headers(text, &mut spans);
     assignments(text, &mut spans);
+    url_params(text, &mut spans);
+    env_assignments(text, &mut spans);
     url_passwords(text, &mut spans);
-    if spans.is_empty() {
-        return (text.to_owned(), 0);
-    }
+    merge(spans)
+}
+
+/// Sorts `spans` and merges those that overlap; the earliest (then longest) names the marker.
+pub fn merge(mut spans: Vec<Secret>) -> Vec<Secret> {
     spans.sort_by_key(|s| (s.range.start, std::cmp::Reverse(s.range.end)));
-    let mut merged: Vec<Span> = Vec::with_capacity(spans.len());
+    let mut merged: Vec<Secret> = Vec::with_capacity(spans.len());
     for span in spans {
         match merged.last_mut() {
             Some(last) if span.range.start < last.range.end => {
@@ -30,22 +52,30 @@ pub fn redact(text: &str) -> (String, usize) {
             _ => merged.push(span),
         }
     }
-    let mut out = String::with_capacity(text.len());
-    let mut at = 0;
-    for span in &merged {
-        out.push_str(&text[at..span.range.start]);
-        out.push_str("[REDACTED:");
-        out.push_str(span.kind);
-        out.push(']');
-        at = span.range.end;
-    }
-    out.push_str(&text[at..]);
-    (out, merged.len())
+    merged
 }
 
-struct Span {
-    range: Range<usize>,
-    kind: &'static str,
+/// `text` with each of `secrets` (sorted, disjoint byte ranges on char boundaries) replaced by
+/// its `[REDACTED:<kind>]` marker.
+pub fn mask(text: &str, secrets: &[Secret]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for span in secrets {
+        let (start, end) = (span.range.start.max(at), span.range.end.min(text.len()));
+        if start >= end || !text.is_char_boundary(start) || !text.is_char_boundary(end) {
+            continue;
+        }
+        out.push_str(&text[at..start]);
+        out.push_str(&marker(span.kind));
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+/// What replaces a secret of `kind`.
+pub fn marker(kind: &str) -> String {
+    format!("[REDACTED:{kind}]")
 }
 
 fn is_word(b: u8) -> bool {
@@ -58,7 +88,7 @@ fn is_base64url(b: u8) -> bool {
 
 /// `-----BEGIN ... PRIVATE KEY-----` through the matching `-----END ...-----`; a block cut off
 /// before its end (a truncated selection) is redacted to the end of the text.
-fn private_keys(text: &str, spans: &mut Vec<Span>) {
+fn private_keys(text: &str, spans: &mut Vec<Secret>) {
     const BEGIN: &str = "-----BEGIN ";
     for (start, _) in text.match_indices(BEGIN) {
         let rest = &text[start + BEGIN.len()..];
@@ -77,7 +107,7 @@ fn private_keys(text: &str, spans: &mut Vec<Span>) {
                 text[after..].find("-----").map(|d| after + d + 5)
             })
             .unwrap_or(text.len());
-        spans.push(Span {
+        spans.push(Secret {
             range: start..end,
             kind: "private-key",
         });
@@ -162,6 +192,26 @@ const SHAPES: &[Shape] = &[
         kind: "stripe-key",
     },
     Shape {
+        prefixes: &["whsec_"],
+        body: |b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=',
+        min: 20,
+        max: 255,
+        needs_digit: false,
+        keep_prefix: false,
+        kind: "stripe-webhook-secret",
+    },
+    Shape {
+        prefixes: &[
+            "glpat-", "gldt-", "glrt-", "glptt-", "glft-", "glsoat-", "gloas-",
+        ],
+        body: is_base64url,
+        min: 20,
+        max: 255,
+        needs_digit: false,
+        keep_prefix: false,
+        kind: "gitlab-token",
+    },
+    Shape {
         prefixes: &["Bearer ", "bearer ", "BEARER "],
         body: |b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b),
         min: 16,
@@ -173,7 +223,7 @@ const SHAPES: &[Shape] = &[
 ];
 
 /// Well-known token shapes: a fixed prefix at a word start, then a body of a given alphabet.
-fn tokens(text: &str, spans: &mut Vec<Span>) {
+fn tokens(text: &str, spans: &mut Vec<Secret>) {
     let bytes = text.as_bytes();
     for shape in SHAPES {
         for prefix in shape.prefixes {
@@ -196,7 +246,7 @@ fn tokens(text: &str, spans: &mut Vec<Span>) {
                     continue;
                 }
                 let start = if shape.keep_prefix { body } else { start };
-                spans.push(Span {
+                spans.push(Secret {
                     range: start..end,
                     kind: shape.kind,
                 });
@@ -205,8 +255,200 @@ fn tokens(text: &str, spans: &mut Vec<Span>) {
     }
 }
 
+/// SendGrid API keys: `SG.<22 base64url>.<43 base64url>` (lengths vary a little between key
+/// generations, so any two parts of at least 16 characters are taken).
+fn sendgrid_keys(text: &str, spans: &mut Vec<Secret>) {
+    let bytes = text.as_bytes();
+    let part = |from: usize| {
+        from + bytes[from..]
+            .iter()
+            .take(256)
+            .take_while(|b| is_base64url(**b))
+            .count()
+    };
+    for (start, _) in text.match_indices("SG.") {
+        if start > 0 && (is_word(bytes[start - 1]) || bytes[start - 1] == b'.') {
+            continue;
+        }
+        let id = start + 3;
+        let id_end = part(id);
+        if id_end - id < 16 || bytes.get(id_end) != Some(&b'.') {
+            continue;
+        }
+        let end = part(id_end + 1);
+        if end - (id_end + 1) < 16 {
+            continue;
+        }
+        spans.push(Secret {
+            range: start..end,
+            kind: "sendgrid-key",
+        });
+    }
+}
+
+/// The credential of an `Authorization` (or `Proxy-Authorization`) header written out:
+/// `Authorization: Basic dXNlcjpwYXNz`, `"authorization": "Token abc…"`, `-H
+/// 'Authorization=Digest …'`. The scheme is kept; a credential built in code (`"Basic " + b64`,
+/// `Bearer {token}`) is not a literal and stays.
+fn authorization_headers(text: &str, spans: &mut Vec<Secret>) {
+    const NAME: &[u8] = b"authorization";
+    let bytes = text.as_bytes();
+    let at = |k: usize| bytes.get(k).copied().unwrap_or(0);
+    let mut i = 0;
+    while i + NAME.len() <= bytes.len() {
+        if !bytes[i..i + NAME.len()].eq_ignore_ascii_case(NAME) {
+            i += 1;
+            continue;
+        }
+        let mut j = i + NAME.len();
+        i = j;
+        if is_word(at(j)) {
+            continue;
+        }
+        if matches!(at(j), b'"' | b'\'') {
+            j += 1;
+        }
+        while matches!(at(j), b' ' | b'\t') {
+            j += 1;
+        }
+        if !matches!(at(j), b':' | b'=') {
+            continue;
+        }
+        j += 1;
+        while matches!(at(j), b' ' | b'\t' | b'"' | b'\'') {
+            j += 1;
+        }
+        let scheme = bytes[j..]
+            .iter()
+            .take(21)
+            .take_while(|b| b.is_ascii_alphabetic())
+            .count();
+        if scheme == 0 || scheme > 20 || at(j + scheme) != b' ' {
+            continue;
+        }
+        let from = j + scheme + 1;
+        let len = bytes[from..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || b"+/=._~-".contains(b))
+            .count();
+        if len >= 6 {
+            spans.push(Secret {
+                range: from..from + len,
+                kind: "authorization",
+            });
+        }
+    }
+}
+
+/// Secret parameters of URLs and connection strings, whatever their value looks like:
+/// `?user=app&password=hunter2`, `jdbc:sqlserver://db;user=sa;password=Tr0ub4dor&3;`,
+/// `…;AccountKey=Eby8…==;…`, `?sig=…` (an Azure SAS signature). After `?` or `&` a value ends
+/// at `&`, `;` or `#`; after `;` (connection strings) `&` belongs to the value.
+fn url_params(text: &str, spans: &mut Vec<Secret>) {
+    let bytes = text.as_bytes();
+    let is_name = |b: u8| is_word(b) || b == b'-' || b == b'.';
+    for (sep_at, sep) in bytes.iter().enumerate() {
+        if !matches!(sep, b'?' | b'&' | b';') {
+            continue;
+        }
+        let name_start = sep_at + 1;
+        let name_end = name_start
+            + bytes[name_start..]
+                .iter()
+                .take(64)
+                .take_while(|b| is_name(**b))
+                .count();
+        if name_end == name_start || bytes.get(name_end) != Some(&b'=') {
+            continue;
+        }
+        let name = &bytes[name_start..name_end];
+        let secret_name = (SECRET_NAMES.iter().any(|k| contains_ignore_case(name, k))
+            && !NOT_SECRET.iter().any(|k| contains_ignore_case(name, k)))
+            || PARAM_NAMES
+                .iter()
+                .any(|k| name.eq_ignore_ascii_case(k.as_bytes()));
+        if !secret_name {
+            continue;
+        }
+        let from = name_end + 1;
+        let ends = |b: u8| {
+            b.is_ascii_whitespace()
+                || matches!(
+                    b,
+                    b';' | b'"' | b'\'' | b'`' | b'<' | b'>' | b')' | b']' | b'}' | b'('
+                )
+                || (*sep != b';' && matches!(b, b'&' | b'#'))
+        };
+        let len = bytes[from..].iter().take_while(|b| !ends(**b)).count();
+        let value = &bytes[from..from + len];
+        // `;token=next()` is code, not a parameter.
+        if value.is_empty() || bytes.get(from + len) == Some(&b'(') || is_placeholder(value) {
+            continue;
+        }
+        spans.push(Secret {
+            range: from..from + len,
+            kind: "secret",
+        });
+    }
+}
+
+/// Names that are secret as URL parameters only when they are the whole name.
+const PARAM_NAMES: &[&str] = &["sig", "key", "accountkey", "sharedaccesskey"];
+
+/// `DB_PASSWORD=hunter2`, `export API_TOKEN=abc`, `spring.datasource.password=hunter2` at the
+/// start of a line: the shell, `.env` and `.properties` form, whose values are unquoted and
+/// need not look random. Only constant-like (`UPPER_CASE`) or dotted names, with no space
+/// around `=` and a one-word value, so `password=ask()` or Python's `password = pw` stay.
+fn env_assignments(text: &str, spans: &mut Vec<Secret>) {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        let body = line.trim_end();
+        let indent = body.len() - body.trim_start().len();
+        let rest = &body[indent..];
+        let (rest, skipped) = match rest.strip_prefix("export ") {
+            Some(r) => (r, indent + "export ".len()),
+            None => (rest, indent),
+        };
+        let Some(eq) = rest.find('=') else {
+            continue;
+        };
+        let (name, value) = (&rest[..eq], &rest[eq + 1..]);
+        let constant = name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        let dotted = name.contains('.')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        let n = name.as_bytes();
+        if name.is_empty()
+            || !(constant || dotted)
+            || !SECRET_NAMES.iter().any(|k| contains_ignore_case(n, k))
+            || NOT_SECRET.iter().any(|k| contains_ignore_case(n, k))
+        {
+            continue;
+        }
+        let v = value.as_bytes();
+        if v.is_empty()
+            || v.iter()
+                .any(|b| b.is_ascii_whitespace() || b"()\"'`".contains(b))
+            || is_placeholder(v)
+            || v[0] == b'$'
+        {
+            continue;
+        }
+        let from = start + skipped + eq + 1;
+        spans.push(Secret {
+            range: from..from + value.len(),
+            kind: "secret",
+        });
+    }
+}
+
 /// `eyJ<header>.eyJ<payload>.<signature>`: base64url JSON header and payload.
-fn jwts(text: &str, spans: &mut Vec<Span>) {
+fn jwts(text: &str, spans: &mut Vec<Secret>) {
     let bytes = text.as_bytes();
     for (start, _) in text.match_indices("eyJ") {
         if start > 0 && is_base64url(bytes[start - 1]) {
@@ -230,7 +472,7 @@ fn jwts(text: &str, spans: &mut Vec<Span>) {
         if payload_end - payload < 10 || bytes.get(payload_end) != Some(&b'.') {
             continue;
         }
-        spans.push(Span {
+        spans.push(Secret {
             range: start..part(payload_end + 1),
             kind: "jwt",
         });
@@ -252,6 +494,9 @@ const SECRET_NAMES: &[&str] = &[
     "auth_key",
     "credential",
     "authorization",
+    "accountkey",
+    "sharedaccesskey",
+    "client_secret",
 ];
 
 /// Name parts that say the value is about a secret rather than the secret itself
@@ -284,7 +529,7 @@ fn contains_ignore_case(hay: &[u8], needle: &str) -> bool {
 /// `password = "..."`, `"api_key": "..."`, `token: ...`, `--password=...`: keeps the name,
 /// replaces the value. Quoted values are always taken; unquoted ones only when they look
 /// random (letters, digits and symbols mixed), so `password = form.get(...)` stays.
-fn assignments(text: &str, spans: &mut Vec<Span>) {
+fn assignments(text: &str, spans: &mut Vec<Secret>) {
     let bytes = text.as_bytes();
     let is_name = |b: u8| is_word(b) || b == b'-' || b == b'.';
     let mut i = 0;
@@ -304,7 +549,7 @@ fn assignments(text: &str, spans: &mut Vec<Span>) {
             continue;
         }
         if let Some(value) = assigned_value(bytes, start, i) {
-            spans.push(Span {
+            spans.push(Secret {
                 range: value,
                 kind: "secret",
             });
@@ -360,24 +605,48 @@ fn is_placeholder(value: &[u8]) -> bool {
     value.starts_with(b"${") || value.starts_with(b"{{") || value.starts_with(b"<")
 }
 
-/// At least eight characters of a password-like alphabet from three classes of lower, upper,
-/// digit and symbol: `wJalrXUtnFEMI/K7MDENG` yes; `next_token2`, `form.get(x)` or
-/// `Option<String>` no.
+/// Whether an unquoted value looks like a secret rather than code: at least eight characters
+/// of a password-like alphabet from three classes of lower, upper, digit and symbol
+/// (`wJalrXUtnFEMI/K7MDENG`), or at least sixteen letters and digits, both present, with the
+/// spread of a random string (a hex or base62 token such as `3f9a8c7e6d5b4a3c2b1a`). Not
+/// `next_token2`, `form.get(x)`, `Option<String>` or `TOKEN_FROM_ENV_2`.
 fn looks_random(value: &[u8]) -> bool {
     let allowed = |b: &u8| b.is_ascii_alphanumeric() || b"/+=_-.~!@#$%^*".contains(b);
     if value.len() < 8 || !value.iter().all(allowed) || is_placeholder(value) {
         return false;
     }
     let has = |f: fn(&u8) -> bool| usize::from(value.iter().any(f));
-    has(u8::is_ascii_lowercase)
+    let classes = has(u8::is_ascii_lowercase)
         + has(u8::is_ascii_uppercase)
         + has(u8::is_ascii_digit)
-        + has(|b| b.is_ascii_punctuation() && *b != b'_' && *b != b'.')
-        >= 3
+        + has(|b| b.is_ascii_punctuation() && *b != b'_' && *b != b'.');
+    classes >= 3
+        || (value.len() >= 16
+            && value.iter().all(u8::is_ascii_alphanumeric)
+            && has(u8::is_ascii_digit) == 1
+            && has(u8::is_ascii_alphabetic) == 1
+            && entropy_bits(value) >= 3.0)
+}
+
+/// Shannon entropy of `value` in bits per byte.
+fn entropy_bits(value: &[u8]) -> f64 {
+    let mut counts = [0u32; 256];
+    for b in value {
+        counts[usize::from(*b)] += 1;
+    }
+    let n = value.len() as f64;
+    counts
+        .iter()
+        .filter(|c| **c > 0)
+        .map(|c| {
+            let p = f64::from(*c) / n;
+            -p * p.log2()
+        })
+        .sum()
 }
 
 /// `scheme://user:password@host`: the password part.
-fn url_passwords(text: &str, spans: &mut Vec<Span>) {
+fn url_passwords(text: &str, spans: &mut Vec<Secret>) {
     let bytes = text.as_bytes();
     for (sep, _) in text.match_indices("://") {
         let from = sep + 3;
@@ -396,7 +665,7 @@ fn url_passwords(text: &str, spans: &mut Vec<Span>) {
             continue;
         };
         if colon + 1 < at {
-            spans.push(Span {
+            spans.push(Secret {
                 range: from + colon + 1..from + at,
                 kind: "password",
             });
@@ -546,6 +815,105 @@ mod tests {
             1,
         );
         check_clean("see https://user@example.com/path?a=b:c@d");
+    }
+
+    #[test]
+    fn stripe_webhook_gitlab_and_sendgrid_keys() {
+        check(
+            "STRIPE_WEBHOOK = whsec_5f1e2d3c4b5a69788796a5b4c3d2e1f0;",
+            "STRIPE_WEBHOOK = [REDACTED:stripe-webhook-secret];",
+            1,
+        );
+        check(
+            "git clone https://oauth2:glpat-Xy9_aB3cD4eF5gH6iJ7k@gitlab.com/a/b",
+            "git clone https://oauth2:[REDACTED:gitlab-token]@gitlab.com/a/b",
+            1,
+        );
+        check(
+            "sg.send(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)",
+            "sg.send([REDACTED:sendgrid-key])",
+            1,
+        );
+        check_clean("glpat-short; SG.notakey.x; whsec_tooShort");
+    }
+
+    #[test]
+    fn connection_strings_and_url_parameters() {
+        check(
+            "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;EndpointSuffix=core.windows.net",
+            "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=[REDACTED:secret];EndpointSuffix=core.windows.net",
+            1,
+        );
+        check(
+            "jdbc:mysql://db:3306/app?user=app&password=hunter22&useSSL=true",
+            "jdbc:mysql://db:3306/app?user=app&password=[REDACTED:secret]&useSSL=true",
+            1,
+        );
+        check(
+            "jdbc:sqlserver://db:1433;databaseName=app;user=sa;password=Tr0ub4dor&3;encrypt=true",
+            "jdbc:sqlserver://db:1433;databaseName=app;user=sa;password=[REDACTED:secret];encrypt=true",
+            1,
+        );
+        check(
+            "https://acct.blob.core.windows.net/c?sv=2022-11-02&sig=Xb7k%2Fq9Lw3&se=2030",
+            "https://acct.blob.core.windows.net/c?sv=2022-11-02&sig=[REDACTED:secret]&se=2030",
+            1,
+        );
+        check_clean("https://example.com/search?q=rust&page=2;x=1");
+        check_clean("let t = a;token=next_token(); url?password=${DB_PASSWORD}");
+    }
+
+    #[test]
+    fn authorization_headers_of_any_scheme() {
+        check(
+            "curl -H 'Authorization: Basic dXNlcjpwYXNzd29yZA==' https://api",
+            "curl -H 'Authorization: Basic [REDACTED:authorization]' https://api",
+            1,
+        );
+        check(
+            "Proxy-Authorization: Digest c2VjcmV0LWRpZ2VzdA\n",
+            "Proxy-Authorization: Digest [REDACTED:authorization]\n",
+            1,
+        );
+        check_clean("req.header(\"Authorization\", \"Basic \" + encoded)");
+        check_clean("authorization: Basic {creds}; Authorization: Basic short");
+    }
+
+    #[test]
+    fn generic_token_and_secret_assignments_with_random_values() {
+        check(
+            "github_token: 3f9a8c7e6d5b4a3c2b1a0f9e8d7c6b5a4f3e2d1c\n",
+            "github_token: [REDACTED:secret]\n",
+            1,
+        );
+        check(
+            "client_secret = 8a7B6c5D4e3F2a1B0c9D\n",
+            "client_secret = [REDACTED:secret]\n",
+            1,
+        );
+        check(
+            "settings.api_key = Zk39fQ0pLm82xVb7Tn4w;",
+            "settings.api_key = [REDACTED:secret];",
+            1,
+        );
+        check_clean("refresh_token = TOKEN_FROM_ENV_2");
+        check_clean("session_token = aaaaaaaaaaaaaaaa1111");
+    }
+
+    #[test]
+    fn env_and_properties_assignments_need_not_look_random() {
+        check(
+            "export DB_PASSWORD=hunter22\nAPI_TOKEN=abc\n",
+            "export DB_PASSWORD=[REDACTED:secret]\nAPI_TOKEN=[REDACTED:secret]\n",
+            2,
+        );
+        check(
+            "spring.datasource.password=changeme\n",
+            "spring.datasource.password=[REDACTED:secret]\n",
+            1,
+        );
+        check_clean("password=ask()\nDB_PASSWORD=$FROM_VAULT\nMAX_TOKENS=1000\nAPI_KEY_ENV=GLOBAL_API_KEY\n");
+        check_clean("password = pw\n    TOKEN_TYPE=bearer\n");
     }
 
     #[test]

@@ -302,7 +302,19 @@ async fn run(
         let mut last = Instant::now() - Duration::from_secs(1);
         while let Some(event) = rx.recv().await {
             let message = match event {
-                EngineProgress::Asking { tier, model } => format!("asking {tier} ({model})…"),
+                EngineProgress::Asking {
+                    tier,
+                    model,
+                    redactions,
+                    coverage_note,
+                } => {
+                    let mut message = format!("asking {tier} ({model})…");
+                    for part in prompt_notes(redactions, coverage_note.as_deref()) {
+                        message.push_str(" · ");
+                        message.push_str(&part);
+                    }
+                    message
+                }
                 EngineProgress::Tokens { count } => {
                     if last.elapsed() < Duration::from_millis(100) {
                         continue;
@@ -330,6 +342,17 @@ async fn run(
     editor::show_cache_warning(&client, &engine).await;
     match result {
         Ok(outcome) => {
+            if outcome.coverage.truncated {
+                // The answer is about part of what the user selected: say so where it is seen.
+                if let Some(note) = &outcome.coverage.note {
+                    editor::show_message(
+                        &client,
+                        lsp::MessageType::WARNING,
+                        format!("codetier: {note}"),
+                    )
+                    .await;
+                }
+            }
             let delivered = deliver(&session, &client, &uri, origin, &job, &outcome).await;
             progress
                 .end(summary(&outcome, &label(&config, &outcome.tier)))
@@ -366,13 +389,31 @@ async fn run(
 }
 
 fn summary(outcome: &Outcome, label: &str) -> String {
-    if outcome.cached {
-        return format!("{label} · cached");
+    let mut summary = if outcome.cached {
+        format!("{label} · cached")
+    } else {
+        match outcome.cost_usd {
+            Some(cost) => format!("{label} · {} ms · ${cost:.5}", outcome.latency_ms),
+            None => format!("{label} · {} ms · cost unknown", outcome.latency_ms),
+        }
+    };
+    for part in prompt_notes(outcome.redactions, outcome.coverage.note.as_deref()) {
+        summary.push_str(" · ");
+        summary.push_str(&part);
     }
-    match outcome.cost_usd {
-        Some(cost) => format!("{label} · {} ms · ${cost:.5}", outcome.latency_ms),
-        None => format!("{label} · {} ms · cost unknown", outcome.latency_ms),
+    summary
+}
+
+/// What the user is told about the prompt itself: secrets masked, lines cut by the budget.
+fn prompt_notes(redactions: usize, coverage_note: Option<&str>) -> Vec<String> {
+    let mut notes = Vec::new();
+    match redactions {
+        0 => {}
+        1 => notes.push("1 secret masked".to_owned()),
+        n => notes.push(format!("{n} secrets masked")),
     }
+    notes.extend(coverage_note.map(str::to_owned));
+    notes
 }
 
 /// Puts the answer where the user sees it; returns extra fields for the command result.
