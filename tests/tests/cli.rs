@@ -889,15 +889,12 @@ async fn secrets_are_masked_and_excludes_ignore_case_and_follow_links() {
             .contains("notes.txt matches privacy.exclude through the file it resolves to, .env"),
         "{run:?}"
     );
-    // `.env.*` with the default list as it should ship (the configuration module owns it).
-    let config = p.config(
-        "[privacy]\nexclude = [\".env\", \".env.*\", \"*.pem\", \"*.key\", \"**/secrets/**\"]\n",
-    );
+    // `.env.*` is among the default excludes.
     let run = codetier(
         &p,
         Some(&fake.base_url()),
         true,
-        &["explain", "--config", &config, ".env.local:1-1"],
+        &["explain", ".env.local:1-1"],
     )
     .await;
     assert_eq!(run.code, 2, "{run:?}");
