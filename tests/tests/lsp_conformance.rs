@@ -136,7 +136,7 @@ fn exit_without_shutdown_exits_with_1() {
 
 #[test]
 fn a_too_short_content_length_is_answered_for_its_id_and_the_next_message_still_arrives() {
-    let mut b = start(None);
+    let b = start(None);
     let body = r#"{"jsonrpc":"2.0","id":9001,"method":"codetier/viewFileText","params":{"uri":"file:///x"}}"#;
     let mut bytes = format!("Content-Length: 30\r\n\r\n{body}").into_bytes();
     let next = r#"{"jsonrpc":"2.0","id":9002,"method":"codetier/viewFileText","params":{"uri":"file:///x"}}"#;
