@@ -100,7 +100,7 @@ settings! {
         /// Explain bug.
         explain: ActionConfig = action(&["reasoning"]), Any, Kind::Section(ActionConfig::KEYS);
         /// Generate function.
-        generate: ActionConfig = action(&["pro", "reasoning"]), Any, Kind::Section(ActionConfig::KEYS);
+        generate: ActionConfig = ActionConfig { auto_escalate: true, ..action(&["pro", "reasoning"]) }, Any, Kind::Section(ActionConfig::KEYS);
         /// Review selection.
         review: ActionConfig = action(&["coder", "reasoning"]), Any, Kind::Section(ActionConfig::KEYS);
     }
@@ -111,6 +111,8 @@ settings! {
         tier: String = "flash".into(), Any, Kind::TierName;
         /// The tiers offered as escalations, in order.
         escalate: Vec<String> = Vec::new(), Any, Kind::TierNames;
+        /// When an answer fails its check (it does not parse, or does not define what was asked), ask the next tier of `escalate` once, and count both costs.
+        auto_escalate: bool = false, User, Kind::Bool;
     }
 
     /// The response cache.
@@ -301,6 +303,7 @@ fn action(escalate: &[&str]) -> ActionConfig {
     ActionConfig {
         tier: "flash".into(),
         escalate: escalate.iter().map(|s| (*s).to_owned()).collect(),
+        auto_escalate: false,
     }
 }
 
