@@ -95,7 +95,11 @@ pub enum Command {
     },
     /// Check configuration, key, reachability and latency of each tier (never prints the key).
     #[command(after_help = AFTER_HELP)]
-    Doctor,
+    Doctor {
+        /// Also print the effective configuration.
+        #[arg(long, short)]
+        verbose: bool,
+    },
     /// The response cache.
     Cache {
         #[command(subcommand)]
@@ -252,7 +256,7 @@ async fn run(global: Global, command: Command) -> Result<u8, Failure> {
             write,
             fresh,
         } => answer::generate(&global, &target, write, fresh).await,
-        Command::Doctor => doctor::run(&global).await,
+        Command::Doctor { verbose } => doctor::run(&global, verbose).await,
         Command::Cache { action } => cache::run(&global, action),
     }
 }

@@ -663,10 +663,24 @@ async fn explain_prints_markdown_and_generate_writes_only_the_target_atomically(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_reports_sources_values_and_tier_latency_and_diagnoses_failures() {
-    let fake = fake::start(fake::text("OK")).await;
+    let serves = |models: &[&str]| codetier_tests::fake::Script {
+        models: models.iter().map(|m| (*m).to_owned()).collect(),
+        ..fake::text("OK")
+    };
+    let all = [
+        "deepseek-v4-flash",
+        "qwen3-coder-30b",
+        "deepseek-v4-pro",
+        "deepseek-r1",
+    ];
+    let fake = fake::start(serves(&all)).await;
     let p = Project::new(&[(".codetier.toml", "[context]\nsurrounding_lines = 3\n")]);
-    let ok = codetier(&p, Some(&fake.base_url()), true, &["doctor"]).await;
+    let ok = codetier(&p, Some(&fake.base_url()), true, &["doctor", "--verbose"]).await;
     assert_eq!(ok.code, 0, "{ok:?}");
+    assert!(
+        ok.stdout.starts_with("codetier doctor: all checks passed"),
+        "the verdict comes first: {ok:?}"
+    );
     assert!(ok.stdout.contains(".codetier.toml: applied"), "{ok:?}");
     assert!(ok.stdout.contains("CODETIER_BASE_URL: applied"), "{ok:?}");
     assert!(ok.stdout.contains("surrounding_lines = 3"), "{ok:?}");
@@ -702,7 +716,7 @@ async fn doctor_reports_sources_values_and_tier_latency_and_diagnoses_failures()
         "{one:?}"
     );
 
-    let no_key = codetier(&p, Some(&fake.base_url()), false, &["doctor"]).await;
+    let no_key = codetier(&p, Some(&fake.base_url()), false, &["doctor", "--verbose"]).await;
     assert_eq!(no_key.code, 2, "{no_key:?}");
     assert!(
         no_key.stdout.contains("export GLOBAL_API_KEY=..."),
@@ -724,10 +738,59 @@ async fn doctor_reports_sources_values_and_tier_latency_and_diagnoses_failures()
     assert_eq!(refused.code, 3, "{refused:?}");
     assert!(refused.stdout.contains("connection refused"), "{refused:?}");
 
+    // Without --verbose the configuration dump is left out.
+    let short = codetier(&p, Some(&fake.base_url()), true, &["doctor"]).await;
+    assert!(!short.stdout.contains("surrounding_lines = 3"), "{short:?}");
+
+    // A model the provider does not list is a problem, with the key to change and the choices.
+    fake.set_script(serves(&[
+        "deepseek-v4-flash",
+        "qwen3-coder-30b",
+        "deepseek-r1",
+    ]));
+    let missing = codetier(&p, Some(&fake.base_url()), true, &["doctor"]).await;
+    assert_eq!(missing.code, 2, "{missing:?}");
+    assert!(
+        missing
+            .stdout
+            .starts_with("codetier doctor: 1 problem(s) found"),
+        "{missing:?}"
+    );
+    assert!(
+        missing.stdout.contains("Set tiers.pro.model in your user config to one it serves: deepseek-v4-flash, qwen3-coder-30b, deepseek-r1"),
+        "{missing:?}"
+    );
+
     fake.set_script(fake::other_key("OK"));
     let rejected = codetier(&p, Some(&fake.base_url()), true, &["doctor"]).await;
     assert_eq!(rejected.code, 3, "{rejected:?}");
     assert!(rejected.stdout.contains("key rejected"), "{rejected:?}");
+    // The one cause is reported once, naming every check that hit it.
+    let problems = rejected
+        .stdout
+        .split("Details:")
+        .next()
+        .unwrap_or_default()
+        .matches("key rejected")
+        .count();
+    assert_eq!(problems, 1, "{rejected:?}");
+
+    // A broken user configuration stops doctor before it probes anything.
+    let config = p.config("max_tokens = \"lots\"\n");
+    fake.clear();
+    let broken = codetier(
+        &p,
+        Some(&fake.base_url()),
+        true,
+        &["--config", &config, "doctor"],
+    )
+    .await;
+    assert_eq!(broken.code, 2, "{broken:?}");
+    assert!(broken.stdout.contains("`max_tokens`"), "{broken:?}");
+    assert!(
+        fake.requests().is_empty() && fake.model_list_peers().is_empty(),
+        "doctor probed a provider after a configuration error"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
