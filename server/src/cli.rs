@@ -205,6 +205,14 @@ pub fn main() -> ExitCode {
     match command {
         None | Some(Command::Lsp { .. }) => {
             let _log = init_logging(config.as_deref());
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                // Someone typed `codetier` in a shell: say what is going on instead of waiting
+                // in silence (an editor never runs it on a terminal).
+                report(
+                    "codetier: waiting for an LSP client on stdin (your editor starts this for you). \
+                     From the shell, try `codetier review FILE` or `codetier --help`; Ctrl-D quits.",
+                );
+            }
             let options = crate::lsp::ServeOptions {
                 config_file: config,
                 tier,

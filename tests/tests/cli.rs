@@ -1046,3 +1046,31 @@ async fn a_selection_cut_to_fit_the_budget_is_reported_with_the_lines_sent() {
     assert!(shown > 0 && shown < 6000, "{cut}");
     assert!(run.stderr.contains(&format!("codetier: {cut}")), "{run:?}");
 }
+
+#[test]
+fn codetier_alone_on_a_terminal_says_it_waits_for_an_lsp_client() {
+    // util-linux's `script` gives the server a terminal for stdin; its own stdin is empty, so
+    // the terminal sees end of input and the server ends as an editor closing the pipe would.
+    let home = tempfile::tempdir().expect("home");
+    let out = std::process::Command::new("script")
+        .args(["-qec", &codetier_bin().display().to_string(), "/dev/null"])
+        .env("HOME", home.path())
+        .env_remove("CODETIER_LOG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("util-linux `script` runs (Debian's bsdutils)");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("waiting for an LSP client on stdin"),
+        "{shown}"
+    );
+    // Piped (as editors run it), it says nothing and serves.
+    let piped = std::process::Command::new(codetier_bin())
+        .env("HOME", home.path())
+        .env_remove("CODETIER_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run codetier");
+    assert!(piped.stderr.is_empty(), "{piped:?}");
+}
