@@ -174,8 +174,8 @@ const TOKENS: Kind = Kind::Uint {
 };
 
 impl Config {
-    pub fn action(&self, action: crate::engine::Action) -> &ActionConfig {
-        use crate::engine::Action;
+    pub fn action(&self, action: crate::action::Action) -> &ActionConfig {
+        use crate::action::Action;
         match action {
             Action::Explain => &self.actions.explain,
             Action::Generate => &self.actions.generate,

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use tower_lsp_server::ls_types as lsp;
 
+use crate::action::Action;
 use crate::docs::AnchorState;
-use crate::engine::Action;
 use crate::lsp::proto::{self, DiagnosticData};
 use crate::lsp::session::{NoteKind, Session};
 
