@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedSender;
 
 pub use error::ProviderError;
-use http::ApiKey;
+use http::{ApiKey, KeyScrubber};
 use wire::Quirks;
 
 /// Who wrote a chat message.
@@ -385,11 +385,15 @@ async fn read_stream(
     }
 }
 
-/// The answer so far, and where its pieces are forwarded.
+/// The answer so far, and where its pieces are forwarded. The key is scrubbed from the answer
+/// and the reasoning before they are kept or forwarded, so no answer shown, cached or logged
+/// holds it, even when the provider splits it across deltas.
 struct Accumulator<'a> {
     start: Instant,
     events: Option<&'a UnboundedSender<StreamEvent>>,
     key: &'a ApiKey,
+    text_scrubber: KeyScrubber<'a>,
+    reasoning_scrubber: KeyScrubber<'a>,
     text: String,
     reasoning: String,
     usage: Option<TokenUsage>,
@@ -407,6 +411,8 @@ impl<'a> Accumulator<'a> {
             start,
             events,
             key,
+            text_scrubber: key.scrubber(),
+            reasoning_scrubber: key.scrubber(),
             text: String::new(),
             reasoning: String::new(),
             usage: None,
@@ -444,13 +450,13 @@ impl<'a> Accumulator<'a> {
         }
         if let Some(reasoning) = delta.reasoning {
             self.ttft.get_or_insert_with(|| self.start.elapsed());
-            self.send(StreamEvent::Reasoning(reasoning.clone()));
-            self.reasoning.push_str(&reasoning);
+            let shown = self.reasoning_scrubber.push(&reasoning);
+            self.add_reasoning(shown);
         }
         if let Some(content) = delta.content {
             self.ttft.get_or_insert_with(|| self.start.elapsed());
-            self.send(StreamEvent::Content(content.clone()));
-            self.text.push_str(&content);
+            let shown = self.text_scrubber.push(&content);
+            self.add_text(shown);
         }
         if delta.usage.is_some() {
             self.usage = delta.usage;
@@ -459,6 +465,20 @@ impl<'a> Accumulator<'a> {
             self.finish_reason = delta.finish_reason;
         }
         Ok(())
+    }
+
+    fn add_reasoning(&mut self, shown: String) {
+        if !shown.is_empty() {
+            self.send(StreamEvent::Reasoning(shown.clone()));
+            self.reasoning.push_str(&shown);
+        }
+    }
+
+    fn add_text(&mut self, shown: String) {
+        if !shown.is_empty() {
+            self.send(StreamEvent::Content(shown.clone()));
+            self.text.push_str(&shown);
+        }
     }
 
     fn send(&self, event: StreamEvent) {
@@ -482,7 +502,12 @@ impl<'a> Accumulator<'a> {
         }
     }
 
-    fn finish(self, model: &str) -> Result<Completion, ProviderError> {
+    fn finish(mut self, model: &str) -> Result<Completion, ProviderError> {
+        // What was held back in case it began the key is not the key: the answer is whole.
+        let reasoning = self.reasoning_scrubber.flush();
+        self.add_reasoning(reasoning);
+        let text = self.text_scrubber.flush();
+        self.add_text(text);
         if self.text.trim().is_empty() {
             return Err(ProviderError::EmptyAnswer);
         }

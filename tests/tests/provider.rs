@@ -493,6 +493,49 @@ async fn a_key_echoed_by_the_provider_is_redacted() {
 }
 
 #[tokio::test]
+async fn a_key_echoed_in_the_answer_is_scrubbed_even_split_across_deltas() {
+    // The fake puts the request's key in the answer and the reasoning, streamed three
+    // characters a delta, so the key arrives in pieces; then as one JSON answer.
+    let behavior = Behavior {
+        answer: Answer::Text("Your key is {key}; keep it safe.".into()),
+        reasoning: Some("The header said {key}.".into()),
+        echo_key: true,
+        token_chars: Some(3),
+        ..Behavior::default()
+    };
+    let (fake, provider) = setup(Script::always(behavior)).await;
+    for stream in [true, false] {
+        let (result, events) = chat(&provider, &request(stream)).await;
+        let done = result.expect("answer");
+        assert_eq!(
+            done.text, "Your key is ***; keep it safe.",
+            "stream {stream}"
+        );
+        assert_eq!(done.reasoning, "The header said ***.", "stream {stream}");
+        let (mut text, mut reasoning) = (String::new(), String::new());
+        for e in &events {
+            let (StreamEvent::Content(piece) | StreamEvent::Reasoning(piece)) = e;
+            assert!(!piece.contains(KEY), "an event held the key: {events:?}");
+            match e {
+                StreamEvent::Content(c) => text.push_str(c),
+                StreamEvent::Reasoning(r) => reasoning.push_str(r),
+            }
+        }
+        // What was forwarded is what was kept, piece for piece.
+        assert_eq!(
+            (text, reasoning),
+            (done.text.clone(), done.reasoning.clone())
+        );
+        assert!(!format!("{done:?}").contains(KEY));
+        if stream {
+            assert!(events.len() > 4, "streamed in pieces: {events:?}");
+        }
+    }
+    assert_eq!(fake.requests().len(), 2);
+    assert!(fake.requests().iter().all(|r| r.key_matched == Some(true)));
+}
+
+#[tokio::test]
 async fn missing_key_names_the_variable_and_sends_nothing() {
     let fake = FakeProvider::start(Script::default())
         .await

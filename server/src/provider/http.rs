@@ -39,11 +39,70 @@ impl ApiKey {
 
     /// Replaces the key wherever a provider echoed it back in `text`.
     pub(crate) fn redact(&self, text: String) -> String {
-        if self.0.len() >= 4 && text.contains(&self.0) {
-            text.replace(&self.0, "***")
+        if self.scrubs() && text.contains(&self.0) {
+            text.replace(&self.0, REDACTED)
         } else {
             text
         }
+    }
+
+    /// A scrubber for text that arrives in pieces (the deltas of a stream).
+    pub(crate) fn scrubber(&self) -> KeyScrubber<'_> {
+        KeyScrubber {
+            key: self.scrubs().then_some(self.0.as_str()),
+            held: String::new(),
+        }
+    }
+
+    /// A key of a few characters would match ordinary words: only longer ones are scrubbed.
+    fn scrubs(&self) -> bool {
+        self.0.len() >= 4
+    }
+}
+
+/// What the key is replaced with.
+const REDACTED: &str = "***";
+
+/// Scrubs the key from text that arrives in pieces. A key split across pieces is replaced too:
+/// the end of what arrived that could be the start of the key is held back until the next piece
+/// (or the end of the text) shows whether it is. The pieces it returns, joined, are the whole
+/// text with every occurrence of the key replaced.
+pub(crate) struct KeyScrubber<'a> {
+    /// `None` when the key is too short to scrub.
+    key: Option<&'a str>,
+    held: String,
+}
+
+impl KeyScrubber<'_> {
+    /// Takes the next piece and returns what can be shown of the text so far (maybe nothing).
+    pub(crate) fn push(&mut self, piece: &str) -> String {
+        let Some(key) = self.key else {
+            return piece.to_owned();
+        };
+        self.held.push_str(piece);
+        let text = std::mem::take(&mut self.held);
+        let text = if text.contains(key) {
+            text.replace(key, REDACTED)
+        } else {
+            text
+        };
+        // The longest end of `text` that is a proper start of the key waits for more.
+        let longest = (key.len() - 1).min(text.len());
+        let keep = (1..=longest)
+            .rev()
+            .find(|&n| {
+                let at = text.len() - n;
+                text.is_char_boundary(at) && key.starts_with(&text[at..])
+            })
+            .unwrap_or(0);
+        let (shown, held) = text.split_at(text.len() - keep);
+        self.held = held.to_owned();
+        shown.to_owned()
+    }
+
+    /// The text ended: what was held back is not the key, so it can be shown.
+    pub(crate) fn flush(&mut self) -> String {
+        std::mem::take(&mut self.held)
     }
 }
 
@@ -216,6 +275,57 @@ mod tests {
             err("https://u:p@x/v1"),
             ProviderError::BadUrl { .. }
         ));
+    }
+
+    /// Pushes `pieces` through a scrubber for `key` and returns the shown pieces, flush included.
+    fn scrub_pieces(key: &str, pieces: &[&str]) -> Vec<String> {
+        let key = ApiKey(key.into());
+        let mut scrubber = key.scrubber();
+        let mut shown: Vec<String> = pieces.iter().map(|p| scrubber.push(p)).collect();
+        shown.push(scrubber.flush());
+        shown
+    }
+
+    #[test]
+    fn a_key_split_across_pieces_is_scrubbed() {
+        const KEY: &str = "sk-split-9f2c";
+        let check = |pieces: &[&str], want: &str| {
+            let shown = scrub_pieces(KEY, pieces);
+            assert_eq!(shown.concat(), want, "{pieces:?} showed {shown:?}");
+            assert!(
+                shown.iter().all(|p| !p.contains(KEY)),
+                "{pieces:?}: {shown:?}"
+            );
+        };
+        check(&["the key is sk-split-9f2c."], "the key is ***.");
+        check(&["the key is sk-sp", "lit-9f2c."], "the key is ***.");
+        check(&["s", "k", "-", "split-9f", "2", "c", "!"], "***!");
+        check(&["sk-split-9f2csk-split", "-9f2c"], "******");
+        // A start of the key that turns out not to be the key is shown unchanged.
+        check(&["risk-spl", "endid"], "risk-splendid");
+        check(&["ends with sk-spl"], "ends with sk-spl");
+        check(&["é sk-", "split-9f2c ü"], "é *** ü");
+        // Every split point of a text holding the key twice gives the same result.
+        let text = format!("a {KEY} b {KEY}");
+        for at in 1..text.len() {
+            if text.is_char_boundary(at) {
+                check(&[&text[..at], &text[at..]], "a *** b ***");
+            }
+        }
+    }
+
+    #[test]
+    fn held_back_text_is_as_short_as_the_key_allows() {
+        let key = ApiKey("sk-abcdef".into());
+        let mut scrubber = key.scrubber();
+        assert_eq!(scrubber.push("plain words "), "plain words ");
+        assert_eq!(scrubber.push("ask"), "a");
+        assert_eq!(scrubber.push("-x"), "sk-x");
+        // A key too short to scrub passes everything through at once.
+        let short = ApiKey("abc".into());
+        let mut scrubber = short.scrubber();
+        assert_eq!(scrubber.push("ab"), "ab");
+        assert_eq!(scrubber.flush(), "");
     }
 
     #[test]
