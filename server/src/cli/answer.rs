@@ -34,7 +34,10 @@ pub async fn explain(global: &Global, target: &str, fresh: bool) -> Result<u8, F
         Some(e) if !e.markdown.trim().is_empty() => e.markdown.clone(),
         _ => outcome.text.clone(),
     };
-    emit(&with_newline(markdown));
+    emit(&with_newline(report::escape(
+        &markdown,
+        report::Breaks::Keep,
+    )));
     report(&footer(&outcome));
     Ok(exit::OK)
 }
@@ -72,7 +75,7 @@ pub async fn generate(
     }
     let fitted = crate::render::fit(&text, selection.clone(), &code);
     if !write {
-        emit(&with_newline(fitted));
+        emit(&with_newline(report::escape(&fitted, report::Breaks::Keep)));
         report(&footer(&outcome));
         return Ok(exit::OK);
     }
