@@ -215,13 +215,7 @@ impl Provider {
             });
         }
         if !(200..300).contains(&status) {
-            return Err(error::from_status(
-                status,
-                None,
-                &body,
-                "",
-                &self.inner.endpoint.api_key_env,
-            ));
+            return Err(error::from_status(status, None, &body, &self.asked("")));
         }
         serde_json::from_str(&body).map_err(|e| ProviderError::MalformedStream {
             detail: format!("the model list is not JSON: {e}"),
@@ -265,6 +259,14 @@ impl Provider {
         }
     }
 
+    fn asked<'a>(&'a self, model: &'a str) -> error::Asked<'a> {
+        error::Asked {
+            model,
+            key_env: &self.inner.endpoint.api_key_env,
+            base_url: &self.inner.base,
+        }
+    }
+
     fn quirks(&self, model: &str) -> Quirks {
         let map = self.inner.quirks.lock().unwrap_or_else(|p| p.into_inner());
         map.get(model).copied().unwrap_or_default()
@@ -305,8 +307,7 @@ impl Provider {
                 status.as_u16(),
                 retry_after.as_deref(),
                 &body,
-                &req.model,
-                &self.inner.endpoint.api_key_env,
+                &self.asked(&req.model),
             ));
         }
         let content_type = resp
@@ -317,16 +318,30 @@ impl Provider {
             .to_ascii_lowercase();
         let mut acc = Accumulator::new(start, events, key);
         // A server may ignore `stream: true` and answer with one JSON object, or stream when
-        // not asked to: the content type decides.
+        // not asked to: the content type decides. Without one, a stream is expected when one
+        // was asked for. Anything else (an HTML page, plain text) is read whole and looked at.
         let is_sse = content_type.starts_with("text/event-stream");
-        if is_sse || (req.stream && !content_type.starts_with("application/json")) {
-            read_stream(resp, &mut acc).await?;
+        let is_json = content_type.starts_with("application/json");
+        let answer = Answer {
+            status: status.as_u16(),
+            content_type: &content_type,
+            asked: self.asked(&req.model),
+        };
+        if is_sse || (req.stream && content_type.is_empty()) {
+            read_stream(resp, &mut acc, &answer, is_sse).await?;
         } else {
             let body = http::read_capped(resp)
                 .await
                 .map_err(|_| ProviderError::StreamReset)?;
-            let delta = wire::parse(&body).map_err(|detail| acc.malformed(detail))?;
-            acc.apply(delta)?;
+            if is_json {
+                let delta = wire::parse(&body).map_err(|detail| acc.malformed(detail))?;
+                if !delta.shaped && delta.error.is_none() {
+                    return Err(acc.not_chat_completion(&answer, body.as_bytes()));
+                }
+                acc.apply(delta)?;
+            } else {
+                read_unlabelled(&body, &mut acc, &answer)?;
+            }
         }
         acc.finish(&req.model)
     }
@@ -342,19 +357,38 @@ impl Upstream for Provider {
     }
 }
 
-/// Reads an SSE body to its end into `acc`.
+/// A success status and its content type, for the errors that say what arrived instead.
+struct Answer<'a> {
+    status: u16,
+    content_type: &'a str,
+    asked: error::Asked<'a>,
+}
+
+/// How much of a body is kept to say what it was, when it turns out not to be an answer.
+const SNIFF_BYTES: usize = 1024;
+
+/// Reads an SSE body to its end into `acc`. `declared` says the server labelled it
+/// `text/event-stream`; an unlabelled body that holds no event is reported for what it is.
 async fn read_stream(
     resp: reqwest::Response,
     acc: &mut Accumulator<'_>,
+    answer: &Answer<'_>,
+    declared: bool,
 ) -> Result<(), ProviderError> {
     let mut body = resp.bytes_stream();
     let mut parser = sse::Parser::new(sse::Limits::default());
     let mut events = Vec::new();
+    let mut sniffed: Vec<u8> = Vec::new();
     loop {
         match body.next().await {
             Some(Ok(bytes)) => {
+                let room = SNIFF_BYTES.saturating_sub(sniffed.len());
+                sniffed.extend_from_slice(&bytes[..bytes.len().min(room)]);
                 let pushed = parser.push(&bytes, &mut events);
                 acc.apply_events(&mut events)?;
+                if pushed.is_err() && !declared && acc.data_events == 0 {
+                    return Err(acc.not_chat_completion(answer, &sniffed));
+                }
                 pushed.map_err(|e| acc.malformed(e.to_string()))?;
                 if parser.is_done() {
                     // Read the end of the body briefly so the connection can be pooled again.
@@ -377,12 +411,66 @@ async fn read_stream(
                     // A finished choice is a whole answer even when `[DONE]` is missing, as
                     // with some compatible servers; without one the answer was cut off.
                     Err(sse::SseError::EndedWithoutDone) if acc.finish_reason.is_some() => Ok(()),
+                    // The body ended cleanly without a single token: no events at all (or
+                    // only keep-alives) is an empty stream, anything else was not SSE.
+                    Err(sse::SseError::EndedWithoutDone) if acc.received_chars() == 0 => {
+                        if acc.data_events == 0 && !only_comments(&sniffed) {
+                            Err(acc.not_chat_completion(answer, &sniffed))
+                        } else {
+                            Err(ProviderError::EmptyStream)
+                        }
+                    }
                     Err(sse::SseError::EndedWithoutDone) => Err(acc.broken()),
+                    Err(_) if !declared && acc.data_events == 0 => {
+                        Err(acc.not_chat_completion(answer, &sniffed))
+                    }
                     Err(e) => Err(acc.malformed(e.to_string())),
                 };
             }
         }
     }
+}
+
+/// A whole body whose content type is neither SSE nor JSON (`text/plain`, `text/html`, ...):
+/// some servers label JSON or a stream that way, so those are still read; anything else is
+/// reported for what it is, and an empty body as an empty stream.
+fn read_unlabelled(
+    body: &str,
+    acc: &mut Accumulator<'_>,
+    answer: &Answer<'_>,
+) -> Result<(), ProviderError> {
+    let trimmed = body.trim_start();
+    if trimmed.is_empty() {
+        return Err(ProviderError::EmptyStream);
+    }
+    if trimmed.starts_with('{') {
+        match wire::parse(trimmed) {
+            Ok(delta) if delta.shaped || delta.error.is_some() => return acc.apply(delta),
+            _ => {}
+        }
+    } else if body.lines().any(|l| l.starts_with("data:")) {
+        let mut parser = sse::Parser::new(sse::Limits::default());
+        let mut events = Vec::new();
+        let pushed = parser.push(body.as_bytes(), &mut events);
+        let end = pushed.and_then(|()| parser.finish(&mut events));
+        acc.apply_events(&mut events)?;
+        if acc.data_events > 0 {
+            return match end {
+                Ok(()) => Ok(()),
+                Err(sse::SseError::EndedWithoutDone) if acc.finish_reason.is_some() => Ok(()),
+                Err(sse::SseError::EndedWithoutDone) => Err(acc.broken()),
+                Err(e) => Err(acc.malformed(e.to_string())),
+            };
+        }
+    }
+    Err(acc.not_chat_completion(answer, body.as_bytes()))
+}
+
+/// Whether an SSE body held nothing but blank lines and `:` comments (keep-alives).
+fn only_comments(body: &[u8]) -> bool {
+    String::from_utf8_lossy(body)
+        .lines()
+        .all(|l| l.trim().is_empty() || l.starts_with(':'))
 }
 
 /// The answer so far, and where its pieces are forwarded. The key is scrubbed from the answer
@@ -399,6 +487,8 @@ struct Accumulator<'a> {
     usage: Option<TokenUsage>,
     finish_reason: Option<String>,
     ttft: Option<Duration>,
+    /// `data:` events seen, answer or not (a role-only first chunk counts).
+    data_events: usize,
 }
 
 impl<'a> Accumulator<'a> {
@@ -418,6 +508,7 @@ impl<'a> Accumulator<'a> {
             usage: None,
             finish_reason: None,
             ttft: None,
+            data_events: 0,
         }
     }
 
@@ -429,6 +520,7 @@ impl<'a> Accumulator<'a> {
         for event in events.drain(..) {
             match event {
                 sse::Event::Data { data, .. } => {
+                    self.data_events += 1;
                     let delta = wire::parse(&data).map_err(|detail| self.malformed(detail))?;
                     self.apply(delta)?;
                 }
@@ -494,6 +586,11 @@ impl<'a> Accumulator<'a> {
             0 => ProviderError::StreamReset,
             received_chars => ProviderError::EndedEarly { received_chars },
         }
+    }
+
+    fn not_chat_completion(&self, answer: &Answer<'_>, body: &[u8]) -> ProviderError {
+        let text = self.key.redact(String::from_utf8_lossy(body).into_owned());
+        error::not_chat_completion(answer.status, answer.content_type, &text, &answer.asked)
     }
 
     fn malformed(&self, detail: String) -> ProviderError {

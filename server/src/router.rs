@@ -221,6 +221,8 @@ impl<U: Upstream> Router<U> {
         let max_attempts = ctx.config.retry.max_attempts.max(1);
         let mut attempt: u32 = 0;
         let mut announced_fallback: Option<String> = None;
+        // Whether an answer that is retried once at most (see `ProviderError::retry_once`) was.
+        let mut retried_once = false;
         loop {
             attempt += 1;
             let (model, trial) = self.pick_model(ctx)?;
@@ -247,9 +249,13 @@ impl<U: Upstream> Router<U> {
                     forwarded: false,
                 }) => error,
             };
-            if !error.is_retryable() || attempt >= max_attempts {
+            if !error.is_retryable()
+                || attempt >= max_attempts
+                || (error.retry_once() && retried_once)
+            {
                 return Err(RouteError::Provider(error));
             }
+            retried_once |= error.retry_once();
             let remaining = ctx.deadline.saturating_duration_since(Instant::now());
             let wait = error
                 .retry_after()
@@ -495,10 +501,11 @@ impl<U: Upstream> Router<U> {
             .or_default()
             .stats
             .stop_waiting(guard.waiting);
-        if error.is_retryable() {
+        if error.counts_against_model() {
             self.model_failed(guard.model, config);
         } else if guard.trial {
-            // A 400 says nothing about the model's health: let the next request try.
+            // A 400 (or a web page, or an empty stream) says nothing about the model's health:
+            // let the next request try.
             self.models()
                 .entry(guard.model.to_owned())
                 .or_default()

@@ -565,6 +565,80 @@ async fn server_errors_and_resets_before_content_are_retried() {
 }
 
 #[tokio::test]
+async fn web_pages_and_empty_streams_are_retried_once_and_leave_the_breaker_closed() {
+    // A web page where the API should be, plain text, and llama.cpp's empty 200 stream for a
+    // prompt past its context: each says what arrived, is tried twice at most (not six
+    // times), and does not pause the model, though the breaker here opens at one failure.
+    let cases = [
+        (
+            Fault::page(200, "text/html", "<html><title>Open WebUI</title></html>"),
+            "an HTML page (`text/html`) instead of a chat completion (titled “Open WebUI”)",
+        ),
+        (
+            Fault::page(200, "text/plain; charset=utf-8", "Ollama is running"),
+            "plain text",
+        ),
+        (
+            Fault::page(200, "text/event-stream", ""),
+            "the model's context",
+        ),
+    ];
+    let rig = Rig::new(script(Behavior::default(), vec![]), |c| {
+        c.retry.max_attempts = 6;
+        c.breaker.failure_threshold = 1;
+    })
+    .await;
+    for (fault, says) in cases {
+        rig.fake
+            .set_script(script(Behavior::failing(fault.clone()), vec![]));
+        rig.fake.clear();
+        let asked = rig.ask().await;
+        let text = asked.error().to_string();
+        assert!(text.contains(says), "{fault:?}: {text}");
+        assert!(!text.contains("reset"), "not reported as a reset: {text}");
+        assert_eq!(asked.retries(), [2], "{fault:?}: {:?}", asked.events);
+        assert_eq!(rig.fake.requests().len(), 2, "{fault:?}");
+        eprintln!("{fault:?}: {text}");
+    }
+    rig.fake.set_script(script(Behavior::default(), vec![]));
+    assert_eq!(
+        rig.ask().await.answer().model,
+        MODEL,
+        "the breaker stayed closed"
+    );
+}
+
+#[tokio::test]
+async fn a_404_names_the_path_when_base_url_lacks_v1() {
+    let fake = FakeProvider::start(script(Behavior::default(), vec![]))
+        .await
+        .expect("fake provider starts");
+    let mut config = config(format!("http://{}", fake.addr()));
+    config.retry.max_attempts = 5;
+    let provider = Provider::new(Endpoint {
+        base_url: config.base_url.clone(),
+        api_key_env: config.api_key_env.clone(),
+    })
+    .expect("loopback http is allowed");
+    let router = Router::new(
+        Arc::new(config),
+        Arc::new(provider),
+        Arc::new(Ledger::new()),
+    );
+    let err = router.ask(request(), None).await.expect_err("404");
+    let text = err.to_string();
+    assert!(
+        text.contains("no `/chat/completions` (HTTP 404)") && text.contains("ends in `/v1`"),
+        "{text}"
+    );
+    assert!(!text.contains("does not know the model"), "{text}");
+    assert!(
+        fake.requests().is_empty(),
+        "only the fake's web server saw it, once"
+    );
+}
+
+#[tokio::test]
 async fn retries_stop_at_max_attempts() {
     let rig = Rig::new(script(Behavior::status(503, None), vec![]), |c| {
         c.retry.max_attempts = 3;

@@ -360,6 +360,8 @@ fn is_fatal(error: &EngineError) -> bool {
                 | ProviderError::KeyRejected { .. }
                 | ProviderError::PaymentRequired
                 | ProviderError::UnknownModel { .. }
+                | ProviderError::UnknownPath { .. }
+                | ProviderError::NotChatCompletion { .. }
                 | ProviderError::InsecureUrl { .. }
         ),
         _ => false,

@@ -778,6 +778,42 @@ async fn client_errors_do_not_open_the_breaker() {
 }
 
 #[tokio::test]
+async fn answers_that_are_not_completions_are_retried_once_and_never_open_the_breaker() {
+    let not_completion = ProviderError::NotChatCompletion {
+        status: 200,
+        what: "an HTML page".into(),
+        content_type: "text/html".into(),
+        excerpt: String::new(),
+        missing_v1: true,
+    };
+    for error in [ProviderError::EmptyStream, not_completion] {
+        let up = Scripted::new();
+        up.default_plan(FLASH, fail(error.clone()));
+        let mut config = test_config();
+        config.retry.max_attempts = 6;
+        config.breaker.failure_threshold = 2;
+        let (router, ledger) = router_with(config, &up);
+        for round in 1..=3 {
+            let (result, events) = ask_collect(&router, flash("hi")).await;
+            match result {
+                Err(RouteError::Provider(e)) => assert_eq!(e, error),
+                other => panic!("{error:?}: expected the provider's error, got {other:?}"),
+            }
+            let retries = events
+                .iter()
+                .filter(|e| matches!(e, RouteEvent::Retrying { .. }))
+                .count();
+            assert_eq!(retries, 1, "{error:?}: one retry, not five: {events:?}");
+            assert_eq!(up.calls().len(), 2 * round, "{error:?}");
+            // Six failures against a threshold of two, yet the model is still asked, not
+            // paused: the fault is the request's or the configuration's, not the model's.
+            assert!(up.calls().iter().all(|c| c.model == FLASH));
+        }
+        assert_eq!(ledger.report().per_tier[0].requests, 6);
+    }
+}
+
+#[tokio::test]
 async fn hedge_delay_follows_observed_p90_within_bounds() {
     let up = Scripted::new();
     up.default_plan(FLASH, reply(1, &["x"]));

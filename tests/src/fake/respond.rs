@@ -49,6 +49,20 @@ pub(crate) async fn answer(req: Request, mut guard: DisconnectGuard) -> Response
             guard.complete();
             return status_response(*status, body.as_deref(), retry_after.as_deref(), &req.model);
         }
+        Some(Fault::Page {
+            status,
+            content_type,
+            body,
+        }) => {
+            tokio::time::sleep(ttft).await;
+            guard.complete();
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::OK);
+            return Response::builder()
+                .status(status)
+                .header(header::CONTENT_TYPE, content_type.as_str())
+                .body(Body::from(body.clone()))
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        }
         _ => {}
     }
     if req.json.get("stream").and_then(Value::as_bool) != Some(true) {
@@ -340,7 +354,10 @@ fn fault_fires(fault: &Fault, i: usize, len: usize) -> bool {
         | Fault::NoDone {
             after_tokens: Some(after_tokens),
         } => *after_tokens,
-        Fault::NoDone { after_tokens: None } | Fault::Status { .. } | Fault::Hang => return false,
+        Fault::NoDone { after_tokens: None }
+        | Fault::Status { .. }
+        | Fault::Hang
+        | Fault::Page { .. } => return false,
     };
     after == i || (i == len && after > len)
 }
@@ -373,6 +390,6 @@ async fn fault_bytes(fault: &Fault, nl: &str, out: &Out) -> Result<(), ()> {
             let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fake reset");
             out.tx.send(Err(reset)).await.map_err(drop)
         }
-        Fault::NoDone { .. } | Fault::Status { .. } | Fault::Hang => Ok(()),
+        Fault::NoDone { .. } | Fault::Status { .. } | Fault::Hang | Fault::Page { .. } => Ok(()),
     }
 }

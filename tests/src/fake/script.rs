@@ -238,9 +238,25 @@ pub enum Fault {
     NoDone { after_tokens: Option<usize> },
     /// Never answer.
     Hang,
+    /// Answer with exactly this status, content type and body (an HTML page with 200, an empty
+    /// `text/event-stream`, a web server's 404).
+    Page {
+        status: u16,
+        content_type: String,
+        body: String,
+    },
 }
 
 impl Fault {
+    /// A raw answer: `status`, `content_type` and `body` as given.
+    pub fn page(status: u16, content_type: &str, body: &str) -> Fault {
+        Fault::Page {
+            status,
+            content_type: content_type.to_owned(),
+            body: body.to_owned(),
+        }
+    }
+
     /// An HTTP error status, with a `Retry-After` header when given.
     pub fn status(status: u16, retry_after: Option<&str>) -> Fault {
         Fault::Status {
