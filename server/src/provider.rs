@@ -104,6 +104,12 @@ pub trait Upstream: Send + Sync + 'static {
         req: &'a ChatRequest,
         events: Option<&'a UnboundedSender<StreamEvent>>,
     ) -> BoxFuture<'a, Result<Completion, ProviderError>>;
+
+    /// Whether requests go to this machine (a local server, which typically runs one request
+    /// at a time).
+    fn is_loopback(&self) -> bool {
+        false
+    }
 }
 
 /// The client of one OpenAI-compatible endpoint. Cloning is cheap and shares the pooled
@@ -118,6 +124,8 @@ struct Inner {
     endpoint: Endpoint,
     /// `base_url` without its trailing slash.
     base: String,
+    /// `base_url` names a loopback host.
+    loopback: bool,
     /// Fields each model's server rejected, so later requests leave them out at once.
     quirks: Mutex<HashMap<String, Quirks>>,
 }
@@ -140,6 +148,7 @@ impl Provider {
             inner: Arc::new(Inner {
                 client,
                 endpoint,
+                loopback: http::is_loopback_url(&base),
                 base,
                 quirks: Mutex::default(),
             }),
@@ -354,6 +363,10 @@ impl Upstream for Provider {
         events: Option<&'a UnboundedSender<StreamEvent>>,
     ) -> BoxFuture<'a, Result<Completion, ProviderError>> {
         Box::pin(Provider::chat(self, req, events))
+    }
+
+    fn is_loopback(&self) -> bool {
+        self.inner.loopback
     }
 }
 

@@ -173,6 +173,11 @@ pub(crate) fn check_base_url(url: &str) -> Result<String, ProviderError> {
     Ok(url.trim_end_matches('/').to_owned())
 }
 
+/// Whether `url` names a loopback host (127.0.0.0/8, ::1, localhost).
+pub(crate) fn is_loopback_url(url: &str) -> bool {
+    reqwest::Url::parse(url).is_ok_and(|u| is_loopback(&u))
+}
+
 fn is_loopback(url: &reqwest::Url) -> bool {
     let Some(host) = url.host_str() else {
         return false;
