@@ -58,6 +58,7 @@ impl Upstream for Immediate {
                 usage: Some(TokenUsage {
                     input_tokens: 1,
                     output_tokens: 1,
+                    estimated: false,
                 }),
                 finish_reason: None,
                 model: req.model.clone(),

@@ -40,17 +40,28 @@ pub struct Message {
 pub struct TokenUsage {
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// We counted them (see `TokenUsage::estimated`): the provider sent no usage, or the stream
+    /// was cut off before it could. Absent in answers cached before this field existed.
+    #[serde(default)]
+    pub estimated: bool,
 }
 
 impl TokenUsage {
     /// A rough count for when the provider reports no usage: about four characters a token.
-    /// The router uses it so that spend is never reported as zero.
-    pub fn estimate(messages: &[Message], output: &str) -> TokenUsage {
+    /// The router uses it so that spend is never reported as zero. On servers whose tokenizer
+    /// differs (llama.cpp with a small model) it can be several times off, hence the mark.
+    pub fn estimated(input_chars: usize, output_chars: usize) -> TokenUsage {
         let tokens = |chars: usize| chars.div_ceil(4) as u64;
         TokenUsage {
-            input_tokens: tokens(messages.iter().map(|m| m.content.chars().count()).sum()),
-            output_tokens: tokens(output.chars().count()),
+            input_tokens: tokens(input_chars),
+            output_tokens: tokens(output_chars),
+            estimated: true,
         }
+    }
+
+    /// Characters of the messages' contents, for `estimated`.
+    pub fn input_chars(messages: &[Message]) -> usize {
+        messages.iter().map(|m| m.content.chars().count()).sum()
     }
 }
 
@@ -86,7 +97,7 @@ pub enum StreamEvent {
 pub struct Completion {
     pub text: String,
     pub reasoning: String,
-    /// As the provider reported it; `None` when it sent none (see `TokenUsage::estimate`).
+    /// As the provider reported it; `None` when it sent none (see `TokenUsage::estimated`).
     pub usage: Option<TokenUsage>,
     pub finish_reason: Option<String>,
     /// The model that was requested (what prices and statistics are keyed by).

@@ -101,7 +101,8 @@ pub struct Answer {
     pub tier: String,
     /// The model that actually answered (the fallback's, if the tier fell back).
     pub model: String,
-    /// Tokens of the winning request, from the provider's report or else counted (4 characters a token).
+    /// Tokens of the winning request, from the provider's report or else counted (4 characters a
+    /// token, `usage.estimated`).
     pub usage: TokenUsage,
     /// Cost of the winning request, output tokens only. Hedge losers and failed attempts have no
     /// known output tokens; the ledger books them as requests.
@@ -471,6 +472,7 @@ impl<U: Upstream> Router<U> {
                     }
                     let Some(mut won) = won else { continue };
                     self.first_token(&mut won.guard);
+                    won.guard.received(&ev);
                     let rx = match side {
                         Side::A => rx_a,
                         Side::B => rx_b,
@@ -489,7 +491,9 @@ impl<U: Upstream> Router<U> {
                             }
                             self.first_token(&mut leg.guard);
                             if !completion.text.is_empty() {
-                                ctx.forward(StreamEvent::Content(completion.text.clone()))?;
+                                let whole = StreamEvent::Content(completion.text.clone());
+                                leg.guard.received(&whole);
+                                ctx.forward(whole)?;
                             }
                             return Ok(self.completed(ctx, leg.guard, completion, Instant::now()));
                         }
@@ -524,9 +528,13 @@ impl<U: Upstream> Router<U> {
         let result = loop {
             tokio::select! {
                 biased;
-                Some(ev) = rx.recv() => ctx.forward(ev)?,
+                Some(ev) = rx.recv() => {
+                    winner.guard.received(&ev);
+                    ctx.forward(ev)?;
+                }
                 r = &mut winner.fut => {
                     while let Ok(ev) = rx.try_recv() {
+                        winner.guard.received(&ev);
                         ctx.forward(ev)?;
                     }
                     break r;
@@ -573,6 +581,8 @@ impl<U: Upstream> Router<U> {
                 sent,
                 waiting,
                 outcome: LegOutcome::Waiting,
+                input_chars: TokenUsage::input_chars(ctx.messages),
+                received_chars: 0,
             },
         }
     }
@@ -636,9 +646,12 @@ impl<U: Upstream> Router<U> {
         completion: Completion,
         first_forwarded: Instant,
     ) -> Done {
-        let usage = completion
-            .usage
-            .unwrap_or_else(|| estimate_usage(ctx.messages, &completion));
+        let usage = completion.usage.unwrap_or_else(|| {
+            TokenUsage::estimated(
+                TokenUsage::input_chars(ctx.messages),
+                completion.text.chars().count() + completion.reasoning.chars().count(),
+            )
+        });
         if let LegOutcome::Streaming { first_token } = guard.outcome {
             let streaming = first_token.elapsed();
             self.models()
@@ -691,17 +704,6 @@ fn full_jitter(base_delay_ms: u64, attempt: u32) -> Duration {
     let doublings = attempt.saturating_sub(1).min(MAX_BACKOFF_DOUBLINGS);
     let cap = base_delay_ms.saturating_mul(1 << doublings);
     Duration::from_millis(rand::random_range(0..=cap))
-}
-
-/// Four characters a token, for providers that report no usage.
-fn estimate_usage(messages: &[Message], completion: &Completion) -> TokenUsage {
-    let tokens = |chars: usize| chars.div_ceil(4) as u64;
-    TokenUsage {
-        input_tokens: tokens(messages.iter().map(|m| m.content.chars().count()).sum()),
-        output_tokens: tokens(
-            completion.text.chars().count() + completion.reasoning.chars().count(),
-        ),
-    }
 }
 
 /// Everything one `ask` shares with its attempts.
@@ -819,12 +821,28 @@ struct LegGuard<'a> {
     /// Id of this request among the model's requests waiting for a first token.
     waiting: u64,
     outcome: LegOutcome,
+    /// Characters of the prompt, to estimate the input of a request cut off mid-stream.
+    input_chars: usize,
+    /// Characters of answer and reasoning forwarded from this request so far.
+    received_chars: usize,
+}
+
+impl LegGuard<'_> {
+    fn received(&mut self, event: &StreamEvent) {
+        let (StreamEvent::Content(text) | StreamEvent::Reasoning(text)) = event;
+        self.received_chars += text.chars().count();
+    }
 }
 
 impl Drop for LegGuard<'_> {
     fn drop(&mut self) {
         let usage = match self.outcome {
             LegOutcome::Completed(usage) => usage,
+            // Cut off mid-stream (by the deadline, a cancel, or a break): the provider bills
+            // what it sent, so book the estimate of what arrived rather than nothing.
+            _ if self.received_chars > 0 => {
+                TokenUsage::estimated(self.input_chars, self.received_chars)
+            }
             _ => TokenUsage::default(),
         };
         self.ledger.record(

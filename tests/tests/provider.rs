@@ -100,7 +100,8 @@ async fn streams_an_answer_with_usage() {
         done.usage,
         Some(TokenUsage {
             input_tokens: 6,
-            output_tokens: 5
+            output_tokens: 5,
+            estimated: false,
         })
     );
     assert!(done.ttft.is_some_and(|t| t <= done.elapsed));
@@ -197,7 +198,8 @@ async fn non_streaming_answer() {
         done.usage,
         Some(TokenUsage {
             input_tokens: 6,
-            output_tokens: 2
+            output_tokens: 2,
+            estimated: false,
         })
     );
     assert_eq!(events, vec![StreamEvent::Content("Say hello.".into())]);

@@ -1168,6 +1168,64 @@ async fn hedged_duplicates_are_counted_as_spend() {
 }
 
 #[tokio::test]
+async fn usage_the_provider_does_not_send_is_estimated_and_marked() {
+    let rig = Rig::new(
+        script(
+            Behavior {
+                usage: false,
+                ..Behavior::default()
+            },
+            vec![],
+        ),
+        |_| {},
+    )
+    .await;
+    let asked = rig.ask().await;
+    let usage = asked.answer().usage;
+    // "Hello from the fake provider." is 29 characters: 8 estimated tokens.
+    assert!(usage.estimated, "{usage:?}");
+    assert_eq!(usage.output_tokens, 8);
+    assert_eq!(asked.answer().cost_usd, Some(8.0 * PRICE / 1e6));
+    let booked = rig.usage();
+    assert!(booked.estimated && booked.output_tokens == 8, "{booked:?}");
+
+    // With usage reported, nothing is marked.
+    rig.fake.set_script(script(Behavior::default(), vec![]));
+    let asked = rig.ask().await;
+    assert!(!asked.answer().usage.estimated);
+    assert_eq!(asked.answer().usage.output_tokens, ANSWER_TOKENS);
+}
+
+#[tokio::test]
+async fn a_stream_the_budget_cuts_off_is_booked_at_what_arrived() {
+    // Ten words a second against a 500 ms budget: a few words arrive, then the deadline.
+    let behavior = Behavior {
+        tokens_per_second: Some(10.0),
+        answer: codetier_tests::fake::Answer::Text("word ".repeat(40)),
+        ..Behavior::default()
+    };
+    let rig = Rig::new(script(behavior, vec![]), |c| c.latency_budget_ms = 500).await;
+    let asked = rig.ask().await;
+    assert!(
+        matches!(asked.error(), RouteError::BudgetExceeded { .. }),
+        "{:?}",
+        asked.error()
+    );
+    let shown = asked.text();
+    assert!(!shown.is_empty(), "words were streamed before the deadline");
+    let booked = rig.usage();
+    assert_eq!(booked.requests, 1);
+    assert!(booked.estimated, "{booked:?}");
+    assert_eq!(
+        booked.output_tokens,
+        shown.chars().count().div_ceil(4) as u64,
+        "what the caller saw, four characters a token: {shown:?}"
+    );
+    assert!(booked.cost_usd.is_some_and(|c| c > 0.0), "{booked:?}");
+    eprintln!("cut off after {shown:?}: booked {booked:?}");
+}
+
+#[tokio::test]
 async fn after_a_fallback_the_cost_is_at_the_fallback_models_price() {
     // `deepseek-r1` is a known model at $2.50 per million output tokens; the tier's own model
     // is configured at $1.00.

@@ -176,7 +176,7 @@ fn with_newline(mut s: String) -> String {
 
 fn footer(o: &Outcome) -> String {
     let cost = match o.cost_usd {
-        Some(c) => format!("${c:.6}"),
+        Some(c) => crate::usage::format_usd(c, 6, o.usage.estimated && !o.cached),
         None => "cost unknown".into(),
     };
     let cached = if o.cached { ", cached" } else { "" };

@@ -15,6 +15,8 @@ pub struct FileReport {
     pub models: Vec<String>,
     /// Sum over its requests; `None` when a price is unknown.
     pub cost_usd: Option<f64>,
+    /// Some of its cost rests on estimated tokens (the provider reported no usage).
+    pub cost_estimated: bool,
     /// Every chunk was answered from the cache.
     pub cached: bool,
     pub chunks: usize,
@@ -172,6 +174,11 @@ impl ReviewReport {
         self.files.iter().filter_map(|f| f.cost_usd).sum()
     }
 
+    /// Whether the total cost rests on estimated tokens anywhere.
+    pub fn cost_estimated(&self) -> bool {
+        self.files.iter().any(|f| f.cost_estimated)
+    }
+
     fn count(&self, s: &Severity) -> usize {
         self.findings().filter(|(_, f)| &f.severity == s).count()
     }
@@ -202,9 +209,9 @@ impl ReviewReport {
             counts.join(", ")
         };
         let mut line = format!(
-            "codetier: reviewed {reviewed} file{} ({cached} from cache): {found}; cost ${:.6}",
+            "codetier: reviewed {reviewed} file{} ({cached} from cache): {found}; cost {}",
             if reviewed == 1 { "" } else { "s" },
-            self.total_cost()
+            crate::usage::format_usd(self.total_cost(), 6, self.cost_estimated())
         );
         if failed > 0 {
             line.push_str(&format!("; {failed} failed"));
@@ -317,6 +324,7 @@ pub fn json(report: &ReviewReport) -> Value {
                 "tier": f.tier,
                 "model": f.models.join(", "),
                 "cost_usd": f.cost_usd,
+                "cost_estimated": f.cost_estimated,
                 "cached": f.cached,
                 "chunks": f.chunks,
                 "findings": f.findings.len(),
@@ -347,6 +355,7 @@ pub fn json(report: &ReviewReport) -> Value {
             "findings": report.findings().count(),
             "by_severity": by_severity,
             "cost_usd": report.total_cost(),
+            "cost_estimated": report.cost_estimated(),
             "exit_code": report.exit_code(),
         },
     })
@@ -379,6 +388,7 @@ pub(crate) mod tests {
                     tier: "flash".into(),
                     models: vec!["deepseek-v4-flash".into()],
                     cost_usd: Some(0.0001),
+                    cost_estimated: false,
                     cached: false,
                     chunks: 1,
                     findings: vec![
@@ -397,6 +407,7 @@ pub(crate) mod tests {
                     tier: "flash".into(),
                     models: vec!["deepseek-v4-flash".into()],
                     cost_usd: Some(0.0),
+                    cost_estimated: false,
                     cached: true,
                     chunks: 2,
                     findings: vec![],
@@ -536,8 +547,19 @@ pub(crate) mod tests {
         assert_eq!(v["summary"]["exit_code"], 1);
         let summary = sample(FailOn::Error).summary();
         assert!(
-            summary.contains("reviewed 2 files (1 from cache): 1 warning, 1 info"),
+            summary.contains("reviewed 2 files (1 from cache): 1 warning, 1 info; cost $0.000100"),
             "{summary}"
         );
+        assert_eq!(v["summary"]["cost_estimated"], false);
+        let mut estimated = sample(FailOn::Error);
+        estimated.files[0].cost_estimated = true;
+        assert!(
+            estimated.summary().contains("cost ~$0.000100"),
+            "{}",
+            estimated.summary()
+        );
+        let v = json(&estimated);
+        assert_eq!(v["files"][0]["cost_estimated"], true);
+        assert_eq!(v["summary"]["cost_estimated"], true);
     }
 }

@@ -321,6 +321,7 @@ impl Dispatch {
                     (Some(a), Some(b)) => Some(a + b),
                     _ => None,
                 };
+                file.cost_estimated |= outcome.usage.estimated && !outcome.cached;
                 file.cached &= outcome.cached;
                 if !file.models.contains(&outcome.model) {
                     file.models.push(outcome.model.clone());

@@ -110,6 +110,7 @@ pub(crate) fn parse(json: &str) -> Result<Delta, String> {
         usage: chunk.usage.map(|u| TokenUsage {
             input_tokens: u.prompt_tokens,
             output_tokens: u.completion_tokens,
+            estimated: false,
         }),
         model: chunk.model,
         ..Delta::default()
@@ -197,6 +198,7 @@ mod tests {
                 usage: Some(TokenUsage {
                     input_tokens: 3,
                     output_tokens: 5,
+                    estimated: false,
                 }),
                 shaped: true,
                 ..Delta::default()

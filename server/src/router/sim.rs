@@ -101,6 +101,7 @@ impl Upstream for HeavyTail {
                 usage: Some(TokenUsage {
                     input_tokens: 200,
                     output_tokens: TOKENS,
+                    estimated: false,
                 }),
                 finish_reason: Some("stop".into()),
                 model: req.model.clone(),
@@ -258,6 +259,7 @@ async fn router_overhead() {
                     usage: Some(TokenUsage {
                         input_tokens: 1,
                         output_tokens: 1,
+                        estimated: false,
                     }),
                     finish_reason: None,
                     model: req.model.clone(),

@@ -47,6 +47,7 @@ pub(super) fn reply(ttft_ms: u64, tokens: &[&str]) -> Plan {
         usage: Some(TokenUsage {
             input_tokens: 10,
             output_tokens: tokens.len() as u64,
+            estimated: false,
         }),
     }
 }
@@ -652,6 +653,112 @@ async fn budget_exceeded_answers_at_once_and_drops_the_request() {
 }
 
 #[tokio::test]
+async fn usage_a_provider_does_not_report_is_estimated_and_marked() {
+    let up = Scripted::new();
+    up.default_plan(
+        FLASH,
+        Plan::Reply {
+            ttft: Duration::from_millis(1),
+            tokens: vec!["twelve chars".into(), " and eight".into()],
+            gap: Duration::from_millis(1),
+            usage: None,
+        },
+    );
+    let (router, ledger) = router_with(test_config(), &up);
+    let answer = router.ask(flash("a prompt"), None).await.expect("answer");
+    assert_eq!(
+        answer.usage,
+        TokenUsage {
+            input_tokens: 2,
+            output_tokens: 6,
+            estimated: true,
+        }
+    );
+    assert_eq!(answer.cost_usd, Some(6.0 * 0.25 / 1e6));
+    let tier = &ledger.report().per_tier[0];
+    assert!(tier.estimated && tier.output_tokens == 6, "{tier:?}");
+    // A reported usage is exact.
+    up.default_plan(FLASH, reply(1, &["x"]));
+    let answer = router.ask(flash("hi"), None).await.expect("answer");
+    assert!(!answer.usage.estimated);
+}
+
+#[tokio::test]
+async fn a_stream_cut_off_by_the_budget_a_cancel_or_a_break_books_what_arrived() {
+    // 40 characters of answer a token every 60 ms: the 200 ms budget cuts it off after a few.
+    let slow_stream = || Plan::Reply {
+        ttft: Duration::from_millis(1),
+        tokens: (0..40).map(|_| "abcd".to_owned()).collect(),
+        gap: Duration::from_millis(60),
+        usage: Some(TokenUsage {
+            input_tokens: 999,
+            output_tokens: 999,
+            estimated: false,
+        }),
+    };
+    let booked = |ledger: &Ledger| {
+        let t = ledger.report().per_tier[0].clone();
+        (t.requests, t.output_tokens, t.estimated, t.cost_usd)
+    };
+
+    // The budget.
+    let up = Scripted::new();
+    up.default_plan(FLASH, slow_stream());
+    let mut config = test_config();
+    config.latency_budget_ms = 200;
+    config.hedge.enabled = false;
+    let (router, ledger) = router_with(config, &up);
+    let (result, events) = ask_collect(&router, flash("a prompt")).await;
+    assert!(
+        matches!(result, Err(RouteError::BudgetExceeded { .. })),
+        "{result:?}"
+    );
+    let shown = tokens(&events).len() as u64;
+    assert!(shown > 0, "some tokens were streamed: {events:?}");
+    let (requests, output, estimated, cost) = booked(&ledger);
+    assert_eq!((requests, estimated), (1, true));
+    // Each forwarded token is 4 characters: one estimated token apiece.
+    assert_eq!(output, shown, "{events:?}");
+    assert_eq!(cost, Some(output as f64 * 0.25 / 1e6));
+
+    // A caller that stops listening after the first token.
+    let up = Scripted::new();
+    up.default_plan(FLASH, slow_stream());
+    let (router, ledger) = router_with(test_config(), &up);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let listen = async move {
+        while let Some(e) = rx.recv().await {
+            if matches!(e, RouteEvent::Token(_)) {
+                break;
+            }
+        }
+    };
+    let (result, ()) = tokio::join!(router.ask(flash("a prompt"), Some(tx)), listen);
+    assert!(matches!(result, Err(RouteError::Cancelled)), "{result:?}");
+    let (requests, output, estimated, cost) = booked(&ledger);
+    assert_eq!((requests, estimated), (1, true));
+    assert!(
+        output >= 1 && cost.is_some_and(|c| c > 0.0),
+        "{output} {cost:?}"
+    );
+
+    // A stream that breaks after content.
+    let up = Scripted::new();
+    up.default_plan(
+        FLASH,
+        Plan::FailMidStream {
+            ttft: Duration::from_millis(1),
+            tokens: vec!["abcdefgh".into()],
+            error: ProviderError::EndedEarly { received_chars: 8 },
+        },
+    );
+    let (router, ledger) = router_with(test_config(), &up);
+    let (result, _) = ask_collect(&router, flash("a prompt")).await;
+    assert!(result.is_err());
+    assert_eq!(booked(&ledger), (1, 2, true, Some(2.0 * 0.25 / 1e6)));
+}
+
+#[tokio::test]
 async fn dropping_the_ask_future_drops_the_upstream_request() {
     let up = Scripted::new();
     up.default_plan(FLASH, reply(60_000, &["never"]));
@@ -703,6 +810,7 @@ async fn breaker_opens_routes_to_the_fallback_then_half_opens() {
             usage: Some(TokenUsage {
                 input_tokens: 10,
                 output_tokens: 1000,
+                estimated: false,
             }),
         },
     );

@@ -307,7 +307,8 @@ async fn run(
                     if last.elapsed() < Duration::from_millis(100) {
                         continue;
                     }
-                    format!("{count} tokens…")
+                    // Counted from the characters streamed so far: an estimate.
+                    format!("~{count} tokens…")
                 }
                 EngineProgress::Retrying { attempt, reason } => {
                     format!("retrying ({attempt}): {reason}")
@@ -370,7 +371,11 @@ fn summary(outcome: &Outcome, label: &str) -> String {
         return format!("{label} · cached");
     }
     match outcome.cost_usd {
-        Some(cost) => format!("{label} · {} ms · ${cost:.5}", outcome.latency_ms),
+        Some(cost) => format!(
+            "{label} · {} ms · {}",
+            outcome.latency_ms,
+            crate::usage::format_usd(cost, 5, outcome.usage.estimated)
+        ),
         None => format!("{label} · {} ms · cost unknown", outcome.latency_ms),
     }
 }
