@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use error::{ConfigError, ConfigErrors, Source};
-pub use layer::{check_base_url, Layer};
+pub use layer::{check_base_url, is_loopback_url, BaseUrlError, Layer};
 pub use loader::{
     home_dir, user_config_path, workspace_config_path, Loaded, Loader, SourceInfo, SourceState,
     Sources, BASE_URL_ENV, MAX_FILE_BYTES,

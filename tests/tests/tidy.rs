@@ -168,6 +168,13 @@ fn server_modules_import_only_downwards_and_never_in_a_circle() {
     let mut problems = Vec::new();
     let mut edges: Vec<(Vec<String>, Vec<String>)> = Vec::new();
     for (file, module) in files.iter().zip(&modules) {
+        // Unit-test modules (`foo/tests.rs`, `foo/proptests.rs`) may reach anything.
+        if module
+            .last()
+            .is_some_and(|m| m == "tests" || m == "proptests")
+        {
+            continue;
+        }
         let code = code_of(file);
         let Some(top) = module.first() else { continue };
         let Some(own) = layer(top) else {
