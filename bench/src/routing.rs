@@ -9,7 +9,7 @@ use codetier::provider::{
     ChatRequest, Completion, Endpoint, Message, Provider, ProviderError, Role, StreamEvent,
     TokenUsage, Upstream,
 };
-use codetier::router::{RouteError, RouteRequest, Router, RouterSettings};
+use codetier::router::{RouteError, RouteRequest, Router};
 use codetier::usage::Ledger;
 use codetier_tests::fake::{Answer, Behavior, FakeProvider, Latency, Requests, Rule, Script};
 use futures::future::BoxFuture;
@@ -71,10 +71,9 @@ impl Upstream for Immediate {
 
 /// The fake provider listens on 127.0.0.1, where the router sends no hedge by default (a local
 /// server runs one request at a time). In these benchmarks it stands in for a remote provider.
-fn remote() -> RouterSettings {
-    RouterSettings {
-        hedge_loopback: true,
-    }
+fn remote(mut config: Config) -> Config {
+    config.hedge.loopback = true;
+    config
 }
 
 fn messages(content: String) -> Vec<Message> {
@@ -101,11 +100,10 @@ async fn overhead<U: Upstream>(
         stream: true,
     };
     let router = Router::new(
-        Arc::new(config),
+        Arc::new(remote(config)),
         Arc::clone(&upstream),
         Arc::new(Ledger::new()),
-    )
-    .with_settings(remote());
+    );
     let mut direct = Vec::with_capacity(n);
     let mut routed = Vec::with_capacity(n);
     for i in 0..n + n / 10 {
@@ -323,6 +321,8 @@ async fn tail_run(model: TtftModel, hedge: bool, setup: TailSetup) -> anyhow::Re
             enabled: hedge,
             min_delay_ms: scaled(defaults.hedge.min_delay_ms as f64),
             max_delay_ms: scaled(defaults.hedge.max_delay_ms as f64),
+            // Stands in for a remote provider (see `remote`).
+            loopback: true,
         },
         retry: RetryConfig {
             base_delay_ms: scaled(defaults.retry.base_delay_ms as f64),
@@ -341,11 +341,10 @@ async fn tail_run(model: TtftModel, hedge: bool, setup: TailSetup) -> anyhow::Re
         api_key_env: KEY_ENV.into(),
     })?;
     let router = Router::new(
-        Arc::new(config),
+        Arc::new(remote(config)),
         Arc::new(provider),
         Arc::new(Ledger::new()),
-    )
-    .with_settings(remote());
+    );
     let router = &router;
     let results: Vec<(Duration, Result<(), RouteError>)> = futures::stream::iter(0..setup.asks)
         .map(|i| async move {
@@ -436,6 +435,8 @@ async fn rate_limited_action(warm_up: usize, scale: f64) -> anyhow::Result<RateL
             enabled: true,
             min_delay_ms: scaled(defaults.hedge.min_delay_ms as f64),
             max_delay_ms: scaled(defaults.hedge.max_delay_ms as f64),
+            // Stands in for a remote provider (see `remote`).
+            loopback: true,
         },
         retry: RetryConfig {
             base_delay_ms: scaled(defaults.retry.base_delay_ms as f64),
@@ -449,11 +450,10 @@ async fn rate_limited_action(warm_up: usize, scale: f64) -> anyhow::Result<RateL
         api_key_env: KEY_ENV.into(),
     })?;
     let router = Router::new(
-        Arc::new(config),
+        Arc::new(remote(config)),
         Arc::new(provider),
         Arc::new(Ledger::new()),
-    )
-    .with_settings(remote());
+    );
     let ask = |i: usize| RouteRequest {
         tier: "flash".into(),
         messages: messages(format!("rate limited {i}")),

@@ -77,6 +77,8 @@ settings! {
         min_delay_ms: u64 = 150, User, Kind::Uint { min: 0, max: 60_000 };
         /// Ceiling of the hedge delay, in milliseconds.
         max_delay_ms: u64 = 1500, User, Kind::Uint { min: 0, max: 600_000 };
+        /// Hedge requests to a loopback `base_url` too: local servers (Ollama, llama.cpp) run one request at a time, so by default a hedge is never sent to them.
+        loopback: bool = false, User, Kind::Bool;
     }
 
     /// Retries.

@@ -10,7 +10,7 @@
 //! Hedging respects the provider. A hedge is a second paid request and more load on a server
 //! that is already slow, so there is none:
 //! - for a half-open model's single trial request;
-//! - to a loopback `base_url` unless `RouterSettings::hedge_loopback` says so: local servers
+//! - to a loopback `base_url` unless `hedge.loopback` says so: local servers
 //!   (llama.cpp, Ollama) run one request at a time, so a hedge only queues behind the first;
 //! - while a 429 is pending: after a rate limit in an ask, its later attempts send no hedge, and
 //!   the model and the whole endpoint send none until the `Retry-After` has passed
@@ -144,19 +144,9 @@ fn retry_in_words(ms: u64) -> String {
     }
 }
 
-/// Router settings the configuration does not carry (yet).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RouterSettings {
-    /// Hedge requests to a loopback `base_url` too (default false): local servers run one
-    /// request at a time, so a hedge only waits behind the first. Meant to become the
-    /// configuration key `hedge.loopback`.
-    pub hedge_loopback: bool,
-}
-
 /// Routes tier requests to an `Upstream`, keeping per-model latency statistics and breakers.
 pub struct Router<U: Upstream = Provider> {
     config: RwLock<Arc<Config>>,
-    settings: RouterSettings,
     upstream: Arc<U>,
     usage: Arc<Ledger>,
     models: Mutex<HashMap<String, ModelState>>,
@@ -176,18 +166,11 @@ impl<U: Upstream> Router<U> {
     pub fn new(config: Arc<Config>, upstream: Arc<U>, usage: Arc<Ledger>) -> Self {
         Router {
             config: RwLock::new(config),
-            settings: RouterSettings::default(),
             upstream,
             usage,
             models: Mutex::new(HashMap::new()),
             endpoint_hedge_pause: Mutex::new(None),
         }
-    }
-
-    /// The same router with `settings`.
-    pub fn with_settings(mut self, settings: RouterSettings) -> Self {
-        self.settings = settings;
-        self
     }
 
     /// Later asks use `config`; asks in flight finish with the one they started with.
@@ -354,7 +337,7 @@ impl<U: Upstream> Router<U> {
         if !ctx.config.hedge.enabled || trial {
             return None;
         }
-        if self.upstream.is_loopback() && !self.settings.hedge_loopback {
+        if self.upstream.is_loopback() && !ctx.config.hedge.loopback {
             return None;
         }
         if ctx.rate_limited.load(Ordering::Relaxed) || self.hedging_paused(model, Instant::now()) {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use codetier::config::{BreakerConfig, Config, HedgeConfig, RetryConfig, TierConfig};
 use codetier::provider::{Endpoint, Message, Provider, ProviderError, Role};
-use codetier::router::{Answer, RouteError, RouteEvent, RouteRequest, Router, RouterSettings};
+use codetier::router::{Answer, RouteError, RouteEvent, RouteRequest, Router};
 use codetier::usage::{Ledger, TierUsage};
 use codetier_tests::fake::{
     Behavior, FakeProvider, Fault, Latency, RecordedRequest, Requests, Rule, Script,
@@ -83,6 +83,8 @@ fn config(base_url: String) -> Config {
             enabled: true,
             min_delay_ms: 300,
             max_delay_ms: 300,
+            // Each rig decides (`Rig::new` opts in, `Rig::build` keeps the default).
+            loopback: false,
         },
         retry: RetryConfig {
             max_attempts: 3,
@@ -117,13 +119,10 @@ impl Rig {
     /// endpoint (a local server runs one request at a time). These tests stand the fake in for
     /// a remote provider, so they opt in to hedging it.
     async fn new(script: Script, tune: impl FnOnce(&mut Config)) -> Rig {
-        Rig::with_settings(
-            script,
-            tune,
-            RouterSettings {
-                hedge_loopback: true,
-            },
-        )
+        Rig::build(script, |c| {
+            c.hedge.loopback = true;
+            tune(c);
+        })
         .await
     }
 
@@ -149,11 +148,8 @@ impl Rig {
         self.baseline = self.total_usage();
     }
 
-    async fn with_settings(
-        script: Script,
-        tune: impl FnOnce(&mut Config),
-        settings: RouterSettings,
-    ) -> Rig {
+    /// A rig with the router's defaults as `tune` leaves them (no hedge to loopback).
+    async fn build(script: Script, tune: impl FnOnce(&mut Config)) -> Rig {
         let fake = FakeProvider::start(script)
             .await
             .expect("fake provider starts");
@@ -169,8 +165,7 @@ impl Rig {
             Arc::new(config.clone()),
             Arc::new(provider),
             Arc::clone(&ledger),
-        )
-        .with_settings(settings);
+        );
         Rig {
             fake,
             router,
@@ -530,12 +525,7 @@ async fn the_ceiling_gives_way_to_the_hedge_share_cap_when_most_first_tokens_are
 async fn a_loopback_provider_is_not_hedged_unless_the_settings_say_so() {
     // The default settings: the fake on 127.0.0.1 is a local server, which runs one request at
     // a time, so a slow first token is waited for, not duplicated.
-    let mut rig = Rig::with_settings(
-        script(Behavior::default(), vec![]),
-        |c| hedge_after(c, 50),
-        RouterSettings::default(),
-    )
-    .await;
+    let mut rig = Rig::build(script(Behavior::default(), vec![]), |c| hedge_after(c, 50)).await;
     rig.warm().await;
     rig.fake.set_script(script(Behavior::ttft_ms(400), vec![]));
     let asked = rig.ask().await;

@@ -41,6 +41,7 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
   user("hedge.enabled"),
   user("hedge.minDelayMs"),
   user("hedge.maxDelayMs"),
+  user("hedge.loopback"),
   user("retry.maxAttempts"),
   user("retry.baseDelayMs"),
   user("breaker.failureThreshold"),

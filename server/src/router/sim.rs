@@ -133,6 +133,7 @@ async fn run(hedge: Option<(u64, u64)>, seed: u64) -> Outcome {
             enabled: hedge.is_some(),
             min_delay_ms: scaled(min as f64),
             max_delay_ms: scaled(max as f64),
+            loopback: false,
         },
         // No faults are simulated, so the breaker must not trip on budget misses and skew the run.
         breaker: crate::config::BreakerConfig {

@@ -248,6 +248,7 @@ pub(super) fn test_config() -> Config {
             enabled: true,
             min_delay_ms: 20,
             max_delay_ms: 100,
+            loopback: false,
         },
         retry: crate::config::RetryConfig {
             max_attempts: 3,
@@ -980,10 +981,9 @@ async fn no_hedge_to_a_loopback_endpoint_unless_the_settings_allow_it() {
         up.loopback.store(true, Ordering::Relaxed);
         up.script(FLASH, vec![reply(400, &["first"])]);
         up.default_plan(FLASH, reply(1, &["hedge"]));
-        let (router, _) = router_with(test_config(), &up);
-        let router = router.with_settings(RouterSettings {
-            hedge_loopback: allowed,
-        });
+        let mut config = test_config();
+        config.hedge.loopback = allowed;
+        let (router, _) = router_with(config, &up);
         warm(&router, FLASH, 100);
         let (answer, events) = ask_collect(&router, flash("hi")).await;
         let answer = answer.expect("answer");
