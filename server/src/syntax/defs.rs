@@ -227,7 +227,7 @@ fn definition(parsed: &Parsed, e: &Entry, file: Option<String>) -> Definition {
         file,
         line: u32::try_from(parsed.line_of(e.bytes.start)).unwrap_or(u32::MAX),
         signature: cut(&signature, MAX_SIGNATURE_CHARS),
-        full: (short && text.trim_end() != signature).then(|| text.trim_end().to_owned()),
+        full: short.then(|| text.trim_end().to_owned()),
     }
 }
 

@@ -259,7 +259,7 @@ fn rust_definitions_from_the_file_and_other_documents() {
         ),
         [
             "struct Stats type@here:3 +body: struct Stats",
-            "constant LIMIT const@here:1: const LIMIT: usize = 10;",
+            "constant LIMIT const@here:1 +body: const LIMIT: usize = 10;",
             "method add method@here:8 in impl `Stats` +body: fn add(&mut self, x: u32)",
             "function helper fn@src/util.rs:1 +body: pub fn helper(i: usize) -> u32",
         ]
@@ -277,7 +277,7 @@ fn python_javascript_typescript_and_go_definitions() {
         ),
         [
             "method total method@here:4 in class `Cart` +body: def total(self):",
-            "constant MAX const@here:1: MAX = 3",
+            "constant MAX const@here:1 +body: MAX = 3",
             "function log fn@log.py:1 +body: def log(x):",
         ]
     );
@@ -286,7 +286,7 @@ fn python_javascript_typescript_and_go_definitions() {
         used(Lang::JavaScript, js, &[]),
         [
             "function net fn@here:2 +body: function net(x)",
-            "constant TAX const@here:1: export const TAX = 0.2;",
+            "constant TAX const@here:1 +body: export const TAX = 0.2;",
         ]
     );
     let ts = "‹function area(p: Point): number {\n  return p.x * p.y;\n}›\n";
@@ -306,8 +306,8 @@ fn python_javascript_typescript_and_go_definitions() {
     assert_eq!(
         used(Lang::Go, go, &[]),
         [
-            "type Stats type@here:3: type Stats struct {\n\tn int\n}",
-            "constant Limit const@here:7: const Limit = 3",
+            "type Stats type@here:3 +body: type Stats struct {\n\tn int\n}",
+            "constant Limit const@here:7 +body: const Limit = 3",
             "method Add method@here:9 +body: func (s *Stats) Add()",
         ]
     );
