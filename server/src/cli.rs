@@ -52,6 +52,11 @@ pub struct Cli {
     /// Tier to use instead of each action's configured tier (flash, coder, pro, reasoning, ...).
     #[arg(long, global = true, value_name = "NAME")]
     pub tier: Option<String>,
+    /// Do not check the model's code (by default generated code and proposed fixes must
+    /// parse, generated code must define the function asked for, and a failed generate is
+    /// asked again on the next tier).
+    #[arg(long, global = true)]
+    pub no_verify: bool,
     /// Serve LSP over stdio (what VS Code passes); the same as no subcommand.
     #[arg(long)]
     pub stdio: bool,
@@ -199,6 +204,7 @@ pub fn main() -> ExitCode {
     let Cli {
         config,
         tier,
+        no_verify,
         command,
         ..
     } = cli;
@@ -232,7 +238,11 @@ pub fn main() -> ExitCode {
         }
         Some(command) => {
             let _log = setup::init_logging();
-            let global = Global { config, tier };
+            let global = Global {
+                config,
+                tier,
+                no_verify,
+            };
             let code = match runtime.block_on(run(global, command)) {
                 Ok(code) => code,
                 Err(failure) => {
@@ -252,6 +262,8 @@ pub fn main() -> ExitCode {
 pub struct Global {
     pub config: Option<PathBuf>,
     pub tier: Option<String>,
+    /// `--no-verify`: the model's code is not checked, and nothing is escalated for it.
+    pub no_verify: bool,
 }
 
 async fn run(global: Global, command: Command) -> Result<u8, Failure> {

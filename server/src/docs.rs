@@ -50,6 +50,21 @@ pub struct ChangeReport {
     pub invalidated: Vec<AnchorId>,
     /// Live anchors whose char range differs from before the change.
     pub moved: Vec<AnchorId>,
+    /// Each change as applied, in bytes, for the syntax trees that follow the document.
+    pub edits: Vec<ByteEdit>,
+}
+
+/// One applied change in bytes, with (line, byte column) points: `start` and `old_end` in the
+/// text before it, `new_end` in the text after it. What a syntax tree needs to follow an edit
+/// (tree-sitter's `InputEdit`), computed here where both texts are at hand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ByteEdit {
+    pub start_byte: usize,
+    pub old_end_byte: usize,
+    pub new_end_byte: usize,
+    pub start: (usize, usize),
+    pub old_end: (usize, usize),
+    pub new_end: (usize, usize),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -126,10 +141,10 @@ impl Store {
         // Work on an O(1) clone and commit it at the end, so the stored text is never a
         // half-applied batch.
         let mut text = doc.text.clone();
-        let edits: Vec<Edit> = changes
+        let (edits, byte_edits): (Vec<Edit>, Vec<ByteEdit>) = changes
             .iter()
             .map(|change| apply_change(&mut text, change, enc))
-            .collect();
+            .unzip();
         doc.text = text;
         doc.version = version;
         let (invalidated, moved) = doc.anchors.apply(&edits);
@@ -137,6 +152,7 @@ impl Store {
             version,
             invalidated,
             moved,
+            edits: byte_edits,
         })
     }
 
@@ -183,12 +199,15 @@ impl Store {
     }
 }
 
-/// Applies one change to `text` and describes it in chars of the text before it.
-fn apply_change(text: &mut Rope, change: &Change, enc: PositionEncoding) -> Edit {
+/// Applies one change to `text` and describes it in chars of the text before it, and in bytes.
+fn apply_change(text: &mut Rope, change: &Change, enc: PositionEncoding) -> (Edit, ByteEdit) {
     let chars = match change.range {
         Some(range) => range_to_chars(text, range, enc),
         None => 0..text.len_chars(),
     };
+    let start_byte = text.char_to_byte(chars.start);
+    let old_end_byte = text.char_to_byte(chars.end);
+    let (start, old_end) = (point(text, start_byte), point(text, old_end_byte));
     let inserted = change.text.chars().count();
     if chars.start < chars.end {
         text.remove(chars.clone());
@@ -196,11 +215,27 @@ fn apply_change(text: &mut Rope, change: &Change, enc: PositionEncoding) -> Edit
     if inserted > 0 {
         text.insert(chars.start, &change.text);
     }
-    Edit {
+    let new_end_byte = start_byte + change.text.len();
+    let edit = Edit {
         start: chars.start,
         end: chars.end,
         inserted,
-    }
+    };
+    let bytes = ByteEdit {
+        start_byte,
+        old_end_byte,
+        new_end_byte,
+        start,
+        old_end,
+        new_end: point(text, new_end_byte),
+    };
+    (edit, bytes)
+}
+
+/// The (line, byte column) of a byte offset.
+fn point(text: &Rope, byte: usize) -> (usize, usize) {
+    let line = text.byte_to_line(byte);
+    (line, byte - text.line_to_byte(line))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use crate::prompts;
 use crate::provider::{Endpoint, Provider, TokenUsage};
 use crate::render::{self, Explanation, Finding};
 use crate::router::{Answer, RouteError, RouteEvent, RouteRequest, Router};
+use crate::syntax::{self, Block, Expect, Lang, Parsed};
 use crate::usage::Ledger;
 
 /// One request to run an action on a piece of a document.
@@ -33,6 +34,45 @@ pub struct Job {
     pub selection: Range<usize>,
     /// Messages of diagnostics other tools attached to the selection.
     pub diagnostics: Vec<String>,
+    /// The syntax tree of exactly `text`, when the caller has it (the LSP layer keeps one per
+    /// open document); without it the engine parses `text` when the language has a grammar.
+    pub tree: Option<Parsed>,
+    /// Other documents (open in the editor) whose definitions the prompt may quote; those the
+    /// privacy rules exclude are left out.
+    pub neighbours: Vec<syntax::Source>,
+    /// The definition the selection was widened to (or is), named in the result; for generate
+    /// it is what the answer must define.
+    pub block: Option<Block>,
+    /// Check the answer's code, and escalate a failed one when `auto_escalate` says so;
+    /// `--no-verify` clears it.
+    pub verify: bool,
+}
+
+impl Job {
+    /// A job on `selection` of `text` with everything else at its default: the configured
+    /// tier, the cache, no tree, no neighbours, verification on.
+    pub fn new(
+        action: Action,
+        file_name: &str,
+        language_id: &str,
+        text: Rope,
+        selection: Range<usize>,
+    ) -> Job {
+        Job {
+            action,
+            tier: None,
+            fresh: false,
+            file_name: file_name.to_owned(),
+            language_id: language_id.to_owned(),
+            text,
+            selection,
+            diagnostics: Vec::new(),
+            tree: None,
+            neighbours: Vec::new(),
+            block: None,
+            verify: true,
+        }
+    }
 }
 
 /// What the user sees while a job runs.
@@ -57,6 +97,13 @@ pub enum Progress {
     Hedged,
     FellBack {
         model: String,
+    },
+    /// The answer failed its check and the job is asked again on `tier`: `message` says why,
+    /// e.g. "Flash's code did not parse: line 3 (missing `)`) — asked DeepSeek V4 Pro".
+    Escalating {
+        tier: String,
+        model: String,
+        message: String,
     },
 }
 
@@ -89,6 +136,36 @@ pub struct Outcome {
     /// `coverage_note` in the serialized result).
     #[serde(flatten)]
     pub coverage: prompts::Coverage,
+    /// The definition the selection was widened to, or is (`kind`, `name`, lines).
+    pub block: Option<Block>,
+    /// The same, for people: "function `largest` (lines 10–12)".
+    pub widened_to: Option<String>,
+    /// The definitions from elsewhere quoted in the prompt, with where each came from.
+    pub definitions: Vec<String>,
+    /// The answer's code parsed where it would stand, and generated code defines what was
+    /// asked: `true`, `false`, or `null` when not checked (no grammar, `--no-verify`).
+    pub verified: Option<bool>,
+    /// Why it is not verified, e.g. "the code did not parse: line 3 (missing `)`)".
+    pub unverified_reason: Option<String>,
+    /// Set when a failed answer was asked again on the next tier (`auto_escalate`).
+    pub escalation: Option<Escalation>,
+}
+
+/// An automatic escalation: the first answer failed its check and the job went to the next
+/// tier. `cost_usd` and `usage` of the outcome count both requests.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Escalation {
+    /// The tier and model of the first answer.
+    pub from_tier: String,
+    pub from_model: String,
+    /// The tier asked next.
+    pub to_tier: String,
+    /// What the user was told: "Flash's code did not parse: line 3 — asked DeepSeek V4 Pro".
+    pub message: String,
+    /// What the first answer cost.
+    pub first_cost_usd: Option<f64>,
+    /// Both failed and the first was the better of the two, so it is the one delivered.
+    pub kept_first: bool,
 }
 
 /// Why a job produced no answer. `Display` is what the user reads.
@@ -228,10 +305,9 @@ impl Engine {
     /// Checks a job and builds what it sends: tier, model, prompt and the answer's cache key.
     fn prepare(&self, config: &Config, job: &Job) -> Result<Prepared, EngineError> {
         let tier_name = self.tier_for(job.action, job.tier.as_deref());
-        let Some(tier) = config.tiers.get(&tier_name) else {
-            let known: Vec<&str> = config.tiers.keys().map(String::as_str).collect();
-            return Err(EngineError::UnknownTier(tier_name, known.join(", ")));
-        };
+        if !config.tiers.contains_key(&tier_name) {
+            return Err(unknown_tier(config, tier_name));
+        }
         if let Some(why) = prompts::exclusion(&job.file_name, None, None, &config.privacy.exclude) {
             let hint = "see the privacy section of your configuration";
             return Err(EngineError::Excluded {
@@ -247,6 +323,21 @@ impl Engine {
         if job.selection.is_empty() {
             return Err(EngineError::EmptySelection);
         }
+        let tree = tree_of(job);
+        // Definitions from other documents obey the privacy rules like the document itself.
+        let neighbours: Vec<syntax::Source> = job
+            .neighbours
+            .iter()
+            .filter(|n| prompts::exclusion(&n.name, None, None, &config.privacy.exclude).is_none())
+            .map(|n| syntax::Source {
+                name: display_path(&n.name),
+                parsed: n.parsed.clone(),
+            })
+            .collect();
+        let definitions = match &tree {
+            Some(tree) => syntax::definitions_used(tree, job.selection.clone(), &neighbours),
+            None => Vec::new(),
+        };
         let prompt = prompts::build(&prompts::ContextInput {
             action: job.action,
             file_name: &display_path(&job.file_name),
@@ -257,24 +348,45 @@ impl Engine {
             token_budget: config.context.token_budget,
             surrounding_lines: config.context.surrounding_lines,
             redact: config.privacy.redact_secrets,
+            definitions: &definitions,
         });
+        Self::on_tier(config, job.action, tier_name, prompt, tree)
+    }
+
+    /// What `prompt` sends on `tier_name`: its model and cache key.
+    fn on_tier(
+        config: &Config,
+        action: Action,
+        tier_name: String,
+        prompt: prompts::Prompt,
+        tree: Option<Parsed>,
+    ) -> Result<Prepared, EngineError> {
+        let Some(tier) = config.tiers.get(&tier_name) else {
+            return Err(unknown_tier(config, tier_name));
+        };
         let prompt_text = serde_json::to_string(&prompt.messages).unwrap_or_default();
         let key = cache::key(
-            job.action.as_str(),
+            action.as_str(),
             &tier.model,
             prompts::TEMPLATE_VERSION,
             &prompt_text,
         );
         Ok(Prepared {
-            tier_name,
             model: tier.model.clone(),
+            tier_name,
             prompt,
             key,
+            tree,
         })
     }
 
     /// Runs one job to completion. Dropping the future cancels the upstream request
     /// (unless an identical request from elsewhere still waits for it).
+    ///
+    /// The answer's code is checked ([`check`]); when it fails and the action has
+    /// `auto_escalate`, the same prompt is asked once on the next tier of its `escalate` list,
+    /// and the better answer is delivered (the second unless both fail and the first failed
+    /// less), with both costs counted.
     pub async fn run(
         &self,
         job: Job,
@@ -282,12 +394,109 @@ impl Engine {
     ) -> Result<Outcome, EngineError> {
         let started = Instant::now();
         let config = self.config();
+        let prepared = self.prepare(&config, &job)?;
+        let tree = prepared.tree.clone();
+        let mut first = self
+            .ask(&config, &job, &prepared, progress.clone(), started)
+            .await?;
+        let Some(failure) = check(&job, tree.as_ref(), &mut first) else {
+            return Ok(first);
+        };
+        let next = next_tier(&config, job.action, &first.tier);
+        let (true, Some(next)) = (config.action(job.action).auto_escalate, next) else {
+            return Ok(first);
+        };
+        let message = format!(
+            "{}'s {} — asked {}",
+            tier_label(&config, &first.tier),
+            failure.reason,
+            tier_label(&config, &next)
+        );
+        let second_prepared = Self::on_tier(
+            &config,
+            job.action,
+            next.clone(),
+            prepared.prompt.clone(),
+            tree.clone(),
+        )?;
+        if let Some(tx) = &progress {
+            let _ = tx.send(Progress::Escalating {
+                tier: next.clone(),
+                model: second_prepared.model.clone(),
+                message: message.clone(),
+            });
+        }
+        let mut escalation = Escalation {
+            from_tier: first.tier.clone(),
+            from_model: first.model.clone(),
+            to_tier: next.clone(),
+            message: message.clone(),
+            first_cost_usd: first.cost_usd,
+            kept_first: false,
+        };
+        let mut second = match self
+            .ask(&config, &job, &second_prepared, progress.clone(), started)
+            .await
+        {
+            Ok(second) => second,
+            Err(EngineError::Cancelled) => return Err(EngineError::Cancelled),
+            Err(err) => {
+                // The first answer, unverified, is better than none.
+                tracing::warn!("the escalation to {next} failed: {err}");
+                escalation.message = format!("{message}, which failed: {err}");
+                escalation.kept_first = true;
+                first.escalation = Some(escalation);
+                return Ok(first);
+            }
+        };
+        let second_failure = check(&job, tree.as_ref(), &mut second);
+        let (mut kept, other) = match &second_failure {
+            Some(f2) if failure.failure.better_than(&f2.failure) => {
+                escalation.kept_first = true;
+                (first, second)
+            }
+            _ => (second, first),
+        };
+        if let Some(f2) = &second_failure {
+            // Both failed: the better one is delivered, marked, and the reason names both.
+            let (kept_reason, other_reason) = if escalation.kept_first {
+                (&failure.reason, &f2.reason)
+            } else {
+                (&f2.reason, &failure.reason)
+            };
+            kept.unverified_reason = Some(format!(
+                "the {kept_reason}; {}'s {other_reason} too",
+                tier_label(&config, &other.tier)
+            ));
+        }
+        kept.cost_usd = match (kept.cost_usd, other.cost_usd) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
+        kept.usage.input_tokens += other.usage.input_tokens;
+        kept.usage.output_tokens += other.usage.output_tokens;
+        kept.cached &= other.cached;
+        kept.latency_ms = started.elapsed().as_millis() as u64;
+        kept.escalation = Some(escalation);
+        Ok(kept)
+    }
+
+    /// Asks one tier: the cache, else the router; parses the answer.
+    async fn ask(
+        &self,
+        config: &Config,
+        job: &Job,
+        prepared: &Prepared,
+        progress: Option<UnboundedSender<Progress>>,
+        started: Instant,
+    ) -> Result<Outcome, EngineError> {
         let Prepared {
             tier_name,
             model,
             prompt,
             key,
-        } = self.prepare(&config, &job)?;
+            ..
+        } = prepared;
         if let Some(tx) = &progress {
             let _ = tx.send(Progress::Asking {
                 tier: tier_name.clone(),
@@ -348,21 +557,22 @@ impl Engine {
         };
         let cache = self.cache();
         let (entry, cached) = if config.cache.enabled {
-            cache.share(key, job.fresh, compute).await?
+            cache.share(*key, job.fresh, compute).await?
         } else {
             (compute.await?, false)
         };
         if cached {
             let saved = crate::usage::cost_usd(
                 entry.usage.output_tokens,
-                price_of(&config, &tier_name, &entry.model),
+                price_of(config, tier_name, &entry.model),
             );
             self.usage
-                .record_cache_hit(&tier_name, &entry.model, entry.usage, saved);
+                .record_cache_hit(tier_name, &entry.model, entry.usage, saved);
         }
-        Ok(finish(
-            job.action, &tier_name, entry, cached, started, &prompt,
-        ))
+        let mut outcome = finish(job.action, tier_name, entry, cached, started, prompt);
+        outcome.widened_to = job.block.as_ref().map(Block::describe);
+        outcome.block = job.block.clone();
+        Ok(outcome)
     }
 }
 
@@ -372,6 +582,159 @@ struct Prepared {
     model: String,
     prompt: prompts::Prompt,
     key: cache::CacheKey,
+    /// The tree of the job's text, for the definitions and the checks.
+    tree: Option<Parsed>,
+}
+
+fn unknown_tier(config: &Config, tier_name: String) -> EngineError {
+    let known: Vec<&str> = config.tiers.keys().map(String::as_str).collect();
+    EngineError::UnknownTier(tier_name, known.join(", "))
+}
+
+/// The job's tree: the caller's, else parsed here when the language has a grammar.
+fn tree_of(job: &Job) -> Option<Parsed> {
+    let lang = Lang::from_language_id(&job.language_id)?;
+    match &job.tree {
+        Some(tree) if tree.lang() == lang && tree.text().len_bytes() == job.text.len_bytes() => {
+            Some(tree.clone())
+        }
+        _ => syntax::parse(lang, &job.text),
+    }
+}
+
+/// The tier after `tier` in the action's `escalate` list: its first entry when `tier` is the
+/// action's own (or not in the list), none after the last.
+fn next_tier(config: &Config, action: Action, tier: &str) -> Option<String> {
+    let escalate = &config.action(action).escalate;
+    let next = match escalate.iter().position(|t| t == tier) {
+        Some(i) => escalate.get(i + 1),
+        None => escalate.first(),
+    };
+    next.filter(|t| config.tiers.contains_key(*t) && t.as_str() != tier)
+        .cloned()
+}
+
+/// A tier's name for people ("Flash", "DeepSeek V4 Pro").
+fn tier_label(config: &Config, tier: &str) -> String {
+    match config.tiers.get(tier) {
+        Some(t) if !t.label.is_empty() => t.label.clone(),
+        _ => tier.to_owned(),
+    }
+}
+
+/// Why an answer failed its check, and how badly (to keep the better of two).
+struct CheckFailure {
+    /// After the tier's name: "code did not parse: line 3 (missing `)`)".
+    reason: String,
+    failure: syntax::Failure,
+}
+
+/// Checks the code an outcome carries where it would stand in the job's text, and marks the
+/// outcome: generated code must parse and define the block asked for (or some function); an
+/// explanation's fix and each review finding's fix must parse, and one that does not is
+/// dropped (the finding stays). Returns the failure, if any. Without a tree (no grammar, or
+/// too large) or with `verify` off, `verified` stays `None` and nothing is checked.
+fn check(job: &Job, tree: Option<&Parsed>, outcome: &mut Outcome) -> Option<CheckFailure> {
+    let tree = tree.filter(|_| job.verify)?;
+    let text = &job.text;
+    let selection = job.selection.clone();
+    match job.action {
+        Action::Generate => {
+            let code = outcome.code.clone().unwrap_or_default();
+            let failure = if code.trim().is_empty() {
+                syntax::Failure {
+                    reason: "held no code".into(),
+                    errors: usize::MAX,
+                    defines: false,
+                }
+            } else {
+                let fitted = render::fit(text, selection.clone(), &code);
+                let name = job.block.as_ref().and_then(|b| b.name.clone());
+                match syntax::verify(tree, selection, &fitted, &Expect::Defines(name))? {
+                    Ok(()) => {
+                        outcome.verified = Some(true);
+                        return None;
+                    }
+                    Err(f) => f,
+                }
+            };
+            Some(mark(outcome, "code", failure))
+        }
+        Action::Explain => {
+            let fix = outcome.explanation.as_ref().and_then(|e| e.fix.clone());
+            let Some(fix) = fix else {
+                outcome.verified = Some(true);
+                return None;
+            };
+            let fitted = render::fit(text, selection.clone(), &fix);
+            match syntax::verify(tree, selection, &fitted, &Expect::Parses)? {
+                Ok(()) => {
+                    outcome.verified = Some(true);
+                    None
+                }
+                Err(f) => {
+                    // A fix that does not parse is not offered as a quick fix; the
+                    // explanation itself stays.
+                    if let Some(e) = &mut outcome.explanation {
+                        e.fix = None;
+                    }
+                    Some(mark(outcome, "fix", f))
+                }
+            }
+        }
+        Action::Review => {
+            let mut failed: Vec<(u32, syntax::Failure)> = Vec::new();
+            for finding in &mut outcome.findings {
+                let Some(replacement) = finding.replacement.clone() else {
+                    // Nothing the model proposed can fail to parse.
+                    finding.verified = Some(true);
+                    continue;
+                };
+                let range = render::finding_range(text, &selection, finding);
+                let fitted = render::fit(text, range.clone(), &replacement);
+                match syntax::verify(tree, range, &fitted, &Expect::Parses) {
+                    None => {}
+                    Some(Ok(())) => finding.verified = Some(true),
+                    Some(Err(f)) => {
+                        finding.verified = Some(false);
+                        finding.replacement = None;
+                        failed.push((finding.start_line, f));
+                    }
+                }
+            }
+            let Some((line, first)) = failed.first().cloned() else {
+                outcome.verified = Some(true);
+                return None;
+            };
+            let failure = if failed.len() == 1 {
+                syntax::Failure {
+                    reason: format!("for line {} {}; it was dropped", line + 1, first.reason),
+                    ..first
+                }
+            } else {
+                let lines: Vec<String> = failed.iter().map(|(l, _)| (l + 1).to_string()).collect();
+                syntax::Failure {
+                    reason: format!(
+                        "for lines {} did not parse ({}, …); they were dropped",
+                        lines.join(", "),
+                        first.reason
+                    ),
+                    errors: failed.iter().map(|(_, f)| f.errors).sum(),
+                    defines: true,
+                }
+            };
+            let what = if failed.len() == 1 { "fix" } else { "fixes" };
+            Some(mark(outcome, what, failure))
+        }
+    }
+}
+
+/// Marks `outcome` unverified for `failure` of its `what` (code, fix, fixes).
+fn mark(outcome: &mut Outcome, what: &str, failure: syntax::Failure) -> CheckFailure {
+    let reason = format!("{what} {}", failure.reason);
+    outcome.verified = Some(false);
+    outcome.unverified_reason = Some(format!("the {reason}"));
+    CheckFailure { reason, failure }
 }
 
 fn price_of(config: &Config, tier: &str, model: &str) -> Option<f64> {
@@ -405,6 +768,12 @@ fn finish(
         selection_lines: prompt.selection_lines,
         redactions: prompt.redactions,
         coverage: prompt.coverage.clone(),
+        block: None,
+        widened_to: None,
+        definitions: prompt.definitions.clone(),
+        verified: None,
+        unverified_reason: None,
+        escalation: None,
     };
     match action {
         Action::Explain => outcome.explanation = Some(render::parse_explanation(&outcome.text)),
@@ -450,4 +819,157 @@ fn percent_decode(s: &str) -> String {
 /// this machine named by a URI or an absolute path, the file it resolves to matches `globs`.
 pub fn is_excluded(file: &str, globs: &[String]) -> bool {
     prompts::exclusion(file, None, None, globs).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RS: &str = "fn a() {}\n\nfn largest(values: &[i32]) -> i32 {\n    todo!()\n}\n";
+
+    /// A job on the `largest` stub, widened as the editor would, and an outcome answering `text`.
+    fn answered(action: Action, language_id: &str, source: &str, text: &str) -> (Job, Outcome) {
+        let rope = Rope::from_str(source);
+        let tree = Lang::from_language_id(language_id).and_then(|l| syntax::parse(l, &rope));
+        let at = source.find("todo").unwrap_or(0);
+        let widened = prompts::widen_selection(action, &rope, tree.as_ref(), at..at);
+        let job = Job {
+            block: widened.block,
+            tree,
+            ..Job::new(action, "src/lib.rs", language_id, rope, widened.chars)
+        };
+        let prompt = prompts::build(&prompts::ContextInput {
+            action,
+            file_name: "src/lib.rs",
+            language_id,
+            text: &job.text,
+            selection: job.selection.clone(),
+            diagnostics: &[],
+            token_budget: 3000,
+            surrounding_lines: 5,
+            redact: true,
+            definitions: &[],
+        });
+        let entry = cache::Entry {
+            text: text.to_owned(),
+            reasoning: String::new(),
+            tier: "flash".into(),
+            model: "deepseek-v4-flash".into(),
+            usage: TokenUsage::default(),
+            cost_usd: Some(0.0),
+            created_unix: 0,
+        };
+        let outcome = finish(action, "flash", entry, false, Instant::now(), &prompt);
+        (job, outcome)
+    }
+
+    fn checked(
+        action: Action,
+        language_id: &str,
+        source: &str,
+        text: &str,
+    ) -> (Outcome, Option<String>) {
+        let (job, mut outcome) = answered(action, language_id, source, text);
+        let failure = check(&job, tree_of(&job).as_ref(), &mut outcome);
+        (outcome, failure.map(|f| f.reason))
+    }
+
+    #[test]
+    fn generated_code_is_verified_or_marked_with_the_reason() {
+        let good = "```rust\nfn largest(values: &[i32]) -> i32 {\n    *values.iter().max().unwrap()\n}\n```";
+        let (o, f) = checked(Action::Generate, "rust", RS, good);
+        assert_eq!((o.verified, f), (Some(true), None));
+        let broken = "```rust\nfn largest(values: &[i32]) -> i32 {\n    let m = values.iter().max(\n    *m.unwrap()\n}\n```";
+        let (o, f) = checked(Action::Generate, "rust", RS, broken);
+        assert_eq!(o.verified, Some(false));
+        assert!(
+            f.as_deref()
+                .is_some_and(|r| r.starts_with("code did not parse: line ")),
+            "{f:?}"
+        );
+        assert_eq!(o.unverified_reason, f.map(|r| format!("the {r}")));
+        let other = "```rust\nfn smallest() -> i32 { 0 }\n```";
+        let (_, f) = checked(Action::Generate, "rust", RS, other);
+        assert_eq!(
+            f.as_deref(),
+            Some("code defines `smallest` instead of `largest`")
+        );
+        let (_, f) = checked(Action::Generate, "rust", RS, "I cannot help with that.");
+        assert!(f.is_some());
+        // No grammar: nothing checked, nothing claimed.
+        let (o, f) = checked(
+            Action::Generate,
+            "c",
+            "int largest(void) {\n  todo();\n}\n",
+            "int largest(void) { return 0; }",
+        );
+        assert_eq!((o.verified, f), (None, None));
+        // --no-verify.
+        let (job, mut outcome) = answered(Action::Generate, "rust", RS, broken);
+        let job = Job {
+            verify: false,
+            ..job
+        };
+        assert!(check(&job, tree_of(&job).as_ref(), &mut outcome).is_none());
+        assert_eq!(outcome.verified, None);
+    }
+
+    #[test]
+    fn a_fix_that_does_not_parse_is_dropped_and_the_rest_stays() {
+        let explain = "Headline\n\n## Fix\n```rust\n    todo!(\n```";
+        let (o, f) = checked(Action::Explain, "rust", RS, explain);
+        let e = o.explanation.expect("parsed");
+        assert_eq!((e.headline.as_str(), e.fix), ("Headline", None));
+        assert!(f.is_some_and(|r| r.starts_with("fix did not parse")));
+        let (o, _) = checked(
+            Action::Explain,
+            "rust",
+            RS,
+            "Headline\n\n## Fix\n```rust\n    unimplemented!()\n```",
+        );
+        assert_eq!(o.verified, Some(true));
+        assert!(o.explanation.is_some_and(|e| e.fix.is_some()));
+
+        let review = r#"[{"line": 4, "message": "todo", "replacement": "    values[0\n"},
+                         {"line": 4, "message": "fine", "replacement": "    values[0]\n"},
+                         {"line": 3, "message": "no fix"}]"#;
+        let (o, f) = checked(Action::Review, "rust", RS, review);
+        let got: Vec<(Option<bool>, bool)> = o
+            .findings
+            .iter()
+            .map(|f| (f.verified, f.replacement.is_some()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(false), false),
+                (Some(true), true),
+                (Some(true), false)
+            ]
+        );
+        assert!(
+            f.is_some_and(|r| r.starts_with("fix for line 4 did not parse")),
+            "dropped"
+        );
+        assert_eq!(o.findings.len(), 3, "findings are kept");
+    }
+
+    #[test]
+    fn the_next_tier_follows_the_escalate_list() {
+        let config = Config::default();
+        assert_eq!(
+            next_tier(&config, Action::Generate, "flash").as_deref(),
+            Some("pro")
+        );
+        assert_eq!(
+            next_tier(&config, Action::Generate, "pro").as_deref(),
+            Some("reasoning")
+        );
+        assert_eq!(next_tier(&config, Action::Generate, "reasoning"), None);
+        assert_eq!(
+            next_tier(&config, Action::Review, "flash").as_deref(),
+            Some("coder")
+        );
+        assert_eq!(tier_label(&config, "pro"), "DeepSeek V4 Pro");
+    }
 }

@@ -17,4 +17,5 @@ pub mod prompts;
 pub mod provider;
 pub mod render;
 pub mod router;
+pub mod syntax;
 pub mod usage;

@@ -1,5 +1,6 @@
 //! Prompt building: the context sent to the model for an action, within a token budget and with secrets redacted.
 
+mod definitions;
 mod exclude;
 mod mask;
 mod redact;
@@ -17,7 +18,7 @@ use crate::provider::{Message, Role};
 pub use exclude::{exclusion, is_excluded, Exclusion};
 pub use redact::redact;
 pub use templates::TEMPLATE_VERSION;
-pub use widen::widen;
+pub use widen::{whole_lines, widen, widen_selection, Widened};
 
 /// The rough size of a token, used to turn a token budget into characters.
 pub const CHARS_PER_TOKEN: usize = 4;
@@ -54,6 +55,9 @@ pub struct ContextInput<'a> {
     pub surrounding_lines: usize,
     /// Redact secrets from everything sent (the user message).
     pub redact: bool,
+    /// Definitions the selection uses from elsewhere (`syntax::definitions_used`), quoted
+    /// budget permitting, after the selection and before the lines around it.
+    pub definitions: &'a [crate::syntax::Definition],
 }
 
 /// The messages for one model request.
@@ -66,6 +70,8 @@ pub struct Prompt {
     pub selection_lines: (u32, u32),
     /// Which lines were sent, and whether the budget cut any.
     pub coverage: Coverage,
+    /// The definitions quoted, one line each: `function `helper` (src/util.rs:12)`.
+    pub definitions: Vec<String>,
 }
 
 /// Which document lines a prompt holds, and whether `context.token_budget` cut the selection
@@ -189,6 +195,19 @@ pub fn build(input: &ContextInput) -> Prompt {
         }
     }
 
+    // The definitions the selection uses, within a share of what is left: a signature says
+    // more about a call than a line of context does.
+    let (chosen, used) = if truncated.is_none() {
+        definitions::choose(
+            input.definitions,
+            input.file_name,
+            remaining / definitions::SHARE_DIVISOR,
+        )
+    } else {
+        (Vec::new(), 0)
+    };
+    remaining -= used;
+
     // Context: first the headers of the enclosing blocks that lie above the surrounding lines
     // (one line each, they say where the code lives), then the closest lines first,
     // alternating sides, while the budget lasts.
@@ -265,13 +284,26 @@ pub fn build(input: &ContextInput) -> Prompt {
     let after: Vec<(usize, String)> = after.iter().map(|r| (r.0, row(&mut masker, *r))).collect();
     let exact = exact.map(|range| masker.piece(range));
     let header = header(input, &diagnostics, |d| masker.other(d));
+    // Definitions come from other documents too: masked as text of their own, and for
+    // quotes of this document's secrets.
+    let defs: Vec<(String, String)> = chosen
+        .iter()
+        .map(|c| {
+            let d = &input.definitions[c.index];
+            (
+                definitions::origin(d, input.file_name),
+                masker.other(&definitions::code(d, c.full)),
+            )
+        })
+        .collect();
 
     let fence = fence_for(
         before
             .iter()
             .chain(&after)
             .map(|(_, row)| row.as_str())
-            .chain([selected.as_str(), exact.as_deref().unwrap_or("")]),
+            .chain([selected.as_str(), exact.as_deref().unwrap_or("")])
+            .chain(defs.iter().map(|(_, code)| code.as_str())),
     );
     let mut user = header;
     if let Some((from, _)) = before.first() {
@@ -301,6 +333,12 @@ pub fn build(input: &ContextInput) -> Prompt {
             span(last + 2, to + 1),
             with_gaps(&after)
         );
+    }
+    if !defs.is_empty() {
+        let _ = writeln!(user, "\n{}", templates::DEFINITIONS_HEADING);
+        for (origin, code) in &defs {
+            let _ = write!(user, "\n{origin}:\n{fence}{lang}\n{code}\n{fence}\n");
+        }
     }
     let _ = write!(
         user,
@@ -347,6 +385,10 @@ pub fn build(input: &ContextInput) -> Prompt {
             context_truncated,
             note,
         },
+        definitions: chosen
+            .iter()
+            .map(|c| definitions::note(&input.definitions[c.index], input.file_name))
+            .collect(),
     }
 }
 
@@ -550,6 +592,7 @@ mod tests {
             token_budget: budget,
             surrounding_lines: 10,
             redact: true,
+            definitions: &[],
         })
     }
 
@@ -655,6 +698,7 @@ mod tests {
             token_budget: 4000,
             surrounding_lines: 2,
             redact: false,
+            definitions: &[],
         });
         assert_has(
             user(&p),
@@ -728,6 +772,7 @@ mod tests {
             token_budget: 100_000,
             surrounding_lines: 0,
             redact: false,
+            definitions: &[],
         };
         let plain = build(&plain_input(&rope));
         assert!(user(&plain).contains("hunter2"));
@@ -736,6 +781,7 @@ mod tests {
         let p = build(&ContextInput {
             diagnostics: &leaky,
             redact: true,
+            definitions: &[],
             ..plain_input(&rope)
         });
         assert_has(user(&p), &["found [REDACTED:github-token]"]);
@@ -758,6 +804,7 @@ mod tests {
             token_budget: 2000,
             surrounding_lines: 5,
             redact: true,
+            definitions: &[],
         };
         let p = build(&input);
         let u = user(&p);
@@ -794,6 +841,7 @@ mod tests {
             token_budget: 1000,
             surrounding_lines: 0,
             redact: false,
+            definitions: &[],
         });
         assert_has(user(&p), &["````markdown\n1 | Intro"]);
     }
@@ -811,6 +859,7 @@ mod tests {
             token_budget: 4000,
             surrounding_lines: 5,
             redact: true,
+            definitions: &[],
         })
     }
 
@@ -866,6 +915,7 @@ mod tests {
             token_budget: 4000,
             surrounding_lines: 5,
             redact: false,
+            definitions: &[],
         });
         assert!(user(&plain).contains("Tr0ub4dor&3-x") && plain.redactions == 0);
     }
@@ -894,6 +944,7 @@ mod tests {
             token_budget: 4000,
             surrounding_lines: 0,
             redact: true,
+            definitions: &[],
         });
         let u = user(&p);
         assert!(
@@ -927,6 +978,7 @@ mod tests {
             token_budget: 3000,
             surrounding_lines: 20,
             redact: true,
+            definitions: &[],
         });
         let c = &p.coverage;
         assert!(c.truncated);
@@ -962,6 +1014,58 @@ mod tests {
             ) && note.ends_with(" characters of line 1 were sent"),
             "{note}"
         );
+    }
+
+    #[test]
+    fn definitions_are_quoted_with_their_origin_masked_and_within_the_budget() {
+        use crate::syntax::{self, Lang, Source};
+        let text = "fn run(x: u32) -> u32 {\n    helper(x) + LIMIT\n}\n\nconst LIMIT: u32 = 3;\n";
+        let other = "pub fn helper(x: u32) -> u32 {\n    let token = \"ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8\";\n    x * 2\n}\n";
+        let rope = Rope::from_str(text);
+        let tree = syntax::parse(Lang::Rust, &rope).expect("parses");
+        let others = [Source {
+            name: "src/util.rs".into(),
+            parsed: syntax::parse(Lang::Rust, &Rope::from_str(other)).expect("parses"),
+        }];
+        let selection = 0..text.find("\n}").unwrap_or(0) + 2;
+        let defs = syntax::definitions_used(&tree, selection.clone(), &others);
+        let input = |budget| ContextInput {
+            action: Action::Review,
+            file_name: "src/run.rs",
+            language_id: "rust",
+            text: &rope,
+            selection: selection.clone(),
+            diagnostics: &[],
+            token_budget: budget,
+            surrounding_lines: 0,
+            redact: true,
+            definitions: &defs,
+        };
+        let p = build(&input(3000));
+        let u = user(&p);
+        assert_has(
+            u,
+            &[
+                templates::DEFINITIONS_HEADING,
+                "function `helper`, from src/util.rs, line 1:\n```rust\npub fn helper(x: u32) -> u32 {",
+                "constant `LIMIT`, from this file, src/run.rs, line 5:\n```rust\nconst LIMIT: u32 = 3;\n```",
+                "let token = \"[REDACTED:",
+            ],
+        );
+        assert!(!u.contains("ghp_a1B2c3"), "{u}");
+        assert_eq!(p.redactions, 1);
+        assert_eq!(
+            p.definitions,
+            [
+                "function `helper` (src/util.rs:1)",
+                "constant `LIMIT` (src/run.rs:5)"
+            ]
+        );
+        // A tight budget keeps the selection and sends signatures, or nothing, of the rest.
+        let tight = build(&input(160));
+        let u = user(&tight);
+        assert!(u.contains("helper(x) + LIMIT"), "{u}");
+        assert!(!u.contains("x * 2"), "no body at this budget: {u}");
     }
 
     #[test]
@@ -1086,6 +1190,7 @@ mod proptests {
             token_budget: budget,
             surrounding_lines: around,
             redact: true,
+            definitions: &[],
         });
         let all = p
             .messages
@@ -1151,6 +1256,7 @@ mod proptests {
                 token_budget: budget,
                 surrounding_lines: around,
                 redact: true,
+                definitions: &[],
             });
             prop_assert!(p.selection_lines.0 <= p.selection_lines.1);
             prop_assert!((p.selection_lines.1 as usize) < rope.len_lines());

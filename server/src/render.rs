@@ -8,7 +8,7 @@ mod plain;
 
 pub use code::{extract_code, fit, leading_indent, reindent};
 pub use explain::{parse_explanation, Explanation};
-pub use findings::{parse_findings, Finding, Severity};
+pub use findings::{finding_range, parse_findings, Finding, Severity};
 pub use plain::plain_text;
 
 #[cfg(test)]

@@ -171,6 +171,26 @@ fn generate_target(ls: &[&str], l0: usize, l1: usize, c1: u32) -> String {
         .to_owned()
 }
 
+/// Lines `start..=end` of the generated function `fn …{ … } // end …` that holds line `i`.
+fn function_at(ls: &[&str], i: usize) -> Option<(usize, usize)> {
+    let start = (0..=i).rev().find(|&j| ls[j].starts_with("fn "))?;
+    let end = (start..ls.len()).find(|&j| ls[j].starts_with("} // end"))?;
+    (i <= end).then_some((start, end))
+}
+
+/// What widening by syntax makes of a selection of whole lines `l0..=last`: grown to cover each
+/// function its ends fall in. `None` when it stays as selected.
+fn widened_by_syntax(ls: &[&str], l0: usize, last: usize) -> Option<String> {
+    let (mut start, mut end) = (l0, last);
+    for line in [l0, last] {
+        if let Some((a, b)) = function_at(ls, line) {
+            start = start.min(a);
+            end = end.max(b);
+        }
+    }
+    ((start, end) != (l0, last)).then(|| ls[start..=end].join("\n"))
+}
+
 /// Types something in a random document: a new line, a word inside a line, or a deleted line.
 fn type_something(server: &TestServer, rng: &mut StdRng, n: usize) {
     let utf8 = server.utf8();
@@ -254,6 +274,11 @@ fn hundreds_of_actions_under_random_faults_while_typing() {
                 let selection = json!({ "start": pos(l0, 0), "end": pos(l1, c1) });
                 let selected = naive::slice(text, &selection, utf8).chars().count();
                 if l1 > l0 && selected > 1 && !t.is_empty() {
+                    // A selection that cuts into a function widens to cover it, by syntax.
+                    let last = if c1 == 0 && l1 > l0 { l1 - 1 } else { l1 };
+                    if let Some(w) = widened_by_syntax(&ls, l0, last) {
+                        targets.insert((u.clone(), w));
+                    }
                     target = Some(t);
                 } else {
                     action = "explain";

@@ -2,7 +2,6 @@
 //! on stdout, and for generate an optional atomic rewrite of the file.
 
 use std::io::Write;
-use std::ops::Range;
 use std::path::Path;
 
 use ropey::Rope;
@@ -10,14 +9,24 @@ use ropey::Rope;
 use super::files::{self, Lines};
 use super::setup::{self, Failure};
 use super::{emit, exit, report, Global};
-use crate::engine::{Action, Engine, Job, Outcome};
+use crate::engine::{Action, Engine, Job, Outcome, Progress as EngineProgress};
+use crate::prompts::{widen_selection, Widened};
+use crate::syntax::{self, Parsed};
 
 pub async fn explain(global: &Global, target: &str, fresh: bool) -> Result<u8, Failure> {
     let (spec_path, lines) = parse_target(target)?;
     let (loaded, engine, display, text) = prepare(global, &spec_path)?;
-    let selection = match lines {
-        Lines { start, end } if start == end => cursor_block(&text, start),
-        lines => files::line_range(&text, lines),
+    let tree = tree_of(&display, &text);
+    let widened = match lines {
+        Lines { start, end } if start == end => {
+            cursor_block(Action::Explain, &text, tree.as_ref(), start)
+        }
+        lines => widen_selection(
+            Action::Explain,
+            &text,
+            tree.as_ref(),
+            files::line_range(&text, lines),
+        ),
     };
     let outcome = ask(
         &engine,
@@ -27,7 +36,8 @@ pub async fn explain(global: &Global, target: &str, fresh: bool) -> Result<u8, F
         fresh,
         &display,
         &text,
-        selection,
+        tree,
+        widened,
     )
     .await?;
     let markdown = match &outcome.explanation {
@@ -56,7 +66,9 @@ pub async fn generate(
         )));
     }
     let (loaded, engine, display, text) = prepare(global, &spec_path)?;
-    let selection = cursor_block(&text, lines.start);
+    let tree = tree_of(&display, &text);
+    let widened = cursor_block(Action::Generate, &text, tree.as_ref(), lines.start);
+    let selection = widened.chars.clone();
     let outcome = ask(
         &engine,
         &loaded.config,
@@ -65,7 +77,8 @@ pub async fn generate(
         fresh,
         &display,
         &text,
-        selection.clone(),
+        tree,
+        widened,
     )
     .await?;
     let code = outcome.code.clone().unwrap_or_default();
@@ -137,29 +150,49 @@ async fn ask(
     fresh: bool,
     display: &str,
     text: &Rope,
-    selection: Range<usize>,
+    tree: Option<Parsed>,
+    widened: Widened,
 ) -> Result<Outcome, Failure> {
     let job = Job {
-        action,
         tier: global.tier.clone(),
         fresh,
-        file_name: display.to_owned(),
-        language_id: files::language_id(display).to_owned(),
-        text: text.clone(),
-        selection,
-        diagnostics: Vec::new(),
+        tree,
+        block: widened.block,
+        verify: !global.no_verify,
+        ..Job::new(
+            action,
+            display,
+            files::language_id(display),
+            text.clone(),
+            widened.chars,
+        )
     };
-    let outcome = engine.run(job, None).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let outcome = engine.run(job, Some(tx)).await;
+    // What the user must know while reading the answer: an automatic escalation and why.
+    while let Ok(event) = rx.try_recv() {
+        if let EngineProgress::Escalating { message, .. } = event {
+            report(&format!("codetier: {message}"));
+        }
+    }
     if let Some(warning) = engine.cache().take_warning() {
         super::report(&warning);
     }
     outcome.map_err(|e| setup::engine_failure(&e, &config.api_key_env))
 }
 
-/// The block around 1-based `line`, widened as in the editor from a cursor at its first
-/// non-blank character.
-fn cursor_block(text: &Rope, line: u32) -> Range<usize> {
-    let line = (line as usize - 1).min(text.len_lines().saturating_sub(1));
+/// The file's syntax tree, when its language has a grammar.
+fn tree_of(display: &str, text: &Rope) -> Option<Parsed> {
+    syntax::Lang::from_language_id(files::language_id(display)).and_then(|l| syntax::parse(l, text))
+}
+
+/// What `action` works on for 1-based `line`, widened as in the editor from a cursor at its
+/// first non-blank character: the enclosing function, method or class by the syntax tree,
+/// else the block by brackets and indentation.
+fn cursor_block(action: Action, text: &Rope, tree: Option<&Parsed>, line: u32) -> Widened {
+    let line = (line as usize)
+        .saturating_sub(1)
+        .min(text.len_lines().saturating_sub(1));
     let start = text.line_to_char(line);
     let indent = text
         .line(line)
@@ -167,7 +200,7 @@ fn cursor_block(text: &Rope, line: u32) -> Range<usize> {
         .take_while(|c| c.is_whitespace() && *c != '\n')
         .count();
     let cursor = start + indent;
-    crate::prompts::widen(text, cursor..cursor)
+    widen_selection(action, text, tree, cursor..cursor)
 }
 
 fn with_newline(mut s: String) -> String {
@@ -188,16 +221,32 @@ fn footer(o: &Outcome) -> String {
         1 => ", 1 secret masked".into(),
         n => format!(", {n} secrets masked"),
     };
+    let verified = match o.verified {
+        Some(true) => ", verified",
+        Some(false) => ", unverified",
+        None => "",
+    };
     format!(
-        "codetier: {} ({}), {} ms, {cost}{cached}{masked}",
+        "codetier: {} ({}), {} ms, {cost}{cached}{masked}{verified}",
         o.tier, o.model, o.latency_ms
     )
 }
 
-/// Tells stderr when the budget cut what was sent, before the answer is trusted.
+/// Tells stderr what the answer is about and how far to trust it: the block the line widened
+/// to, the budget cutting what was sent, and an answer whose code failed its check.
 fn report_prompt(o: &Outcome) {
+    if let Some(block) = &o.widened_to {
+        report(&format!("codetier: {} of {block}", o.action.as_str()));
+    }
     if let Some(note) = &o.coverage.note {
         report(&format!("codetier: {note}"));
+    }
+    if o.verified == Some(false) {
+        let why = o
+            .unverified_reason
+            .as_deref()
+            .unwrap_or("it failed its check");
+        report(&format!("codetier: unverified: {why}"));
     }
 }
 
@@ -274,9 +323,14 @@ mod tests {
     #[test]
     fn cursor_block_widens_to_the_function() {
         let text = Rope::from_str("fn a() {}\n\nfn b() {\n    let x = 1;\n    x\n}\n");
-        let range = cursor_block(&text, 4);
-        let block = text.slice(range).to_string();
-        assert!(block.contains("let x = 1;"), "{block:?}");
+        let tree = tree_of("src/b.rs", &text);
+        assert!(tree.is_some());
+        for tree in [None, tree.as_ref()] {
+            let w = cursor_block(Action::Generate, &text, tree, 4);
+            let block = text.slice(w.chars).to_string();
+            assert_eq!(block, "fn b() {\n    let x = 1;\n    x\n}", "{tree:?}");
+            assert_eq!(w.block.is_some(), tree.is_some());
+        }
     }
 
     #[test]

@@ -377,6 +377,7 @@ pub(crate) mod tests {
             severity,
             message: message.into(),
             replacement: replacement.map(str::to_owned),
+            verified: replacement.map(|_| true),
         }
     }
 

@@ -23,6 +23,8 @@ struct Work {
     target: Target,
     text: Rope,
     chunks: Vec<Range<usize>>,
+    /// Parsed once for all its chunks, when the language has a grammar.
+    tree: Option<crate::syntax::Parsed>,
 }
 
 /// What the dispatcher has promised and spent so far (USD).
@@ -60,6 +62,7 @@ pub async fn run(global: &Global, args: ReviewArgs) -> Result<u8, Failure> {
         tier: tier.clone(),
         fresh: args.fresh,
         env: config.api_key_env.clone(),
+        verify: !global.no_verify,
     };
     let (files, notes) = run.all(&work, &args, estimate, &mut skipped).await;
     if let Some(warning) = run.engine.cache().take_warning() {
@@ -147,10 +150,13 @@ fn prepare(targets: Vec<Target>, config: &Config, skipped: &mut Vec<Skip>) -> Ve
             });
             continue;
         }
+        let tree = crate::syntax::Lang::from_language_id(files::language_id(&target.display))
+            .and_then(|lang| crate::syntax::parse(lang, &text));
         out.push(Work {
             target,
             text,
             chunks,
+            tree,
         });
     }
     out
@@ -161,6 +167,8 @@ struct Dispatch {
     tier: String,
     fresh: bool,
     env: String,
+    /// Check proposed fixes (`--no-verify` clears it).
+    verify: bool,
 }
 
 type Done = (usize, Result<Outcome, EngineError>);
@@ -256,14 +264,17 @@ impl Dispatch {
             for chunk in &file.chunks {
                 self.wait_for_slot(&mut state, jobs).await;
                 let job = Job {
-                    action: Action::Review,
                     tier: Some(self.tier.clone()),
                     fresh: self.fresh,
-                    file_name: file.target.display.clone(),
-                    language_id: files::language_id(&file.target.display).to_owned(),
-                    text: file.text.clone(),
-                    selection: chunk.clone(),
-                    diagnostics: Vec::new(),
+                    tree: file.tree.clone(),
+                    verify: self.verify,
+                    ..Job::new(
+                        Action::Review,
+                        &file.target.display,
+                        files::language_id(&file.target.display),
+                        file.text.clone(),
+                        chunk.clone(),
+                    )
                 };
                 // Only requests that go upstream count against the provider's rate limit: a
                 // rerun answered from the cache is not slowed down.
@@ -340,6 +351,15 @@ impl Dispatch {
                     state.cut.get_mut(index),
                 ) {
                     cut.push(note.clone());
+                }
+                // A proposed fix that does not parse was dropped: the finding stays, and the
+                // user is told why its fix is missing.
+                if let (Some(false), Some(why), Some(notes)) = (
+                    outcome.verified,
+                    &outcome.unverified_reason,
+                    state.cut.get_mut(index),
+                ) {
+                    notes.push(why.clone());
                 }
                 // An answer of unknown cost counts as its worst case against the cap.
                 state.spend.spent += match outcome.cost_usd {

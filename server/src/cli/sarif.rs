@@ -78,6 +78,8 @@ pub fn sarif(report: &ReviewReport, root: &Path) -> Value {
                     "tier": file.tier,
                     "model": file.models.join(", "),
                     "cached": file.cached,
+                    // false: its proposed fix did not parse and was dropped; null: not checked (no grammar).
+                    "verified": f.verified,
                 },
             });
             if let Some(replacement) = &f.replacement {

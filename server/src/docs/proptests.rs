@@ -401,8 +401,20 @@ proptest! {
                         .collect();
                     invalidated.sort_unstable();
                     let invalidated: Vec<AnchorId> = invalidated.into_iter().map(|k| ids[k]).collect();
+                    let mut bytes = store.snapshot("u").map(|s| s.text.to_string()).unwrap_or_default().into_bytes();
                     let report = store.change("u", version, &changes, enc);
-                    prop_assert_eq!(report, Ok(ChangeReport { version, invalidated, moved }));
+                    let edits = report.as_ref().map(|r| r.edits.clone()).unwrap_or_default();
+                    prop_assert_eq!(
+                        report.map(|r| ChangeReport { edits: Vec::new(), ..r }),
+                        Ok(ChangeReport { version, invalidated, moved, edits: Vec::new() })
+                    );
+                    // The byte edits replay the changes on the bytes, each on the last one's result.
+                    prop_assert_eq!(edits.len(), changes.len());
+                    for (edit, change) in edits.iter().zip(&changes) {
+                        prop_assert_eq!(edit.new_end_byte, edit.start_byte + change.text.len());
+                        bytes.splice(edit.start_byte..edit.old_end_byte, change.text.bytes());
+                    }
+                    prop_assert_eq!(String::from_utf8(bytes).unwrap_or_default(), text.clone());
                 }
             }
             for (k, &id) in ids.iter().enumerate() {

@@ -80,6 +80,9 @@ pub struct AnswerRecord {
     pub tier: String,
     /// The request that produced it, so an escalation asks the same prompt again.
     pub job: Job,
+    /// Whether its code passed its check (`None`: not checked); an unverified answer lists its
+    /// escalations first.
+    pub verified: Option<bool>,
 }
 
 #[derive(Default, Debug)]
@@ -95,6 +98,8 @@ pub struct Session {
     pub options: ServeOptions,
     client: OnceLock<Client>,
     pub docs: Store,
+    /// Syntax trees of the open documents with a grammar, following `docs`.
+    pub syntax: crate::syntax::Trees,
     utf8: AtomicBool,
     initialized: AtomicBool,
     /// `shutdown` was received (the exit code of a later `exit` depends on it).
@@ -125,6 +130,7 @@ impl Session {
             options,
             client: OnceLock::new(),
             docs: Store::new(),
+            syntax: crate::syntax::Trees::new(),
             utf8: AtomicBool::new(false),
             initialized: AtomicBool::new(false),
             shutdown_requested: AtomicBool::new(false),

@@ -63,3 +63,7 @@ You report nothing rather than guess.";
 
 /// Introduces the diagnostics the editor's other tools attached to the selection.
 pub const DIAGNOSTICS_HEADING: &str = "Diagnostics reported by other tools:";
+
+/// Heads the definitions the selection uses, each then saying where it is from.
+pub const DEFINITIONS_HEADING: &str =
+    "Definitions the selected code uses, from elsewhere (for reference; do not repeat them):";

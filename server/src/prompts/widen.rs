@@ -1,14 +1,97 @@
-//! Range widening: an empty or one-character selection grows to the enclosing block, in whole lines.
+//! Range widening: a cursor grows to the enclosing function, method or class by the syntax
+//! tree where there is one, else to the enclosing block by brackets and indentation, in whole
+//! lines; for generate, a partial selection grows to the function it is part of.
 
 use std::ops::Range;
 
 use ropey::Rope;
+
+use crate::action::Action;
+use crate::syntax::{self, Block, Parsed};
 
 /// Lines scanned on each side of the cursor: bounds the work on multi-megabyte files, so a
 /// code-action request stays well under a millisecond.
 const SCAN_LINES: usize = 1000;
 /// The most lines a paragraph fallback spans, centred on the cursor.
 const MAX_PARAGRAPH_LINES: usize = 400;
+
+/// A selection as an action will use it, and the definition it was widened to (or that it
+/// is exactly), which the result names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Widened {
+    pub chars: Range<usize>,
+    pub block: Option<Block>,
+}
+
+/// What `action` works on when the user selected `selection` (chars) of `text`; `tree`, when
+/// given, is the syntax tree of exactly `text`.
+///
+/// - A cursor (an empty or one-character selection) widens to the smallest enclosing function,
+///   method or class by the tree ([`syntax::enclosing_block`]); without a tree, or outside
+///   any definition, to the block [`widen`] finds by brackets and indentation.
+/// - Generate with a longer selection (a stub's signature, its body, a doc comment and the
+///   stub) widens to the smallest function, method or class holding it; without one, to its
+///   whole lines. Generate always replaces whole lines.
+/// - Explain and review keep a longer selection as the user made it: it is what they ask
+///   about, and the prompt shows what surrounds it. The block is named only when the
+///   selection is exactly one (as when it came widened from the code-action menu).
+pub fn widen_selection(
+    action: Action,
+    text: &Rope,
+    tree: Option<&Parsed>,
+    selection: Range<usize>,
+) -> Widened {
+    let len = text.len_chars();
+    let (mut start, mut end) = (selection.start.min(len), selection.end.min(len));
+    if start > end {
+        std::mem::swap(&mut start, &mut end);
+    }
+    // A tree of another text would point anywhere: callers pass the one of this text, and a
+    // length check catches a mix-up cheaply.
+    let tree = tree.filter(|t| t.text().len_bytes() == text.len_bytes());
+    let block = tree.and_then(|t| syntax::enclosing_block(t, start..end));
+    let generate = action == Action::Generate;
+    if end - start <= 1 {
+        let chars = match &block {
+            Some(b) => b.chars.clone(),
+            None => widen(text, start..end),
+        };
+        let chars = if generate {
+            whole_lines(text, chars)
+        } else {
+            chars
+        };
+        return Widened { chars, block };
+    }
+    if generate {
+        let lines = whole_lines(text, start..end);
+        let chars = match &block {
+            Some(b) => lines.start.min(b.chars.start)..lines.end.max(b.chars.end),
+            None => lines,
+        };
+        return Widened {
+            chars: whole_lines(text, chars),
+            block,
+        };
+    }
+    Widened {
+        block: block.filter(|b| b.chars == (start..end)),
+        chars: start..end,
+    }
+}
+
+/// From the start of the first selected line to the end of the last one (a selection ending
+/// at the start of a line does not take that line), without the last line's terminator.
+pub fn whole_lines(text: &Rope, sel: Range<usize>) -> Range<usize> {
+    let len = text.len_chars();
+    let (start, end) = (sel.start.min(len), sel.end.min(len));
+    let first = text.char_to_line(start);
+    let mut last = text.char_to_line(end);
+    if end > start && last > first && text.line_to_char(last) == end {
+        last -= 1;
+    }
+    lines_to_chars(text, first, last)
+}
 
 /// Widens an empty or one-character selection (char offsets) to the enclosing block.
 ///
@@ -406,11 +489,39 @@ fn skip_single_quote(bytes: &[u8], i: usize) -> usize {
 mod tests {
     use super::*;
 
+    use crate::syntax::Lang;
+
     /// Fixture mini-language: `|` is the cursor (an empty selection), `«` and `»` bracket the
     /// expected widened range. Each fixture is checked as written and with CRLF line endings.
     fn check(fixture: &str) {
         check_one(fixture);
         check_one(&fixture.replace('\n', "\r\n"));
+    }
+
+    /// `check`, and the same expectation on the syntax path for `lang`: where the tree finds a
+    /// definition it must be that block, and elsewhere the heuristics answer.
+    fn check_both(lang: Lang, fixture: &str) {
+        check(fixture);
+        check_syntax(lang, fixture);
+    }
+
+    /// Widening a cursor by the syntax tree of `lang`, as written and with CRLF line endings.
+    fn check_syntax(lang: Lang, fixture: &str) {
+        for fixture in [fixture.to_owned(), fixture.replace('\n', "\r\n")] {
+            let (text, cursor, expected) = parse(&fixture);
+            let rope = Rope::from_str(&text);
+            let tree = syntax::parse(lang, &rope);
+            assert!(tree.is_some(), "{lang:?} parses");
+            for action in Action::ALL {
+                let got = widen_selection(action, &rope, tree.as_ref(), cursor..cursor).chars;
+                assert_eq!(
+                    got,
+                    expected,
+                    "{action:?} on {lang:?}, fixture:\n{fixture}\ngot:\n{:?}",
+                    rope.slice(got.clone()).to_string()
+                );
+            }
+        }
     }
 
     fn check_one(fixture: &str) {
@@ -469,7 +580,8 @@ mod tests {
 
     #[test]
     fn rust_function_when_cursor_on_header_or_body() {
-        check(
+        check_both(
+            Lang::Rust,
             r#"use std::fmt;
 
 «fn add(a: u32, b: u32) -> u32 {
@@ -480,7 +592,8 @@ mod tests {
 fn other() {}
 "#,
         );
-        check(
+        check_both(
+            Lang::Rust,
             r#"«fn ad|d(a: u32) -> u32 {
     a
 }»
@@ -490,7 +603,8 @@ fn other() {}
 
     #[test]
     fn rust_multi_line_signature_starts_at_the_header() {
-        check(
+        check_both(
+            Lang::Rust,
             r#"«pub fn long(
     a: u32,
     b: u32,
@@ -503,7 +617,8 @@ fn other() {}
 
     #[test]
     fn braces_in_strings_comments_and_char_literals_are_ignored() {
-        check(
+        check_both(
+            Lang::Rust,
             r#"«fn f<'a>(s: &'a str) -> usize {
     let open = '{';
     let accent = 'é';
@@ -518,7 +633,8 @@ fn other() {}
 
     #[test]
     fn python_indentation_block() {
-        check(
+        check_both(
+            Lang::Python,
             r#"import os
 
 «def load(path):
@@ -541,15 +657,67 @@ def other():
     }
 
     #[test]
+    fn syntax_takes_the_definition_where_the_heuristics_take_an_inner_block() {
+        check_syntax(
+            Lang::Rust,
+            r#"«fn main() {
+    let x = 1;
+    if x > 0 {
+        print!("{}", x)|;
+    }
+}»
+"#,
+        );
+        check_syntax(
+            Lang::Python,
+            r#"«def load(path):
+    with open(path) as f:
+        data = f.re|ad()
+        print('{ not a block')
+    return data»
+"#,
+        );
+    }
+
+    #[test]
+    fn generate_widens_a_partial_selection_to_its_function_and_others_keep_it() {
+        let text = "fn a() {}\n\n/// Largest value.\nfn largest(values: &[i32]) -> i32 {\n    todo!()\n}\n";
+        let rope = Rope::from_str(text);
+        let tree = syntax::parse(Lang::Rust, &rope);
+        let at = |s: &str| text.find(s).unwrap_or(0);
+        // The doc comment and the signature, selected: the whole function with its comment.
+        let selection = at("/// Largest")..at("-> i32");
+        let w = widen_selection(Action::Generate, &rope, tree.as_ref(), selection.clone());
+        assert_eq!(w.chars, at("/// Largest")..text.len() - 1);
+        assert_eq!(
+            w.block.map(|b| b.describe()).as_deref(),
+            Some("function `largest` (lines 3–6)")
+        );
+        // Explain and review keep it, and name no block it is not exactly.
+        let w = widen_selection(Action::Review, &rope, tree.as_ref(), selection.clone());
+        assert_eq!((w.chars, w.block), (selection, None));
+        let exact = at("fn largest")..text.len() - 1;
+        let w = widen_selection(Action::Explain, &rope, tree.as_ref(), exact.clone());
+        assert_eq!(w.chars, exact);
+        assert_eq!(w.block.map(|b| b.kind).as_deref(), Some("function"));
+        // Without a tree, generate takes whole lines, as before.
+        let w = widen_selection(Action::Generate, &rope, None, at("todo")..at("todo") + 3);
+        assert_eq!(w.chars, at("    todo")..at("todo!()") + 7);
+        assert!(w.block.is_none());
+    }
+
+    #[test]
     fn python_header_line_and_blank_line_inside() {
-        check(
+        check_both(
+            Lang::Python,
             r#"«def lo|ad(path):
     x = 1
 
     return x»
 "#,
         );
-        check(
+        check_both(
+            Lang::Python,
             r#"«def load(path):
     x = 1
 |
@@ -560,7 +728,8 @@ def other():
 
     #[test]
     fn python_dedented_closer_belongs_to_the_block() {
-        check(
+        check_both(
+            Lang::Python,
             r#"«result = call(
     a|,
     b,
@@ -572,7 +741,8 @@ print(result)
 
     #[test]
     fn javascript_nested_callback() {
-        check(
+        check_both(
+            Lang::JavaScript,
             r#"const app = express();
 
 app.get('/', (req, res) => {
@@ -587,7 +757,8 @@ app.get('/', (req, res) => {
 
     #[test]
     fn top_level_cursor_takes_the_paragraph() {
-        check(
+        check_both(
+            Lang::Rust,
             r#"use a;
 
 «use b;
@@ -597,7 +768,8 @@ use d;»
 fn f() {}
 "#,
         );
-        check(
+        check_both(
+            Lang::Python,
             r#"x = 1
 |
 «y = 2

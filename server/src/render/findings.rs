@@ -64,6 +64,30 @@ pub struct Finding {
     pub message: String,
     /// Replacement text for lines `start_line..=end_line`, when the model proposed one.
     pub replacement: Option<String>,
+    /// `false` when the proposed replacement did not parse where it would stand (it was then
+    /// dropped; the finding stays), `true` when it did or there was none, `None` when nothing
+    /// was checked (no grammar, `--no-verify`).
+    #[serde(default)]
+    pub verified: Option<bool>,
+}
+
+/// The chars a finding covers in the reviewed `text`: its lines, within the `selection` that
+/// was reviewed, without the last line's terminator. Its replacement replaces exactly these.
+pub fn finding_range(
+    text: &ropey::Rope,
+    selection: &std::ops::Range<usize>,
+    finding: &Finding,
+) -> std::ops::Range<usize> {
+    let lines = text.len_lines().max(1);
+    let first = (finding.start_line as usize).min(lines - 1);
+    let last = (finding.end_line as usize).clamp(first, lines - 1);
+    let start = text.line_to_char(first).max(selection.start);
+    let line = text.line(last);
+    let mut end = text.line_to_char(last) + line.len_chars();
+    while end > start && matches!(text.char(end - 1), '\n' | '\r') {
+        end -= 1;
+    }
+    start..end.min(selection.end).max(start)
 }
 
 /// A message longer than this is cut (a whole answer that failed to parse, say).
@@ -161,6 +185,7 @@ fn from_value(v: &Value, sel: (u32, u32)) -> Option<Vec<Finding>> {
                         severity: Severity::Warning,
                         message: cap(s.trim()),
                         replacement: None,
+                        verified: None,
                     }),
                     _ => None,
                 })
@@ -254,6 +279,7 @@ fn finding(o: &Map<String, Value>, sel: (u32, u32)) -> Option<Finding> {
         severity,
         message: cap(message.trim()),
         replacement,
+        verified: None,
     })
 }
 
@@ -307,6 +333,7 @@ fn fallback(text: &str, sel: (u32, u32)) -> Finding {
         severity: Severity::Info,
         message: cap(text),
         replacement: None,
+        verified: None,
     }
 }
 

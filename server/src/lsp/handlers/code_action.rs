@@ -7,13 +7,17 @@ use ropey::Rope;
 use serde_json::{json, Value};
 use tower_lsp_server::ls_types as lsp;
 
+use tower_lsp_server::jsonrpc::Result;
+
 use super::{ready, Reply};
 use crate::action::Action;
 use crate::config::Config;
-use crate::docs::AnchorState;
+use crate::docs::{AnchorState, Snapshot};
 use crate::lsp::proto::{self, DiagnosticData};
 use crate::lsp::session::{ClientFlags, Session};
-use crate::{prompts, render};
+use crate::prompts::widen_selection;
+use crate::render;
+use crate::syntax::Parsed;
 
 /// Kind of every codetier action; clients filter with `only: ["refactor"]` or finer.
 pub const KIND_BASE: &str = "refactor.codetier";
@@ -34,11 +38,36 @@ pub fn handle(session: &Arc<Session>, params: lsp::CodeActionParams) -> Reply {
         tracing::debug!(%uri, "codeAction for a document that is not open");
         return ready(Ok(Value::Null));
     };
+    // Stamped with the snapshot: the tree used is the one of exactly this text.
+    let Some(stamp) = session.syntax.stamp(&uri) else {
+        return ready(list(session, &params, &snap, None));
+    };
+    if let Some(tree) = stamp.ready() {
+        return ready(list(session, &params, &snap, Some(&tree)));
+    }
+    // This version's tree is not parsed yet (the document just opened or changed): wait for
+    // it off the dispatcher, so typing is never held up.
+    let session = session.clone();
+    Box::pin(async move {
+        let tree = tokio::task::spawn_blocking(move || stamp.wait())
+            .await
+            .ok()
+            .flatten();
+        list(&session, &params, &snap, tree.as_ref())
+    })
+}
+
+/// The action list for `params` on `snap`, widened by `tree` (the tree of `snap`) when given.
+fn list(
+    session: &Session,
+    params: &lsp::CodeActionParams,
+    snap: &Snapshot,
+    tree: Option<&Parsed>,
+) -> Result<Value> {
+    let uri = snap.uri.as_str();
     let enc = session.encoding();
     let config = session.config();
     let requested = proto::chars(&snap.text, params.range, enc);
-    let selection = widen_if_cursor(&snap.text, requested);
-    let range = proto::lsp_range_of(&snap.text, selection.clone(), enc);
     let diagnostics: Vec<String> = params
         .context
         .diagnostics
@@ -59,11 +88,13 @@ pub fn handle(session: &Arc<Session>, params: lsp::CodeActionParams) -> Reply {
 
     let flags = session.flags();
     let mut actions: Vec<lsp::CodeActionOrCommand> = Vec::new();
+    // Escalations of an answer whose code failed its check: listed before anything else.
+    let mut first: Vec<lsp::CodeActionOrCommand> = Vec::new();
     // A quick fix is an edit, which only a `CodeAction` literal can carry.
     let fixes = if flags.code_action_literals {
         quick_fixes(
             session,
-            &uri,
+            uri,
             &snap.text,
             snap.version,
             &params.context.diagnostics,
@@ -76,12 +107,14 @@ pub fn handle(session: &Arc<Session>, params: lsp::CodeActionParams) -> Reply {
             actions.push(lsp::CodeActionOrCommand::CodeAction(fix));
         }
     }
-    let answers = session.answers(&uri);
+    let answers = session.answers(uri);
     for action in Action::ALL {
         let kind = kind(action);
         if !wanted(&kind) {
             continue;
         }
+        let selection = widen_selection(action, &snap.text, tree, requested.clone()).chars;
+        let range = proto::lsp_range_of(&snap.text, selection.clone(), enc);
         let base = &config.action(action).tier;
         let args = |tier: Option<&str>, fresh: bool, answer: Option<u64>| json!({ "uri": uri, "range": range, "tier": tier, "fresh": fresh, "diagnostics": diagnostics, "answer": answer });
         actions.push(command_action(
@@ -94,12 +127,17 @@ pub fn handle(session: &Arc<Session>, params: lsp::CodeActionParams) -> Reply {
         // The latest answer of this action over the selection, if any.
         let answered = answers.iter().rev().find(|a| {
             a.action == action
-                && matches!(session.docs.resolve(&uri, a.origin), AnchorState::Live(r) if overlaps(&r, &selection))
+                && matches!(session.docs.resolve(uri, a.origin), AnchorState::Live(r) if overlaps(&r, &selection))
         });
         if let Some(answer) = answered {
             let id = Some(answer.origin.to_raw());
+            let escalations = if answer.verified == Some(false) {
+                &mut first
+            } else {
+                &mut actions
+            };
             for tier in &config.action(action).escalate {
-                actions.push(command_action(
+                escalations.push(command_action(
                     &flags,
                     format!("{} with {}", action.title(), label(&config, tier)),
                     &kind,
@@ -120,16 +158,8 @@ pub fn handle(session: &Arc<Session>, params: lsp::CodeActionParams) -> Reply {
             ));
         }
     }
-    ready(serde_json::to_value(actions).map_err(|e| super::failure(-32603, e.to_string())))
-}
-
-/// An empty or one-character range (a cursor in Helix or Neovim) means the enclosing block.
-pub fn widen_if_cursor(text: &Rope, chars: Range<usize>) -> Range<usize> {
-    if chars.end.saturating_sub(chars.start) <= 1 {
-        prompts::widen(text, chars)
-    } else {
-        chars
-    }
+    first.append(&mut actions);
+    serde_json::to_value(first).map_err(|e| super::failure(-32603, e.to_string()))
 }
 
 pub fn label(config: &Config, tier: &str) -> String {

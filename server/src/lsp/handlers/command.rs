@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ropey::Rope;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -15,7 +14,7 @@ use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::ls_types as lsp;
 use tower_lsp_server::Client;
 
-use super::code_action::{label, versioned_edit, widen_if_cursor};
+use super::code_action::{label, versioned_edit};
 use super::{failure, ready, unknown_document, Reply};
 use crate::docs::{AnchorId, AnchorState};
 use crate::engine::{Action, Engine, EngineError, Job, Outcome, Progress as EngineProgress};
@@ -24,7 +23,9 @@ use crate::lsp::editor::{self, Progress};
 use crate::lsp::proto;
 use crate::lsp::session::{AnswerRecord, Note, NoteKind, Session};
 use crate::lsp::MAX_WAITING_COMMANDS;
+use crate::prompts::widen_selection;
 use crate::render::fit;
+use crate::syntax::{self, Stamp};
 
 /// Every command the server runs; all are listed in `executeCommandProvider`.
 pub const COMMANDS: &[&str] = &[
@@ -36,6 +37,12 @@ pub const COMMANDS: &[&str] = &[
 
 /// JSON-RPC code of a failed AI request (LSP's RequestFailed).
 const REQUEST_FAILED: i64 = -32803;
+
+/// A command that needs the syntax tree to know its range (a cursor, or generate) and arrives
+/// before the tree of its version is parsed parses it on the spot, up to this size: the range
+/// must be anchored on arrival. Larger documents use the heuristics then. In practice the
+/// code-action request that came first has waited for the tree already.
+const SYNC_PARSE_BYTES: usize = 1 << 20;
 
 #[derive(Deserialize)]
 struct ActionArgs {
@@ -112,6 +119,8 @@ pub fn handle(
         }
     }
     let tier = args.tier.clone().or_else(|| session.options.tier.clone());
+    // Stamped with the snapshot: the tree for exactly this text.
+    let stamp = session.syntax.stamp(&args.uri);
     let (job, target) = match args.answer {
         // The same prompt as the earlier answer, on another tier; the new answer lands where
         // the earlier one is now.
@@ -136,23 +145,35 @@ pub fn handle(
         },
         None => {
             let requested = proto::chars(&snap.text, args.range, session.encoding());
-            let mut selection = widen_if_cursor(&snap.text, requested);
-            if action == Action::Generate {
-                selection = whole_lines(&snap.text, selection);
-            }
+            let needs_tree = action == Action::Generate || requested.len() <= 1;
+            let tree = stamp.as_ref().and_then(|stamp| {
+                stamp.ready().or_else(|| {
+                    (needs_tree && snap.text.len_bytes() <= SYNC_PARSE_BYTES)
+                        .then(|| stamp.wait())
+                        .flatten()
+                })
+            });
+            let widened = widen_selection(action, &snap.text, tree.as_ref(), requested);
             let job = Job {
-                action,
                 tier,
                 fresh: args.fresh,
-                file_name: args.uri.clone(),
-                language_id: snap.language_id.clone(),
-                text: snap.text.clone(),
-                selection: selection.clone(),
                 diagnostics: args.diagnostics,
+                tree,
+                block: widened.block,
+                ..Job::new(
+                    action,
+                    &args.uri,
+                    &snap.language_id,
+                    snap.text.clone(),
+                    widened.chars.clone(),
+                )
             };
-            (job, selection)
+            (job, widened.chars)
         }
     };
+    // A new request gets its tree (when it was not needed above) and the other open
+    // documents' trees in the task, off the dispatcher; an escalation has them already.
+    let stamp = stamp.filter(|_| args.answer.is_none());
     let origin = session.docs.anchor(&args.uri, target);
     let reply_after = Duration::from_millis(config.command_reply_ms);
     let reply = Arc::new(ReplyState::default());
@@ -160,6 +181,7 @@ pub fn handle(
         session.clone(),
         engine,
         job,
+        stamp,
         args.uri,
         origin,
         params.work_done_progress_params.work_done_token,
@@ -246,28 +268,12 @@ fn pending(message: &str) -> Value {
     json!({ "pending": true, "message": message })
 }
 
-/// From the start of the first selected line to the end of the last one.
-fn whole_lines(text: &Rope, sel: Range<usize>) -> Range<usize> {
-    let len = text.len_chars();
-    let start_line = text.char_to_line(sel.start.min(len));
-    let mut end_line = text.char_to_line(sel.end.min(len));
-    if sel.end > sel.start && end_line > start_line && text.line_to_char(end_line) == sel.end {
-        end_line -= 1;
-    }
-    let start = text.line_to_char(start_line);
-    let line = text.line(end_line);
-    let mut end = text.line_to_char(end_line) + line.len_chars();
-    while end > start && matches!(text.char(end - 1), '\n' | '\r') {
-        end -= 1;
-    }
-    start..end
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn run(
     session: Arc<Session>,
     engine: Arc<Engine>,
-    job: Job,
+    mut job: Job,
+    stamp: Option<Stamp>,
     uri: String,
     origin: Option<AnchorId>,
     given_token: Option<lsp::ProgressToken>,
@@ -296,6 +302,9 @@ async fn run(
         session.register_progress(key, cancel.clone());
     }
 
+    if let Some(stamp) = stamp {
+        with_syntax(&session, &mut job, stamp).await;
+    }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let work = engine.run(job.clone(), Some(tx));
     let reports = async {
@@ -327,6 +336,7 @@ async fn run(
                 }
                 EngineProgress::Hedged => "slow first token: asked again in parallel".into(),
                 EngineProgress::FellBack { model } => format!("falling back to {model}"),
+                EngineProgress::Escalating { message, .. } => message,
             };
             last = Instant::now();
             progress.report(message).await;
@@ -355,6 +365,14 @@ async fn run(
                 }
             }
             let delivered = deliver(&session, &client, &uri, origin, &job, &outcome).await;
+            if outcome.verified == Some(false) {
+                editor::show_message(
+                    &client,
+                    lsp::MessageType::WARNING,
+                    unverified_message(&config, &job, &outcome),
+                )
+                .await;
+            }
             progress
                 .end(summary(&outcome, &label(&config, &outcome.tier)))
                 .await;
@@ -389,6 +407,54 @@ async fn run(
     }
 }
 
+/// What the user is told about an answer whose code failed its check, and what to do next:
+/// the escalation (listed first in the code-action menu) when none was made already.
+fn unverified_message(config: &crate::config::Config, job: &Job, outcome: &Outcome) -> String {
+    let why = outcome
+        .unverified_reason
+        .as_deref()
+        .unwrap_or("it failed its check");
+    let mut message = format!(
+        "codetier: {}'s answer is unverified: {why}",
+        label(config, &outcome.tier)
+    );
+    if outcome.escalation.is_none() {
+        if let Some(next) = config.action(job.action).escalate.first() {
+            message.push_str(&format!(
+                "; try “{} with {}”",
+                job.action.title(),
+                label(config, next)
+            ));
+        }
+    }
+    message
+}
+
+/// Gives a new job the tree of its text (for the definitions and the checks), the block it is
+/// exactly, and the trees of the other open documents of its language.
+async fn with_syntax(session: &Session, job: &mut Job, stamp: Stamp) {
+    let lang = stamp.lang();
+    if job.tree.is_none() {
+        job.tree = tokio::task::spawn_blocking(move || stamp.wait())
+            .await
+            .ok()
+            .flatten();
+    }
+    if job.block.is_none() {
+        job.block = job
+            .tree
+            .as_ref()
+            .and_then(|t| syntax::enclosing_block(t, job.selection.clone()))
+            .filter(|b| b.chars == job.selection);
+    }
+    job.neighbours = session
+        .syntax
+        .others(&job.file_name, lang)
+        .into_iter()
+        .map(|(name, parsed)| syntax::Source { name, parsed })
+        .collect();
+}
+
 fn summary(outcome: &Outcome, label: &str) -> String {
     let mut summary = if outcome.cached {
         format!("{label} · cached")
@@ -402,6 +468,19 @@ fn summary(outcome: &Outcome, label: &str) -> String {
             None => format!("{label} · {} ms · cost unknown", outcome.latency_ms),
         }
     };
+    if let Some(block) = &outcome.widened_to {
+        summary.push_str(&format!(" · {block}"));
+    }
+    if let Some(escalation) = &outcome.escalation {
+        summary.push_str(&format!(" · {}", escalation.message));
+    }
+    if outcome.verified == Some(false) {
+        let why = outcome
+            .unverified_reason
+            .as_deref()
+            .unwrap_or("it failed its check");
+        summary.push_str(&format!(" · unverified: {why}"));
+    }
     for part in prompt_notes(outcome.redactions, outcome.coverage.note.as_deref()) {
         summary.push_str(" · ");
         summary.push_str(&part);
@@ -441,6 +520,7 @@ async fn deliver(
                     action: job.action,
                     tier: outcome.tier.clone(),
                     job: job.clone(),
+                    verified: outcome.verified,
                 },
             );
         }
@@ -533,21 +613,11 @@ fn review_notes(
     live: &Range<usize>,
     outcome: &Outcome,
 ) -> Vec<Note> {
-    let text = &job.text;
     let old = &job.selection;
     let shift = live.start as i64 - old.start as i64;
-    let lines = text.len_lines().max(1);
     let mut notes = Vec::new();
     for finding in &outcome.findings {
-        let first = (finding.start_line as usize).min(lines - 1);
-        let last = (finding.end_line as usize).clamp(first, lines - 1);
-        let start = text.line_to_char(first).max(old.start);
-        let line = text.line(last);
-        let mut end = text.line_to_char(last) + line.len_chars();
-        while end > start && matches!(text.char(end - 1), '\n' | '\r') {
-            end -= 1;
-        }
-        let end = end.min(old.end).max(start);
+        let Range { start, end } = crate::render::finding_range(&job.text, old, finding);
         let (s, e) = (
             (start as i64 + shift).max(0) as usize,
             (end as i64 + shift).max(0) as usize,
@@ -658,6 +728,7 @@ async fn remember_generated(
                 action: Action::Generate,
                 tier: outcome.tier.clone(),
                 job: job.clone(),
+                verified: outcome.verified,
             },
         );
     }

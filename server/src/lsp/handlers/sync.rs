@@ -13,9 +13,16 @@ pub fn apply(session: &Session, method: &str, params: Value) {
             match serde_json::from_value::<lsp::DidOpenTextDocumentParams>(params) {
                 Ok(p) => {
                     let doc = p.text_document;
+                    let uri = doc.uri.as_str();
                     session
                         .docs
-                        .open(doc.uri.as_str(), &doc.language_id, doc.version, &doc.text);
+                        .open(uri, &doc.language_id, doc.version, &doc.text);
+                    // The tree is parsed off this path; this only records the document.
+                    if let Some(snap) = session.docs.snapshot(uri) {
+                        session
+                            .syntax
+                            .open(uri, &snap.language_id, snap.version, &snap.text);
+                    }
                 }
                 Err(e) => tracing::warn!("ignoring malformed didOpen: {e}"),
             }
@@ -39,6 +46,12 @@ pub fn apply(session: &Session, method: &str, params: Value) {
                         session.encoding(),
                     ) {
                         Ok(report) => {
+                            // Recorded for the background parser; nothing is parsed here.
+                            session
+                                .syntax
+                                .edited(uri, report.version, &report.edits, || {
+                                    session.docs.snapshot(uri).map(|s| s.text)
+                                });
                             if session.has_notes(uri)
                                 && (!report.invalidated.is_empty() || !report.moved.is_empty())
                             {
@@ -56,6 +69,7 @@ pub fn apply(session: &Session, method: &str, params: Value) {
             match serde_json::from_value::<lsp::DidCloseTextDocumentParams>(params) {
                 Ok(p) => {
                     let uri = p.text_document.uri.as_str();
+                    session.syntax.close(uri);
                     if session.docs.close(uri) && session.has_notes(uri) {
                         session.forget_document(uri);
                         session.republish(uri);
