@@ -149,6 +149,10 @@ pub struct Outcome {
     pub unverified_reason: Option<String>,
     /// Set when a failed answer was asked again on the next tier (`auto_escalate`).
     pub escalation: Option<Escalation>,
+    /// Set when the provider stopped early (`finish_reason`); such an answer is not cached.
+    pub cut_off: Option<CutOff>,
+    /// What the user is told about a cut-off answer.
+    pub cut_off_note: Option<String>,
 }
 
 /// An automatic escalation: the first answer failed its check and the job went to the next
@@ -185,6 +189,51 @@ pub enum EngineError {
     EmptyAnswer,
     #[error("cancelled")]
     Cancelled,
+    /// An answer the provider stopped early; the engine turns it into a marked outcome (or,
+    /// for generate, `CutOff`), and it is never cached.
+    #[error("{}", .cut_off.message(&.entry.tier, None))]
+    Incomplete {
+        cut_off: CutOff,
+        entry: Box<cache::Entry>,
+    },
+    /// Generated code that was cut off: nothing is applied.
+    #[error("{0}")]
+    CutOff(String),
+}
+
+/// Why an answer is incomplete, from the provider's `finish_reason`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CutOff {
+    /// `length`: the tier's `max_tokens` ran out.
+    Length,
+    /// `content_filter`: the provider's filter stopped the answer.
+    ContentFilter,
+}
+
+impl CutOff {
+    pub fn from_finish_reason(reason: Option<&str>) -> Option<CutOff> {
+        match reason? {
+            "length" | "max_tokens" => Some(CutOff::Length),
+            "content_filter" => Some(CutOff::ContentFilter),
+            _ => None,
+        }
+    }
+
+    /// What the user reads: the cause, the key to change, and the escalation to try.
+    pub fn message(self, tier: &str, escalate_to: Option<&str>) -> String {
+        let next = escalate_to
+            .map(|t| format!(", or escalate to {t}"))
+            .unwrap_or_default();
+        match self {
+            CutOff::Length => format!(
+                "the {tier} answer was cut off at its max_tokens: raise `tiers.{tier}.max_tokens` in your user config{next}"
+            ),
+            CutOff::ContentFilter => format!(
+                "the provider's content filter stopped the {tier} answer before its end{next}"
+            ),
+        }
+    }
 }
 
 struct Live {
@@ -542,7 +591,8 @@ impl Engine {
             if answer.text.trim().is_empty() {
                 return Err(EngineError::EmptyAnswer);
             }
-            Ok(cache::Entry {
+            let cut_off = CutOff::from_finish_reason(answer.finish_reason.as_deref());
+            let entry = cache::Entry {
                 text: answer.text,
                 reasoning: answer.reasoning,
                 tier: answer.tier,
@@ -553,13 +603,26 @@ impl Engine {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs())
                     .unwrap_or(0),
-            })
+            };
+            match cut_off {
+                // Returned as an error so that neither the cache nor a shared waiter keeps it.
+                Some(cut_off) => Err(EngineError::Incomplete {
+                    cut_off,
+                    entry: Box::new(entry),
+                }),
+                None => Ok(entry),
+            }
         };
         let cache = self.cache();
-        let (entry, cached) = if config.cache.enabled {
-            cache.share(*key, job.fresh, compute).await?
+        let shared = if config.cache.enabled {
+            cache.share(*key, job.fresh, compute).await
         } else {
-            (compute.await?, false)
+            compute.await.map(|entry| (entry, false))
+        };
+        let (entry, cached, cut_off) = match shared {
+            Ok((entry, cached)) => (entry, cached, None),
+            Err(EngineError::Incomplete { cut_off, entry }) => (*entry, false, Some(cut_off)),
+            Err(e) => return Err(e),
         };
         if cached {
             let saved = crate::usage::cost_usd(
@@ -572,6 +635,9 @@ impl Engine {
         let mut outcome = finish(job.action, tier_name, entry, cached, started, prompt);
         outcome.widened_to = job.block.as_ref().map(Block::describe);
         outcome.block = job.block.clone();
+        if let Some(cut_off) = cut_off {
+            mark_cut_off(&mut outcome, cut_off, config)?;
+        }
         Ok(outcome)
     }
 }
@@ -774,6 +840,8 @@ fn finish(
         verified: None,
         unverified_reason: None,
         escalation: None,
+        cut_off: None,
+        cut_off_note: None,
     };
     match action {
         Action::Explain => outcome.explanation = Some(render::parse_explanation(&outcome.text)),
@@ -784,6 +852,43 @@ fn finish(
         Action::Generate => outcome.code = Some(render::extract_code(&outcome.text)),
     }
     outcome
+}
+
+/// What a cut-off answer still gives: generate applies nothing (half a function is worse than
+/// none), review keeps its complete findings, explain shows what arrived; each says so.
+fn mark_cut_off(
+    outcome: &mut Outcome,
+    cut_off: CutOff,
+    config: &Config,
+) -> Result<(), EngineError> {
+    let escalate_to = config
+        .action(outcome.action)
+        .escalate
+        .iter()
+        .find(|t| **t != outcome.tier)
+        .and_then(|t| config.tiers.get(t))
+        .map(|t| t.label.clone());
+    let message = cut_off.message(&outcome.tier, escalate_to.as_deref());
+    let note = match outcome.action {
+        Action::Generate => {
+            return Err(EngineError::CutOff(format!(
+                "{message}; nothing was applied"
+            )));
+        }
+        Action::Review => format!(
+            "{message}; the {} complete finding(s) that arrived are shown, the rest was lost",
+            outcome.findings.len()
+        ),
+        Action::Explain => {
+            if let Some(e) = outcome.explanation.as_mut() {
+                e.markdown.push_str(&format!("\n\n*(cut off: {message})*"));
+            }
+            format!("{message}; what arrived is shown")
+        }
+    };
+    outcome.cut_off = Some(cut_off);
+    outcome.cut_off_note = Some(note);
+    Ok(())
 }
 
 /// The path the privacy rules and the prompt see: a `file://` URI becomes its path.

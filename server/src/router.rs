@@ -112,6 +112,8 @@ pub struct Answer {
     pub ttft_ms: Option<u64>,
     /// Upstream requests made, hedges and retries included.
     pub requests: u32,
+    /// Why the provider stopped (`stop`, `length`, `content_filter`, …), as it said.
+    pub finish_reason: Option<String>,
 }
 
 /// Why there is no answer; `Display` is a message the user can act on.
@@ -731,6 +733,7 @@ impl Ask<'_> {
     fn answer(&self, model: String, done: Done) -> Answer {
         let requests = self.requests.load(Ordering::Relaxed);
         Answer {
+            finish_reason: done.completion.finish_reason,
             text: done.completion.text,
             reasoning: done.completion.reasoning,
             tier: self.tier_name.to_owned(),

@@ -241,6 +241,9 @@ fn report_prompt(o: &Outcome) {
     if let Some(note) = &o.coverage.note {
         report(&format!("codetier: {note}"));
     }
+    if let Some(note) = &o.cut_off_note {
+        report(&format!("codetier: {note}"));
+    }
     if o.verified == Some(false) {
         let why = o
             .unverified_reason

@@ -352,6 +352,10 @@ impl Dispatch {
                 ) {
                     cut.push(note.clone());
                 }
+                if let (Some(note), Some(notes)) = (&outcome.cut_off_note, state.cut.get_mut(index))
+                {
+                    notes.push(note.clone());
+                }
                 // A proposed fix that does not parse was dropped: the finding stays, and the
                 // user is told why its fix is missing.
                 if let (Some(false), Some(why), Some(notes)) = (

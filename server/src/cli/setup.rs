@@ -130,9 +130,10 @@ pub fn engine_failure(error: &EngineError, env: &str) -> Failure {
         | EngineError::UnknownTier(..)
         | EngineError::EmptySelection => Failure::usage(format!("codetier: {error}")),
         EngineError::Route(route) => route_failure(route, env),
-        EngineError::EmptyAnswer | EngineError::Cancelled => {
-            Failure::provider(format!("codetier: {error}"))
-        }
+        EngineError::EmptyAnswer
+        | EngineError::Cancelled
+        | EngineError::Incomplete { .. }
+        | EngineError::CutOff(_) => Failure::provider(format!("codetier: {error}")),
     }
 }
 

@@ -228,7 +228,7 @@ fn whole_answer(req: &Request, mut guard: DisconnectGuard) -> Response {
     let mut body = json!({
         "id": format!("fake-{}", req.index), "object": "chat.completion", "created": 0,
         "model": req.model,
-        "choices": [{ "index": 0, "finish_reason": "stop",
+        "choices": [{ "index": 0, "finish_reason": b.finish_reason.as_deref().unwrap_or("stop"),
             "message": { "role": "assistant", "content": text, "reasoning_content": reasoning } }],
     });
     if req.behavior.usage {
@@ -325,7 +325,8 @@ async fn stream(req: &Request, ttft: Duration, out: &Out) -> Result<(), ()> {
             .await?;
         pace().await;
     }
-    out.write(frame(&chunk(json!({}), Some("stop")))).await?;
+    let finish = b.finish_reason.as_deref().unwrap_or("stop");
+    out.write(frame(&chunk(json!({}), Some(finish)))).await?;
     let asked_usage = req
         .json
         .pointer("/stream_options/include_usage")

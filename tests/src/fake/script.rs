@@ -68,6 +68,8 @@ pub struct Behavior {
     /// Replace `{key}` in the answer and the reasoning with the bearer token the request
     /// carried: a provider that echoes the API key back.
     pub echo_key: bool,
+    /// The `finish_reason` of the answer (`length`: cut off at `max_tokens`); `stop` when absent.
+    pub finish_reason: Option<String>,
     /// Answer 422 when the body has `stream_options`.
     pub reject_stream_options: bool,
     /// Answer 400 naming the field when the body has `thinking`.
@@ -88,6 +90,7 @@ impl Default for Behavior {
             trickle: None,
             token_chars: None,
             echo_key: false,
+            finish_reason: None,
             reject_stream_options: false,
             reject_thinking: false,
             fault: None,

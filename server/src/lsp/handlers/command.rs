@@ -364,6 +364,14 @@ async fn run(
                     .await;
                 }
             }
+            if let Some(note) = &outcome.cut_off_note {
+                editor::show_message(
+                    &client,
+                    lsp::MessageType::WARNING,
+                    format!("codetier: {note}"),
+                )
+                .await;
+            }
             let delivered = deliver(&session, &client, &uri, origin, &job, &outcome).await;
             if outcome.verified == Some(false) {
                 editor::show_message(
