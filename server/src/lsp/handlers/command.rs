@@ -24,7 +24,7 @@ use crate::lsp::editor::{self, Progress};
 use crate::lsp::proto;
 use crate::lsp::session::{AnswerRecord, Note, NoteKind, Session};
 use crate::lsp::MAX_WAITING_COMMANDS;
-use crate::render::fit;
+use crate::render::fit_generated;
 
 /// Every command the server runs; all are listed in `executeCommandProvider`.
 pub const COMMANDS: &[&str] = &[
@@ -577,7 +577,7 @@ async fn generate(
         editor::show_message(client, lsp::MessageType::WARNING, message).await;
         return vec![("applied", json!(false)), ("message", json!(message))];
     }
-    let new_text = fit(&snap.text, range.clone(), &code);
+    let new_text = fit_generated(&snap.text, range.clone(), &code);
     let landed = range.start..range.start + new_text.chars().count();
     let lsp_range = proto::lsp_range_of(&snap.text, range, session.encoding());
     let Some(edit) = versioned_edit(uri, snap.version, lsp_range, new_text) else {
