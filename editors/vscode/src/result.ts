@@ -181,10 +181,14 @@ export function formatLatency(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
-/** Small sums need more digits: `$0.00031`, `$0.0123`, `$1.25`. */
+/** Small sums need more digits: `$0.000003`, `$0.00031`, `$0.0123`, `$1.25`. */
 export function formatUsd(usd: number): string {
   if (usd === 0) {
     return "$0.00";
+  }
+  if (usd < 0.00001) {
+    // A few tokens of a cheap model: not "$0.00000", which reads as free.
+    return `$${usd.toFixed(6)}`;
   }
   if (usd < 0.001) {
     return `$${usd.toFixed(5)}`;

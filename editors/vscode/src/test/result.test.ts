@@ -91,6 +91,7 @@ test("formatting of latency and dollars", () => {
   assert.equal(formatLatency(2500), "2.5 s");
   assert.equal(formatUsd(0), "$0.00");
   assert.equal(formatUsd(0.00031), "$0.00031");
+  assert.equal(formatUsd(0.000003), "$0.000003", "a tiny cost is not shown as zero");
   assert.equal(formatUsd(0.0123), "$0.0123");
   assert.equal(formatUsd(1.254), "$1.25");
 });
