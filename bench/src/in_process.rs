@@ -75,6 +75,7 @@ fn answer() -> Entry {
         usage: TokenUsage {
             input_tokens: 3000,
             output_tokens: 500,
+            estimated: false,
         },
         cost_usd: Some(0.000125),
         created_unix: 1_700_000_000,

@@ -95,7 +95,11 @@ pub enum Command {
     },
     /// Check configuration, key, reachability and latency of each tier (never prints the key).
     #[command(after_help = AFTER_HELP)]
-    Doctor,
+    Doctor {
+        /// Also print the effective configuration.
+        #[arg(long, short)]
+        verbose: bool,
+    },
     /// The response cache.
     Cache {
         #[command(subcommand)]
@@ -201,6 +205,14 @@ pub fn main() -> ExitCode {
     match command {
         None | Some(Command::Lsp { .. }) => {
             let _log = init_logging(config.as_deref());
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                // Someone typed `codetier` in a shell: say what is going on instead of waiting
+                // in silence (an editor never runs it on a terminal).
+                report(
+                    "codetier: waiting for an LSP client on stdin (your editor starts this for you). \
+                     From the shell, try `codetier review FILE` or `codetier --help`; Ctrl-D quits.",
+                );
+            }
             let options = crate::lsp::ServeOptions {
                 config_file: config,
                 tier,
@@ -252,7 +264,7 @@ async fn run(global: Global, command: Command) -> Result<u8, Failure> {
             write,
             fresh,
         } => answer::generate(&global, &target, write, fresh).await,
-        Command::Doctor => doctor::run(&global).await,
+        Command::Doctor { verbose } => doctor::run(&global, verbose).await,
         Command::Cache { action } => cache::run(&global, action),
     }
 }

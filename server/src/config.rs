@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use error::{ConfigError, ConfigErrors, Source};
-pub use layer::{check_base_url, Layer};
+pub use layer::{check_base_url, is_loopback_url, BaseUrlError, Layer};
 pub use loader::{
     home_dir, user_config_path, workspace_config_path, Loaded, Loader, SourceInfo, SourceState,
     Sources, BASE_URL_ENV, MAX_FILE_BYTES,
@@ -100,7 +100,7 @@ settings! {
         /// Explain bug.
         explain: ActionConfig = action(&["reasoning"]), Any, Kind::Section(ActionConfig::KEYS);
         /// Generate function.
-        generate: ActionConfig = action(&["pro", "reasoning"]), Any, Kind::Section(ActionConfig::KEYS);
+        generate: ActionConfig = ActionConfig { auto_escalate: true, ..action(&["pro", "reasoning"]) }, Any, Kind::Section(ActionConfig::KEYS);
         /// Review selection.
         review: ActionConfig = action(&["coder", "reasoning"]), Any, Kind::Section(ActionConfig::KEYS);
     }
@@ -111,6 +111,8 @@ settings! {
         tier: String = "flash".into(), Any, Kind::TierName;
         /// The tiers offered as escalations, in order.
         escalate: Vec<String> = Vec::new(), Any, Kind::TierNames;
+        /// When an answer fails its check (it does not parse, or does not define what was asked), ask the next tier of `escalate` once, and count both costs.
+        auto_escalate: bool = false, User, Kind::Bool;
     }
 
     /// The response cache.
@@ -172,8 +174,8 @@ const TOKENS: Kind = Kind::Uint {
 };
 
 impl Config {
-    pub fn action(&self, action: crate::engine::Action) -> &ActionConfig {
-        use crate::engine::Action;
+    pub fn action(&self, action: crate::action::Action) -> &ActionConfig {
+        use crate::action::Action;
         match action {
             Action::Explain => &self.actions.explain,
             Action::Generate => &self.actions.generate,
@@ -301,6 +303,7 @@ fn action(escalate: &[&str]) -> ActionConfig {
     ActionConfig {
         tier: "flash".into(),
         escalate: escalate.iter().map(|s| (*s).to_owned()).collect(),
+        auto_escalate: false,
     }
 }
 

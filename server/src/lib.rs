@@ -2,6 +2,7 @@
 //!
 //! See `ARCHITECTURE.md` at the repository root for the code map and invariants.
 
+pub mod action;
 pub mod cache;
 pub mod cli;
 pub mod config;

@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use ropey::Rope;
 
-use crate::engine::Action;
+use crate::action::Action;
 use crate::provider::{Message, Role};
 
 pub use exclude::{exclusion, is_excluded, Exclusion};

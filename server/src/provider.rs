@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedSender;
 
 pub use error::ProviderError;
-use http::ApiKey;
+use http::{ApiKey, KeyScrubber};
 use wire::Quirks;
 
 /// Who wrote a chat message.
@@ -40,17 +40,28 @@ pub struct Message {
 pub struct TokenUsage {
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// We counted them (see `TokenUsage::estimated`): the provider sent no usage, or the stream
+    /// was cut off before it could. Absent in answers cached before this field existed.
+    #[serde(default)]
+    pub estimated: bool,
 }
 
 impl TokenUsage {
     /// A rough count for when the provider reports no usage: about four characters a token.
-    /// The router uses it so that spend is never reported as zero.
-    pub fn estimate(messages: &[Message], output: &str) -> TokenUsage {
+    /// The router uses it so that spend is never reported as zero. On servers whose tokenizer
+    /// differs (llama.cpp with a small model) it can be several times off, hence the mark.
+    pub fn estimated(input_chars: usize, output_chars: usize) -> TokenUsage {
         let tokens = |chars: usize| chars.div_ceil(4) as u64;
         TokenUsage {
-            input_tokens: tokens(messages.iter().map(|m| m.content.chars().count()).sum()),
-            output_tokens: tokens(output.chars().count()),
+            input_tokens: tokens(input_chars),
+            output_tokens: tokens(output_chars),
+            estimated: true,
         }
+    }
+
+    /// Characters of the messages' contents, for `estimated`.
+    pub fn input_chars(messages: &[Message]) -> usize {
+        messages.iter().map(|m| m.content.chars().count()).sum()
     }
 }
 
@@ -86,7 +97,7 @@ pub enum StreamEvent {
 pub struct Completion {
     pub text: String,
     pub reasoning: String,
-    /// As the provider reported it; `None` when it sent none (see `TokenUsage::estimate`).
+    /// As the provider reported it; `None` when it sent none (see `TokenUsage::estimated`).
     pub usage: Option<TokenUsage>,
     pub finish_reason: Option<String>,
     /// The model that was requested (what prices and statistics are keyed by).
@@ -104,6 +115,12 @@ pub trait Upstream: Send + Sync + 'static {
         req: &'a ChatRequest,
         events: Option<&'a UnboundedSender<StreamEvent>>,
     ) -> BoxFuture<'a, Result<Completion, ProviderError>>;
+
+    /// Whether requests go to this machine (a local server, which typically runs one request
+    /// at a time).
+    fn is_loopback(&self) -> bool {
+        false
+    }
 }
 
 /// The client of one OpenAI-compatible endpoint. Cloning is cheap and shares the pooled
@@ -118,6 +135,8 @@ struct Inner {
     endpoint: Endpoint,
     /// `base_url` without its trailing slash.
     base: String,
+    /// `base_url` names a loopback host.
+    loopback: bool,
     /// Fields each model's server rejected, so later requests leave them out at once.
     quirks: Mutex<HashMap<String, Quirks>>,
 }
@@ -140,6 +159,7 @@ impl Provider {
             inner: Arc::new(Inner {
                 client,
                 endpoint,
+                loopback: http::is_loopback_url(&base),
                 base,
                 quirks: Mutex::default(),
             }),
@@ -215,13 +235,7 @@ impl Provider {
             });
         }
         if !(200..300).contains(&status) {
-            return Err(error::from_status(
-                status,
-                None,
-                &body,
-                "",
-                &self.inner.endpoint.api_key_env,
-            ));
+            return Err(error::from_status(status, None, &body, &self.asked("")));
         }
         serde_json::from_str(&body).map_err(|e| ProviderError::MalformedStream {
             detail: format!("the model list is not JSON: {e}"),
@@ -265,6 +279,14 @@ impl Provider {
         }
     }
 
+    fn asked<'a>(&'a self, model: &'a str) -> error::Asked<'a> {
+        error::Asked {
+            model,
+            key_env: &self.inner.endpoint.api_key_env,
+            base_url: &self.inner.base,
+        }
+    }
+
     fn quirks(&self, model: &str) -> Quirks {
         let map = self.inner.quirks.lock().unwrap_or_else(|p| p.into_inner());
         map.get(model).copied().unwrap_or_default()
@@ -305,8 +327,7 @@ impl Provider {
                 status.as_u16(),
                 retry_after.as_deref(),
                 &body,
-                &req.model,
-                &self.inner.endpoint.api_key_env,
+                &self.asked(&req.model),
             ));
         }
         let content_type = resp
@@ -317,16 +338,30 @@ impl Provider {
             .to_ascii_lowercase();
         let mut acc = Accumulator::new(start, events, key);
         // A server may ignore `stream: true` and answer with one JSON object, or stream when
-        // not asked to: the content type decides.
+        // not asked to: the content type decides. Without one, a stream is expected when one
+        // was asked for. Anything else (an HTML page, plain text) is read whole and looked at.
         let is_sse = content_type.starts_with("text/event-stream");
-        if is_sse || (req.stream && !content_type.starts_with("application/json")) {
-            read_stream(resp, &mut acc).await?;
+        let is_json = content_type.starts_with("application/json");
+        let answer = Answer {
+            status: status.as_u16(),
+            content_type: &content_type,
+            asked: self.asked(&req.model),
+        };
+        if is_sse || (req.stream && content_type.is_empty()) {
+            read_stream(resp, &mut acc, &answer, is_sse).await?;
         } else {
             let body = http::read_capped(resp)
                 .await
                 .map_err(|_| ProviderError::StreamReset)?;
-            let delta = wire::parse(&body).map_err(|detail| acc.malformed(detail))?;
-            acc.apply(delta)?;
+            if is_json {
+                let delta = wire::parse(&body).map_err(|detail| acc.malformed(detail))?;
+                if !delta.shaped && delta.error.is_none() {
+                    return Err(acc.not_chat_completion(&answer, body.as_bytes()));
+                }
+                acc.apply(delta)?;
+            } else {
+                read_unlabelled(&body, &mut acc, &answer)?;
+            }
         }
         acc.finish(&req.model)
     }
@@ -340,21 +375,44 @@ impl Upstream for Provider {
     ) -> BoxFuture<'a, Result<Completion, ProviderError>> {
         Box::pin(Provider::chat(self, req, events))
     }
+
+    fn is_loopback(&self) -> bool {
+        self.inner.loopback
+    }
 }
 
-/// Reads an SSE body to its end into `acc`.
+/// A success status and its content type, for the errors that say what arrived instead.
+struct Answer<'a> {
+    status: u16,
+    content_type: &'a str,
+    asked: error::Asked<'a>,
+}
+
+/// How much of a body is kept to say what it was, when it turns out not to be an answer.
+const SNIFF_BYTES: usize = 1024;
+
+/// Reads an SSE body to its end into `acc`. `declared` says the server labelled it
+/// `text/event-stream`; an unlabelled body that holds no event is reported for what it is.
 async fn read_stream(
     resp: reqwest::Response,
     acc: &mut Accumulator<'_>,
+    answer: &Answer<'_>,
+    declared: bool,
 ) -> Result<(), ProviderError> {
     let mut body = resp.bytes_stream();
     let mut parser = sse::Parser::new(sse::Limits::default());
     let mut events = Vec::new();
+    let mut sniffed: Vec<u8> = Vec::new();
     loop {
         match body.next().await {
             Some(Ok(bytes)) => {
+                let room = SNIFF_BYTES.saturating_sub(sniffed.len());
+                sniffed.extend_from_slice(&bytes[..bytes.len().min(room)]);
                 let pushed = parser.push(&bytes, &mut events);
                 acc.apply_events(&mut events)?;
+                if pushed.is_err() && !declared && acc.data_events == 0 {
+                    return Err(acc.not_chat_completion(answer, &sniffed));
+                }
                 pushed.map_err(|e| acc.malformed(e.to_string()))?;
                 if parser.is_done() {
                     // Read the end of the body briefly so the connection can be pooled again.
@@ -377,7 +435,19 @@ async fn read_stream(
                     // A finished choice is a whole answer even when `[DONE]` is missing, as
                     // with some compatible servers; without one the answer was cut off.
                     Err(sse::SseError::EndedWithoutDone) if acc.finish_reason.is_some() => Ok(()),
+                    // The body ended cleanly without a single token: no events at all (or
+                    // only keep-alives) is an empty stream, anything else was not SSE.
+                    Err(sse::SseError::EndedWithoutDone) if acc.received_chars() == 0 => {
+                        if acc.data_events == 0 && !only_comments(&sniffed) {
+                            Err(acc.not_chat_completion(answer, &sniffed))
+                        } else {
+                            Err(ProviderError::EmptyStream)
+                        }
+                    }
                     Err(sse::SseError::EndedWithoutDone) => Err(acc.broken()),
+                    Err(_) if !declared && acc.data_events == 0 => {
+                        Err(acc.not_chat_completion(answer, &sniffed))
+                    }
                     Err(e) => Err(acc.malformed(e.to_string())),
                 };
             }
@@ -385,16 +455,64 @@ async fn read_stream(
     }
 }
 
-/// The answer so far, and where its pieces are forwarded.
+/// A whole body whose content type is neither SSE nor JSON (`text/plain`, `text/html`, ...):
+/// some servers label JSON or a stream that way, so those are still read; anything else is
+/// reported for what it is, and an empty body as an empty stream.
+fn read_unlabelled(
+    body: &str,
+    acc: &mut Accumulator<'_>,
+    answer: &Answer<'_>,
+) -> Result<(), ProviderError> {
+    let trimmed = body.trim_start();
+    if trimmed.is_empty() {
+        return Err(ProviderError::EmptyStream);
+    }
+    if trimmed.starts_with('{') {
+        match wire::parse(trimmed) {
+            Ok(delta) if delta.shaped || delta.error.is_some() => return acc.apply(delta),
+            _ => {}
+        }
+    } else if body.lines().any(|l| l.starts_with("data:")) {
+        let mut parser = sse::Parser::new(sse::Limits::default());
+        let mut events = Vec::new();
+        let pushed = parser.push(body.as_bytes(), &mut events);
+        let end = pushed.and_then(|()| parser.finish(&mut events));
+        acc.apply_events(&mut events)?;
+        if acc.data_events > 0 {
+            return match end {
+                Ok(()) => Ok(()),
+                Err(sse::SseError::EndedWithoutDone) if acc.finish_reason.is_some() => Ok(()),
+                Err(sse::SseError::EndedWithoutDone) => Err(acc.broken()),
+                Err(e) => Err(acc.malformed(e.to_string())),
+            };
+        }
+    }
+    Err(acc.not_chat_completion(answer, body.as_bytes()))
+}
+
+/// Whether an SSE body held nothing but blank lines and `:` comments (keep-alives).
+fn only_comments(body: &[u8]) -> bool {
+    String::from_utf8_lossy(body)
+        .lines()
+        .all(|l| l.trim().is_empty() || l.starts_with(':'))
+}
+
+/// The answer so far, and where its pieces are forwarded. The key is scrubbed from the answer
+/// and the reasoning before they are kept or forwarded, so no answer shown, cached or logged
+/// holds it, even when the provider splits it across deltas.
 struct Accumulator<'a> {
     start: Instant,
     events: Option<&'a UnboundedSender<StreamEvent>>,
     key: &'a ApiKey,
+    text_scrubber: KeyScrubber<'a>,
+    reasoning_scrubber: KeyScrubber<'a>,
     text: String,
     reasoning: String,
     usage: Option<TokenUsage>,
     finish_reason: Option<String>,
     ttft: Option<Duration>,
+    /// `data:` events seen, answer or not (a role-only first chunk counts).
+    data_events: usize,
 }
 
 impl<'a> Accumulator<'a> {
@@ -407,11 +525,14 @@ impl<'a> Accumulator<'a> {
             start,
             events,
             key,
+            text_scrubber: key.scrubber(),
+            reasoning_scrubber: key.scrubber(),
             text: String::new(),
             reasoning: String::new(),
             usage: None,
             finish_reason: None,
             ttft: None,
+            data_events: 0,
         }
     }
 
@@ -423,6 +544,7 @@ impl<'a> Accumulator<'a> {
         for event in events.drain(..) {
             match event {
                 sse::Event::Data { data, .. } => {
+                    self.data_events += 1;
                     let delta = wire::parse(&data).map_err(|detail| self.malformed(detail))?;
                     self.apply(delta)?;
                 }
@@ -444,13 +566,13 @@ impl<'a> Accumulator<'a> {
         }
         if let Some(reasoning) = delta.reasoning {
             self.ttft.get_or_insert_with(|| self.start.elapsed());
-            self.send(StreamEvent::Reasoning(reasoning.clone()));
-            self.reasoning.push_str(&reasoning);
+            let shown = self.reasoning_scrubber.push(&reasoning);
+            self.add_reasoning(shown);
         }
         if let Some(content) = delta.content {
             self.ttft.get_or_insert_with(|| self.start.elapsed());
-            self.send(StreamEvent::Content(content.clone()));
-            self.text.push_str(&content);
+            let shown = self.text_scrubber.push(&content);
+            self.add_text(shown);
         }
         if delta.usage.is_some() {
             self.usage = delta.usage;
@@ -459,6 +581,20 @@ impl<'a> Accumulator<'a> {
             self.finish_reason = delta.finish_reason;
         }
         Ok(())
+    }
+
+    fn add_reasoning(&mut self, shown: String) {
+        if !shown.is_empty() {
+            self.send(StreamEvent::Reasoning(shown.clone()));
+            self.reasoning.push_str(&shown);
+        }
+    }
+
+    fn add_text(&mut self, shown: String) {
+        if !shown.is_empty() {
+            self.send(StreamEvent::Content(shown.clone()));
+            self.text.push_str(&shown);
+        }
     }
 
     fn send(&self, event: StreamEvent) {
@@ -476,13 +612,23 @@ impl<'a> Accumulator<'a> {
         }
     }
 
+    fn not_chat_completion(&self, answer: &Answer<'_>, body: &[u8]) -> ProviderError {
+        let text = self.key.redact(String::from_utf8_lossy(body).into_owned());
+        error::not_chat_completion(answer.status, answer.content_type, &text, &answer.asked)
+    }
+
     fn malformed(&self, detail: String) -> ProviderError {
         ProviderError::MalformedStream {
             detail: error::truncate(&self.key.redact(detail)),
         }
     }
 
-    fn finish(self, model: &str) -> Result<Completion, ProviderError> {
+    fn finish(mut self, model: &str) -> Result<Completion, ProviderError> {
+        // What was held back in case it began the key is not the key: the answer is whole.
+        let reasoning = self.reasoning_scrubber.flush();
+        self.add_reasoning(reasoning);
+        let text = self.text_scrubber.flush();
+        self.add_text(text);
         if self.text.trim().is_empty() {
             return Err(ProviderError::EmptyAnswer);
         }

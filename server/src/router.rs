@@ -6,6 +6,21 @@
 //! failures are retried with full-jitter backoff while nothing has been shown to the user and the
 //! deadline allows. A circuit breaker per model sends the tier to its fallback model while the
 //! model keeps failing. Every upstream request, dropped or not, is written to the usage ledger.
+//!
+//! Hedging respects the provider. A hedge is a second paid request and more load on a server
+//! that is already slow, so there is none:
+//! - for a half-open model's single trial request;
+//! - to a loopback `base_url` unless `RouterSettings::hedge_loopback` says so: local servers
+//!   (llama.cpp, Ollama) run one request at a time, so a hedge only queues behind the first;
+//! - while a 429 is pending: after a rate limit in an ask, its later attempts send no hedge, and
+//!   the model and the whole endpoint send none until the `Retry-After` has passed
+//!   (`RATE_LIMIT_HEDGE_PAUSE` when the 429 named no time);
+//! - before the model has `MIN_HEDGE_SAMPLES` time-to-first-token samples, except as a late
+//!   rescue at `COLD_HEDGE_SHARE` of the budget, which neither `hedge.max_delay_ms` nor
+//!   `hedge.min_delay_ms` pulls earlier: 1.5 s of the editor's 2.5 s flash budget, 72 s of the
+//!   CLI's 120 s, so a fresh CLI process in practice sends none.
+//!
+//! A hedged pair that fails counts once in the circuit breaker: the pair is one attempt.
 
 mod breaker;
 mod stats;
@@ -16,7 +31,7 @@ mod sim;
 mod tests;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -36,8 +51,12 @@ pub use stats::LatencyStats;
 
 /// Until a model has this many time-to-first-token samples, the hedge delay is a fixed share of the budget.
 const MIN_HEDGE_SAMPLES: usize = 10;
-/// Hedge delay while a model has too few samples, as a share of the tier's budget.
+/// Hedge delay while a model has too few samples, as a share of the tier's budget. Not clamped
+/// to `hedge.max_delay_ms`: without statistics a hedge is a late rescue, not a duplicate of
+/// every request slower than the ceiling.
 const COLD_HEDGE_SHARE: f64 = 0.6;
+/// How long a 429 without `Retry-After` pauses hedging for its model and endpoint.
+const RATE_LIMIT_HEDGE_PAUSE: Duration = Duration::from_secs(10);
 /// The quantile of time-to-first-token after which a hedge is sent.
 const HEDGE_QUANTILE: f64 = 0.9;
 /// At most about this share of requests is hedged: the hedge delay never goes below the
@@ -82,7 +101,8 @@ pub struct Answer {
     pub tier: String,
     /// The model that actually answered (the fallback's, if the tier fell back).
     pub model: String,
-    /// Tokens of the winning request, from the provider's report or else counted (4 characters a token).
+    /// Tokens of the winning request, from the provider's report or else counted (4 characters a
+    /// token, `usage.estimated`).
     pub usage: TokenUsage,
     /// Cost of the winning request, output tokens only. Hedge losers and failed attempts have no
     /// known output tokens; the ledger books them as requests.
@@ -124,28 +144,50 @@ fn retry_in_words(ms: u64) -> String {
     }
 }
 
+/// Router settings the configuration does not carry (yet).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RouterSettings {
+    /// Hedge requests to a loopback `base_url` too (default false): local servers run one
+    /// request at a time, so a hedge only waits behind the first. Meant to become the
+    /// configuration key `hedge.loopback`.
+    pub hedge_loopback: bool,
+}
+
 /// Routes tier requests to an `Upstream`, keeping per-model latency statistics and breakers.
 pub struct Router<U: Upstream = Provider> {
     config: RwLock<Arc<Config>>,
+    settings: RouterSettings,
     upstream: Arc<U>,
     usage: Arc<Ledger>,
     models: Mutex<HashMap<String, ModelState>>,
+    /// Until when the endpoint asked us to back off (a 429): no hedges to any model.
+    endpoint_hedge_pause: Mutex<Option<Instant>>,
 }
 
 #[derive(Debug, Default)]
 struct ModelState {
     stats: stats::Recorder,
     breaker: Breaker,
+    /// Until when this model's last 429 asked us to back off: no hedges to it.
+    hedge_pause: Option<Instant>,
 }
 
 impl<U: Upstream> Router<U> {
     pub fn new(config: Arc<Config>, upstream: Arc<U>, usage: Arc<Ledger>) -> Self {
         Router {
             config: RwLock::new(config),
+            settings: RouterSettings::default(),
             upstream,
             usage,
             models: Mutex::new(HashMap::new()),
+            endpoint_hedge_pause: Mutex::new(None),
         }
+    }
+
+    /// The same router with `settings`.
+    pub fn with_settings(mut self, settings: RouterSettings) -> Self {
+        self.settings = settings;
+        self
     }
 
     /// Later asks use `config`; asks in flight finish with the one they started with.
@@ -193,6 +235,8 @@ impl<U: Upstream> Router<U> {
             events: events.as_ref(),
             requests: AtomicU32::new(0),
             model: Mutex::new(None),
+            attempt_failed: AtomicBool::new(false),
+            rate_limited: AtomicBool::new(false),
         };
         // A `let` statement, so the timed-out future (and every upstream request in it) is
         // dropped here, before the timeout is booked against the model.
@@ -205,7 +249,8 @@ impl<U: Upstream> Router<U> {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .clone();
-                if let Some(model) = model {
+                // Once per attempt: a request of it that failed already counted.
+                if let Some(model) = model.filter(|_| !ctx.attempt_failed.load(Ordering::Relaxed)) {
                     self.model_failed(&model, &config);
                 }
                 tracing::warn!(tier = %req.tier, budget_ms, "latency budget exceeded; upstream requests cancelled");
@@ -221,6 +266,8 @@ impl<U: Upstream> Router<U> {
         let max_attempts = ctx.config.retry.max_attempts.max(1);
         let mut attempt: u32 = 0;
         let mut announced_fallback: Option<String> = None;
+        // Whether an answer that is retried once at most (see `ProviderError::retry_once`) was.
+        let mut retried_once = false;
         loop {
             attempt += 1;
             let (model, trial) = self.pick_model(ctx)?;
@@ -232,9 +279,8 @@ impl<U: Upstream> Router<U> {
                 announced_fallback = Some(model.clone());
             }
             *ctx.model.lock().unwrap_or_else(PoisonError::into_inner) = Some(model.clone());
-            // A half-open model gets exactly one trial request, so no hedge for it.
-            let hedge_after =
-                (ctx.config.hedge.enabled && !trial).then(|| self.hedge_delay(&model, ctx));
+            ctx.attempt_failed.store(false, Ordering::Relaxed);
+            let hedge_after = self.hedge_after(&model, ctx, trial);
             let error = match self.attempt(ctx, &model, trial, hedge_after).await {
                 Ok(done) => return Ok(ctx.answer(model, done)),
                 Err(AttemptError::Cancelled) => return Err(RouteError::Cancelled),
@@ -247,9 +293,13 @@ impl<U: Upstream> Router<U> {
                     forwarded: false,
                 }) => error,
             };
-            if !error.is_retryable() || attempt >= max_attempts {
+            if !error.is_retryable()
+                || attempt >= max_attempts
+                || (error.retry_once() && retried_once)
+            {
                 return Err(RouteError::Provider(error));
             }
+            retried_once |= error.retry_once();
             let remaining = ctx.deadline.saturating_duration_since(Instant::now());
             let wait = error
                 .retry_after()
@@ -298,8 +348,59 @@ impl<U: Upstream> Router<U> {
         })
     }
 
+    /// When to hedge this attempt, if at all (the policy is in the module docs).
+    fn hedge_after(&self, model: &str, ctx: &Ask<'_>, trial: bool) -> Option<Duration> {
+        // A half-open model gets exactly one trial request.
+        if !ctx.config.hedge.enabled || trial {
+            return None;
+        }
+        if self.upstream.is_loopback() && !self.settings.hedge_loopback {
+            return None;
+        }
+        if ctx.rate_limited.load(Ordering::Relaxed) || self.hedging_paused(model, Instant::now()) {
+            tracing::debug!(%model, "rate limited: no hedge until the provider's Retry-After has passed");
+            return None;
+        }
+        Some(self.hedge_delay(model, ctx))
+    }
+
+    /// Whether a 429 paused hedging for `model` or the whole endpoint.
+    fn hedging_paused(&self, model: &str, now: Instant) -> bool {
+        let endpoint = *self
+            .endpoint_hedge_pause
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let own = self.models().get(model).and_then(|m| m.hedge_pause);
+        [endpoint, own]
+            .into_iter()
+            .flatten()
+            .any(|until| now < until)
+    }
+
+    /// A 429 for `model`: no hedges to it, nor to the endpoint, for its `Retry-After`.
+    fn pause_hedging(&self, model: &str, retry_after: Option<Duration>) {
+        let until = Instant::now() + retry_after.unwrap_or(RATE_LIMIT_HEDGE_PAUSE);
+        let later = |current: &mut Option<Instant>| {
+            *current = Some(current.map_or(until, |c| c.max(until)));
+        };
+        later(
+            &mut self
+                .endpoint_hedge_pause
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        later(
+            &mut self
+                .models()
+                .entry(model.to_owned())
+                .or_default()
+                .hedge_pause,
+        );
+    }
+
     /// Observed p90 time to first token, clamped to the configured floor and ceiling, but never
-    /// below the observed p88 (see `MAX_HEDGE_SHARE`).
+    /// below the observed p88 (see `MAX_HEDGE_SHARE`). With too few samples, a share of the
+    /// budget (see `COLD_HEDGE_SHARE`).
     fn hedge_delay(&self, model: &str, ctx: &Ask<'_>) -> Duration {
         let hedge = &ctx.config.hedge;
         let floor = hedge.min_delay_ms as f64;
@@ -315,7 +416,7 @@ impl<U: Upstream> Router<U> {
             });
         let ms = match observed {
             Some([share_cap, p90]) => p90.clamp(floor, ceiling).max(share_cap),
-            None => (ctx.budget.as_secs_f64() * 1000.0 * COLD_HEDGE_SHARE).clamp(floor, ceiling),
+            None => (ctx.budget.as_secs_f64() * 1000.0 * COLD_HEDGE_SHARE).max(floor),
         };
         Duration::from_secs_f64(ms / 1000.0)
     }
@@ -371,6 +472,7 @@ impl<U: Upstream> Router<U> {
                     }
                     let Some(mut won) = won else { continue };
                     self.first_token(&mut won.guard);
+                    won.guard.received(&ev);
                     let rx = match side {
                         Side::A => rx_a,
                         Side::B => rx_b,
@@ -389,12 +491,14 @@ impl<U: Upstream> Router<U> {
                             }
                             self.first_token(&mut leg.guard);
                             if !completion.text.is_empty() {
-                                ctx.forward(StreamEvent::Content(completion.text.clone()))?;
+                                let whole = StreamEvent::Content(completion.text.clone());
+                                leg.guard.received(&whole);
+                                ctx.forward(whole)?;
                             }
                             return Ok(self.completed(ctx, leg.guard, completion, Instant::now()));
                         }
                         Err(error) => {
-                            self.leg_failed(&mut leg.guard, &error, ctx.config);
+                            self.leg_failed(&mut leg.guard, &error, ctx);
                             drop(leg);
                             let now = Instant::now();
                             // The rival (if any) keeps racing; put it back on its side.
@@ -424,9 +528,13 @@ impl<U: Upstream> Router<U> {
         let result = loop {
             tokio::select! {
                 biased;
-                Some(ev) = rx.recv() => ctx.forward(ev)?,
+                Some(ev) = rx.recv() => {
+                    winner.guard.received(&ev);
+                    ctx.forward(ev)?;
+                }
                 r = &mut winner.fut => {
                     while let Ok(ev) = rx.try_recv() {
+                        winner.guard.received(&ev);
                         ctx.forward(ev)?;
                     }
                     break r;
@@ -436,7 +544,7 @@ impl<U: Upstream> Router<U> {
         match result {
             Ok(completion) => Ok(self.completed(ctx, winner.guard, completion, first_forwarded)),
             Err(error) => {
-                self.leg_failed(&mut winner.guard, &error, ctx.config);
+                self.leg_failed(&mut winner.guard, &error, ctx);
                 Err(AttemptError::Failed {
                     error,
                     forwarded: true,
@@ -473,6 +581,8 @@ impl<U: Upstream> Router<U> {
                 sent,
                 waiting,
                 outcome: LegOutcome::Waiting,
+                input_chars: TokenUsage::input_chars(ctx.messages),
+                received_chars: 0,
             },
         }
     }
@@ -488,17 +598,25 @@ impl<U: Upstream> Router<U> {
         state.breaker.record_success();
     }
 
-    fn leg_failed(&self, guard: &mut LegGuard<'_>, error: &ProviderError, config: &Config) {
+    fn leg_failed(&self, guard: &mut LegGuard<'_>, error: &ProviderError, ctx: &Ask<'_>) {
         guard.outcome = LegOutcome::Failed;
         self.models()
             .entry(guard.model.to_owned())
             .or_default()
             .stats
             .stop_waiting(guard.waiting);
-        if error.is_retryable() {
-            self.model_failed(guard.model, config);
+        if let ProviderError::RateLimited { retry_after } = error {
+            ctx.rate_limited.store(true, Ordering::Relaxed);
+            self.pause_hedging(guard.model, *retry_after);
+        }
+        if error.counts_against_model() {
+            // A hedged pair is one attempt: it counts once, however many of its requests fail.
+            if !ctx.attempt_failed.swap(true, Ordering::Relaxed) {
+                self.model_failed(guard.model, ctx.config);
+            }
         } else if guard.trial {
-            // A 400 says nothing about the model's health: let the next request try.
+            // A 400 (or a web page, or an empty stream) says nothing about the model's health:
+            // let the next request try.
             self.models()
                 .entry(guard.model.to_owned())
                 .or_default()
@@ -528,9 +646,12 @@ impl<U: Upstream> Router<U> {
         completion: Completion,
         first_forwarded: Instant,
     ) -> Done {
-        let usage = completion
-            .usage
-            .unwrap_or_else(|| estimate_usage(ctx.messages, &completion));
+        let usage = completion.usage.unwrap_or_else(|| {
+            TokenUsage::estimated(
+                TokenUsage::input_chars(ctx.messages),
+                completion.text.chars().count() + completion.reasoning.chars().count(),
+            )
+        });
         if let LegOutcome::Streaming { first_token } = guard.outcome {
             let streaming = first_token.elapsed();
             self.models()
@@ -585,17 +706,6 @@ fn full_jitter(base_delay_ms: u64, attempt: u32) -> Duration {
     Duration::from_millis(rand::random_range(0..=cap))
 }
 
-/// Four characters a token, for providers that report no usage.
-fn estimate_usage(messages: &[Message], completion: &Completion) -> TokenUsage {
-    let tokens = |chars: usize| chars.div_ceil(4) as u64;
-    TokenUsage {
-        input_tokens: tokens(messages.iter().map(|m| m.content.chars().count()).sum()),
-        output_tokens: tokens(
-            completion.text.chars().count() + completion.reasoning.chars().count(),
-        ),
-    }
-}
-
 /// Everything one `ask` shares with its attempts.
 struct Ask<'a> {
     tier_name: &'a str,
@@ -610,6 +720,10 @@ struct Ask<'a> {
     requests: AtomicU32,
     /// The model of the current attempt, charged with the timeout if the budget runs out.
     model: Mutex<Option<String>>,
+    /// A request of the current attempt already counted against the model's breaker.
+    attempt_failed: AtomicBool,
+    /// A request of this ask was rate limited: its later attempts send no hedge.
+    rate_limited: AtomicBool,
 }
 
 impl Ask<'_> {
@@ -707,12 +821,28 @@ struct LegGuard<'a> {
     /// Id of this request among the model's requests waiting for a first token.
     waiting: u64,
     outcome: LegOutcome,
+    /// Characters of the prompt, to estimate the input of a request cut off mid-stream.
+    input_chars: usize,
+    /// Characters of answer and reasoning forwarded from this request so far.
+    received_chars: usize,
+}
+
+impl LegGuard<'_> {
+    fn received(&mut self, event: &StreamEvent) {
+        let (StreamEvent::Content(text) | StreamEvent::Reasoning(text)) = event;
+        self.received_chars += text.chars().count();
+    }
 }
 
 impl Drop for LegGuard<'_> {
     fn drop(&mut self) {
         let usage = match self.outcome {
             LegOutcome::Completed(usage) => usage,
+            // Cut off mid-stream (by the deadline, a cancel, or a break): the provider bills
+            // what it sent, so book the estimate of what arrived rather than nothing.
+            _ if self.received_chars > 0 => {
+                TokenUsage::estimated(self.input_chars, self.received_chars)
+            }
             _ => TokenUsage::default(),
         };
         self.ledger.record(

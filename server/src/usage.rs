@@ -16,6 +16,13 @@ pub fn cost_usd(output_tokens: u64, output_usd_per_million: Option<f64>) -> Opti
     output_usd_per_million.map(|price| output_tokens as f64 * price / 1_000_000.0)
 }
 
+/// A cost in dollars for people: `$0.00002`, or `~$0.00002` when it rests on estimated tokens
+/// (`TokenUsage::estimated`). Every place that shows a cost formats it here.
+pub fn format_usd(cost: f64, decimals: usize, estimated: bool) -> String {
+    let mark = if estimated { "~" } else { "" };
+    format!("{mark}${cost:.decimals$}")
+}
+
 /// Output price of `model` when it answered for `tier`.
 ///
 /// The tier's configured price applies to the tier's own model; any other model (a fallback)
@@ -42,6 +49,12 @@ pub struct TierUsage {
     pub cost_usd: Option<f64>,
     /// What cache hits would have cost upstream; `None` while no hit had a known price.
     pub saved_usd: Option<f64>,
+    /// Some of the tokens (and so the cost) were estimated, not reported by the provider.
+    #[serde(default)]
+    pub estimated: bool,
+    /// Some of the savings rest on estimated tokens.
+    #[serde(default)]
+    pub saved_estimated: bool,
 }
 
 /// Session totals, per tier in tier-name order.
@@ -50,6 +63,11 @@ pub struct UsageReport {
     pub per_tier: Vec<TierUsage>,
     pub total_cost_usd: Option<f64>,
     pub total_saved_usd: Option<f64>,
+    /// Some tier's tokens or cost were estimated.
+    #[serde(default)]
+    pub estimated: bool,
+    #[serde(default)]
+    pub saved_estimated: bool,
 }
 
 /// The session's ledger; cheap to update from any task (one short mutex section per call).
@@ -70,21 +88,17 @@ impl Ledger {
             t.input_tokens += usage.input_tokens;
             t.output_tokens += usage.output_tokens;
             t.cost_usd = add(t.cost_usd, cost);
+            t.estimated |= usage.estimated;
         });
     }
 
     /// An answer served from the cache. Its usage is what the original request spent, already
     /// counted then, so a hit adds no tokens: only the hit and what it saved.
-    pub fn record_cache_hit(
-        &self,
-        tier: &str,
-        model: &str,
-        _usage: TokenUsage,
-        saved: Option<f64>,
-    ) {
+    pub fn record_cache_hit(&self, tier: &str, model: &str, usage: TokenUsage, saved: Option<f64>) {
         self.update(tier, model, |t| {
             t.cache_hits += 1;
             t.saved_usd = add(t.saved_usd, saved);
+            t.saved_estimated |= usage.estimated && saved.is_some();
         });
     }
 
@@ -96,6 +110,8 @@ impl Ledger {
         let total_cost_usd = per_tier.iter().fold(None, |acc, t| add(acc, t.cost_usd));
         let total_saved_usd = per_tier.iter().fold(None, |acc, t| add(acc, t.saved_usd));
         UsageReport {
+            estimated: per_tier.iter().any(|t| t.estimated),
+            saved_estimated: per_tier.iter().any(|t| t.saved_estimated),
             per_tier,
             total_cost_usd,
             total_saved_usd,
@@ -126,9 +142,9 @@ fn add(acc: Option<f64>, x: Option<f64>) -> Option<f64> {
     }
 }
 
-fn usd(x: Option<f64>) -> String {
+fn usd(x: Option<f64>, estimated: bool) -> String {
     match x {
-        Some(v) => format!("${v:.6}"),
+        Some(v) => format_usd(v, 6, estimated),
         None => "n/a".to_owned(),
     }
 }
@@ -154,8 +170,8 @@ impl fmt::Display for UsageReport {
                     t.cache_hits.to_string(),
                     t.input_tokens.to_string(),
                     t.output_tokens.to_string(),
-                    usd(t.cost_usd),
-                    usd(t.saved_usd),
+                    usd(t.cost_usd, t.estimated),
+                    usd(t.saved_usd, t.saved_estimated),
                 ]
             })
             .collect();
@@ -166,8 +182,8 @@ impl fmt::Display for UsageReport {
             sum(|t| t.cache_hits),
             sum(|t| t.input_tokens),
             sum(|t| t.output_tokens),
-            usd(self.total_cost_usd),
-            usd(self.total_saved_usd),
+            usd(self.total_cost_usd, self.estimated),
+            usd(self.total_saved_usd, self.saved_estimated),
         ]);
         let mut widths = header.map(str::len);
         for row in &rows {
@@ -192,7 +208,15 @@ impl fmt::Display for UsageReport {
         write!(
             f,
             "Cost counts output tokens only: no input prices are known."
-        )
+        )?;
+        if self.estimated || self.saved_estimated {
+            write!(
+                f,
+                "\n~ marks figures from estimated tokens (about 4 characters a token): the \
+                 provider reported no usage, or the answer was cut off."
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -205,7 +229,66 @@ mod tests {
         TokenUsage {
             input_tokens: input,
             output_tokens: output,
+            estimated: false,
         }
+    }
+
+    #[test]
+    fn estimated_costs_are_marked_wherever_they_are_shown() {
+        assert_eq!(format_usd(0.00002, 5, true), "~$0.00002");
+        assert_eq!(format_usd(0.00002, 6, false), "$0.000020");
+        let ledger = Ledger::new();
+        ledger.record("flash", "deepseek-v4-flash", usage(10, 40), Some(0.00001));
+        let exact = ledger.report();
+        assert!(!exact.estimated && !exact.per_tier[0].estimated);
+        assert!(!exact.to_string().contains('~'), "{exact}");
+        ledger.record(
+            "flash",
+            "deepseek-v4-flash",
+            TokenUsage::estimated(40, 80),
+            Some(0.000005),
+        );
+        ledger.record_cache_hit(
+            "flash",
+            "deepseek-v4-flash",
+            TokenUsage::estimated(40, 80),
+            Some(0.000005),
+        );
+        ledger.record("reasoning", "deepseek-r1", usage(5, 5), Some(0.0000125));
+        let report = ledger.report();
+        assert!(report.estimated && report.per_tier[0].estimated);
+        assert!(report.saved_estimated && !report.per_tier[1].estimated);
+        assert_eq!(report.per_tier[0].output_tokens, 60);
+        let table = report.to_string();
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(
+            lines[1].starts_with("flash")
+                && lines[1].contains("~$0.000015")
+                && lines[1].ends_with("~$0.000005"),
+            "{table}"
+        );
+        assert!(
+            lines[2].starts_with("reasoning") && lines[2].contains(" $0.000013"),
+            "{table}"
+        );
+        assert!(
+            lines[3].starts_with("total") && lines[3].contains("~$0.000028"),
+            "{table}"
+        );
+        assert!(
+            table.contains("~ marks figures from estimated tokens"),
+            "{table}"
+        );
+        let json = serde_json::to_value(&report).unwrap_or_default();
+        assert_eq!(json["per_tier"][0]["estimated"], true);
+        assert_eq!(json["estimated"], true);
+        // Reports written before the field existed still read.
+        let old: TierUsage = serde_json::from_str(
+            r#"{"tier":"flash","models":[],"requests":1,"cache_hits":0,"input_tokens":1,
+                "output_tokens":1,"cost_usd":null,"saved_usd":null}"#,
+        )
+        .unwrap_or_default();
+        assert_eq!((old.requests, old.estimated), (1, false));
     }
 
     #[test]

@@ -122,6 +122,7 @@ pub struct Builder {
     progress: bool,
     policy: EditPolicy,
     root: Option<PathBuf>,
+    capabilities: Option<Value>,
 }
 
 impl Default for Builder {
@@ -134,6 +135,7 @@ impl Default for Builder {
             progress: true,
             policy: EditPolicy::Accept,
             root: None,
+            capabilities: None,
         }
     }
 }
@@ -162,6 +164,11 @@ impl Builder {
     }
     pub fn edits(mut self, policy: EditPolicy) -> Self {
         self.policy = policy;
+        self
+    }
+    /// Declares these client capabilities instead of the default editor-like set.
+    pub fn capabilities(mut self, capabilities: Value) -> Self {
+        self.capabilities = Some(capabilities);
         self
     }
     pub fn root(mut self, root: &Path) -> Self {
@@ -415,17 +422,27 @@ impl TestServer {
             json!(["utf-16"])
         };
         let root = b.root.as_ref().map(|r| format!("file://{}", r.display()));
+        let capabilities = b.capabilities.clone().unwrap_or_else(|| {
+            json!({
+                "general": { "positionEncodings": encodings },
+                "window": { "workDoneProgress": b.progress, "showMessage": {} },
+                "workspace": { "applyEdit": true, "workspaceEdit": { "documentChanges": true }, "configuration": false },
+                "textDocument": {
+                    "hover": { "contentFormat": ["markdown", "plaintext"] },
+                    "codeAction": {
+                        "codeActionLiteralSupport": { "codeActionKind": { "valueSet": ["", "quickfix", "refactor"] } },
+                        "isPreferredSupport": true
+                    },
+                    "publishDiagnostics": { "dataSupport": true }
+                }
+            })
+        });
         let result = self.request(
             "initialize",
             json!({
                 "processId": null,
                 "rootUri": root,
-                "capabilities": {
-                    "general": { "positionEncodings": encodings },
-                    "window": { "workDoneProgress": b.progress, "showMessage": {} },
-                    "workspace": { "applyEdit": true, "workspaceEdit": { "documentChanges": true }, "configuration": false },
-                    "textDocument": { "hover": { "contentFormat": ["markdown", "plaintext"] }, "codeAction": {}, "publishDiagnostics": {} }
-                },
+                "capabilities": capabilities,
                 "initializationOptions": b.init_options,
             }),
         );
@@ -768,6 +785,27 @@ impl TestServer {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid()?))
             .ok()
             .map(Iterator::count)
+    }
+
+    /// Sends `exit` without `shutdown` and returns the exit status (the spec asks for 1).
+    pub fn exit_without_shutdown(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("the server is running");
+        self.notify("exit", Value::Null);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "codetier did not exit within 10 s of `exit`\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Shuts down cleanly and returns the exit status.

@@ -330,6 +330,11 @@ async fn chat(
                 .collect()
         })
         .unwrap_or_default();
+    let key = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
     let (behavior, key_ok, index) = {
         let mut inner = shared.lock();
         let (authorization, key_matched) = check_key(&inner.script, &headers);
@@ -387,6 +392,7 @@ async fn chat(
             model,
             index,
             behavior,
+            key,
         },
         guard,
     )

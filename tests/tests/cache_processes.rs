@@ -44,6 +44,7 @@ fn item(writer: &str, i: usize) -> Entry {
         usage: TokenUsage {
             input_tokens: i as u64,
             output_tokens: 2 * i as u64,
+            estimated: false,
         },
         // Dyadic, so the JSON round trip is exact even without serde_json's float_roundtrip.
         cost_usd: Some(i as f64 / 1024.0),

@@ -663,10 +663,24 @@ async fn explain_prints_markdown_and_generate_writes_only_the_target_atomically(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_reports_sources_values_and_tier_latency_and_diagnoses_failures() {
-    let fake = fake::start(fake::text("OK")).await;
+    let serves = |models: &[&str]| codetier_tests::fake::Script {
+        models: models.iter().map(|m| (*m).to_owned()).collect(),
+        ..fake::text("OK")
+    };
+    let all = [
+        "deepseek-v4-flash",
+        "qwen3-coder-30b",
+        "deepseek-v4-pro",
+        "deepseek-r1",
+    ];
+    let fake = fake::start(serves(&all)).await;
     let p = Project::new(&[(".codetier.toml", "[context]\nsurrounding_lines = 3\n")]);
-    let ok = codetier(&p, Some(&fake.base_url()), true, &["doctor"]).await;
+    let ok = codetier(&p, Some(&fake.base_url()), true, &["doctor", "--verbose"]).await;
     assert_eq!(ok.code, 0, "{ok:?}");
+    assert!(
+        ok.stdout.starts_with("codetier doctor: all checks passed"),
+        "the verdict comes first: {ok:?}"
+    );
     assert!(ok.stdout.contains(".codetier.toml: applied"), "{ok:?}");
     assert!(ok.stdout.contains("CODETIER_BASE_URL: applied"), "{ok:?}");
     assert!(ok.stdout.contains("surrounding_lines = 3"), "{ok:?}");
@@ -702,7 +716,7 @@ async fn doctor_reports_sources_values_and_tier_latency_and_diagnoses_failures()
         "{one:?}"
     );
 
-    let no_key = codetier(&p, Some(&fake.base_url()), false, &["doctor"]).await;
+    let no_key = codetier(&p, Some(&fake.base_url()), false, &["doctor", "--verbose"]).await;
     assert_eq!(no_key.code, 2, "{no_key:?}");
     assert!(
         no_key.stdout.contains("export GLOBAL_API_KEY=..."),
@@ -724,10 +738,59 @@ async fn doctor_reports_sources_values_and_tier_latency_and_diagnoses_failures()
     assert_eq!(refused.code, 3, "{refused:?}");
     assert!(refused.stdout.contains("connection refused"), "{refused:?}");
 
+    // Without --verbose the configuration dump is left out.
+    let short = codetier(&p, Some(&fake.base_url()), true, &["doctor"]).await;
+    assert!(!short.stdout.contains("surrounding_lines = 3"), "{short:?}");
+
+    // A model the provider does not list is a problem, with the key to change and the choices.
+    fake.set_script(serves(&[
+        "deepseek-v4-flash",
+        "qwen3-coder-30b",
+        "deepseek-r1",
+    ]));
+    let missing = codetier(&p, Some(&fake.base_url()), true, &["doctor"]).await;
+    assert_eq!(missing.code, 2, "{missing:?}");
+    assert!(
+        missing
+            .stdout
+            .starts_with("codetier doctor: 1 problem(s) found"),
+        "{missing:?}"
+    );
+    assert!(
+        missing.stdout.contains("Set tiers.pro.model in your user config to one it serves: deepseek-v4-flash, qwen3-coder-30b, deepseek-r1"),
+        "{missing:?}"
+    );
+
     fake.set_script(fake::other_key("OK"));
     let rejected = codetier(&p, Some(&fake.base_url()), true, &["doctor"]).await;
     assert_eq!(rejected.code, 3, "{rejected:?}");
     assert!(rejected.stdout.contains("key rejected"), "{rejected:?}");
+    // The one cause is reported once, naming every check that hit it.
+    let problems = rejected
+        .stdout
+        .split("Details:")
+        .next()
+        .unwrap_or_default()
+        .matches("key rejected")
+        .count();
+    assert_eq!(problems, 1, "{rejected:?}");
+
+    // A broken user configuration stops doctor before it probes anything.
+    let config = p.config("max_tokens = \"lots\"\n");
+    fake.clear();
+    let broken = codetier(
+        &p,
+        Some(&fake.base_url()),
+        true,
+        &["--config", &config, "doctor"],
+    )
+    .await;
+    assert_eq!(broken.code, 2, "{broken:?}");
+    assert!(broken.stdout.contains("`max_tokens`"), "{broken:?}");
+    assert!(
+        fake.requests().is_empty() && fake.model_list_peers().is_empty(),
+        "doctor probed a provider after a configuration error"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -889,15 +952,12 @@ async fn secrets_are_masked_and_excludes_ignore_case_and_follow_links() {
             .contains("notes.txt matches privacy.exclude through the file it resolves to, .env"),
         "{run:?}"
     );
-    // `.env.*` with the default list as it should ship (the configuration module owns it).
-    let config = p.config(
-        "[privacy]\nexclude = [\".env\", \".env.*\", \"*.pem\", \"*.key\", \"**/secrets/**\"]\n",
-    );
+    // `.env.*` is among the default excludes.
     let run = codetier(
         &p,
         Some(&fake.base_url()),
         true,
-        &["explain", "--config", &config, ".env.local:1-1"],
+        &["explain", ".env.local:1-1"],
     )
     .await;
     assert_eq!(run.code, 2, "{run:?}");
@@ -985,4 +1045,32 @@ async fn a_selection_cut_to_fit_the_budget_is_reported_with_the_lines_sent() {
     let shown = number_between(cut, "only the first ", " characters");
     assert!(shown > 0 && shown < 6000, "{cut}");
     assert!(run.stderr.contains(&format!("codetier: {cut}")), "{run:?}");
+}
+
+#[test]
+fn codetier_alone_on_a_terminal_says_it_waits_for_an_lsp_client() {
+    // util-linux's `script` gives the server a terminal for stdin; its own stdin is empty, so
+    // the terminal sees end of input and the server ends as an editor closing the pipe would.
+    let home = tempfile::tempdir().expect("home");
+    let out = std::process::Command::new("script")
+        .args(["-qec", &codetier_bin().display().to_string(), "/dev/null"])
+        .env("HOME", home.path())
+        .env_remove("CODETIER_LOG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("util-linux `script` runs (Debian's bsdutils)");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("waiting for an LSP client on stdin"),
+        "{shown}"
+    );
+    // Piped (as editors run it), it says nothing and serves.
+    let piped = std::process::Command::new(codetier_bin())
+        .env("HOME", home.path())
+        .env_remove("CODETIER_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run codetier");
+    assert!(piped.stderr.is_empty(), "{piped:?}");
 }

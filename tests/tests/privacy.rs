@@ -288,16 +288,9 @@ fn default_excludes_ignore_case_and_follow_symlinks() {
     assert!(!prompt.contains("MARKER_"), "{prompt}");
 }
 
-/// The default list as it should ship, with `.env.*` (the configuration module owns it; the
-/// privacy section of a user's configuration sets it here).
-const PROPOSED_DEFAULTS: &[&str] = &[".env", ".env.*", "*.pem", "*.key", "**/secrets/**"];
-
 #[test]
-fn env_variants_are_excluded() {
-    let mut b = start(
-        "Fine.",
-        json!({ "privacy": { "exclude": PROPOSED_DEFAULTS } }),
-    );
+fn env_variants_are_excluded_by_default() {
+    let mut b = start("Fine.", json!({}));
     for name in [".env.local", ".env.production", ".Env.Development.Local"] {
         let uri = format!("file:///tmp/codetier-privacy/web/{name}");
         let message = refused(&mut b, &uri, "STRIPE_KEY=MARKER_ENV_VARIANT\n");

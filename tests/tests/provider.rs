@@ -100,7 +100,8 @@ async fn streams_an_answer_with_usage() {
         done.usage,
         Some(TokenUsage {
             input_tokens: 6,
-            output_tokens: 5
+            output_tokens: 5,
+            estimated: false,
         })
     );
     assert!(done.ttft.is_some_and(|t| t <= done.elapsed));
@@ -197,7 +198,8 @@ async fn non_streaming_answer() {
         done.usage,
         Some(TokenUsage {
             input_tokens: 6,
-            output_tokens: 2
+            output_tokens: 2,
+            estimated: false,
         })
     );
     assert_eq!(events, vec![StreamEvent::Content("Say hello.".into())]);
@@ -400,6 +402,68 @@ async fn each_fault_is_a_typed_error_with_a_clear_message() {
             "empty answer",
         ),
         (
+            "HTML page with 200",
+            Behavior::failing(Fault::page(
+                200,
+                "text/html; charset=utf-8",
+                "<!doctype html><html><head><title>Sign in - Proxy</title></head><body></body></html>",
+            )),
+            true,
+            |e| matches!(e, ProviderError::NotChatCompletion { status: 200, what, .. } if what == "an HTML page"),
+            "HTTP 200 with an HTML page (`text/html; charset=utf-8`) instead of a chat completion (titled “Sign in - Proxy”)",
+        ),
+        (
+            "HTML page with 200, not streaming",
+            Behavior::failing(Fault::page(200, "text/html", "<html><body>Welcome</body></html>")),
+            false,
+            |e| matches!(e, ProviderError::NotChatCompletion { .. }),
+            "`base_url`",
+        ),
+        (
+            "plain text with 200",
+            Behavior::failing(Fault::page(200, "text/plain", "Ollama is running")),
+            true,
+            |e| matches!(e, ProviderError::NotChatCompletion { what, .. } if what == "plain text"),
+            "plain text (`text/plain`) instead of a chat completion (Ollama is running)",
+        ),
+        (
+            "JSON that is no completion",
+            Behavior::failing(Fault::page(200, "application/json", r#"{"status":"ok"}"#)),
+            false,
+            |e| matches!(e, ProviderError::NotChatCompletion { .. }),
+            "JSON that is not a chat completion",
+        ),
+        (
+            "empty 200 stream",
+            Behavior::failing(Fault::page(200, "text/event-stream", "")),
+            true,
+            |e| *e == ProviderError::EmptyStream,
+            "context size",
+        ),
+        (
+            "a stream of keep-alives only",
+            Behavior::failing(Fault::page(200, "text/event-stream", ": ping\n\n: ping\n\n")),
+            true,
+            |e| *e == ProviderError::EmptyStream,
+            "without a single token",
+        ),
+        (
+            "empty 200 body",
+            Behavior::failing(Fault::page(200, "text/plain", "")),
+            false,
+            |e| *e == ProviderError::EmptyStream,
+            "llama.cpp",
+        ),
+        (
+            "404 for the path",
+            Behavior::failing(Fault::page(404, "text/plain", "404 page not found")),
+            true,
+            |e| {
+                matches!(e, ProviderError::UnknownPath { path, missing_v1: false } if path == "/v1/chat/completions")
+            },
+            "no `/v1/chat/completions` (HTTP 404)",
+        ),
+        (
             "empty non-streaming answer",
             Behavior {
                 answer: Answer::Text(" ".into()),
@@ -433,12 +497,19 @@ async fn each_fault_is_a_typed_error_with_a_clear_message() {
             ProviderError::RateLimited { .. }
                 | ProviderError::Server { .. }
                 | ProviderError::StreamReset
+                | ProviderError::NotChatCompletion { .. }
+                | ProviderError::EmptyStream
                 | ProviderError::StreamError {
                     after_content: false,
                     ..
                 }
         );
         assert_eq!(err.is_retryable(), retryable, "{name}");
+        let once = matches!(
+            err,
+            ProviderError::NotChatCompletion { .. } | ProviderError::EmptyStream
+        );
+        assert_eq!(err.retry_once(), once, "{name}");
     }
 }
 
@@ -490,6 +561,112 @@ async fn a_key_echoed_by_the_provider_is_redacted() {
     let text = err.to_string();
     assert!(text.contains("key *** has no access"), "{text}");
     assert!(!text.contains(KEY) && !format!("{err:?}").contains(KEY));
+}
+
+#[tokio::test]
+async fn a_key_echoed_in_the_answer_is_scrubbed_even_split_across_deltas() {
+    // The fake puts the request's key in the answer and the reasoning, streamed three
+    // characters a delta, so the key arrives in pieces; then as one JSON answer.
+    let behavior = Behavior {
+        answer: Answer::Text("Your key is {key}; keep it safe.".into()),
+        reasoning: Some("The header said {key}.".into()),
+        echo_key: true,
+        token_chars: Some(3),
+        ..Behavior::default()
+    };
+    let (fake, provider) = setup(Script::always(behavior)).await;
+    for stream in [true, false] {
+        let (result, events) = chat(&provider, &request(stream)).await;
+        let done = result.expect("answer");
+        assert_eq!(
+            done.text, "Your key is ***; keep it safe.",
+            "stream {stream}"
+        );
+        assert_eq!(done.reasoning, "The header said ***.", "stream {stream}");
+        let (mut text, mut reasoning) = (String::new(), String::new());
+        for e in &events {
+            let (StreamEvent::Content(piece) | StreamEvent::Reasoning(piece)) = e;
+            assert!(!piece.contains(KEY), "an event held the key: {events:?}");
+            match e {
+                StreamEvent::Content(c) => text.push_str(c),
+                StreamEvent::Reasoning(r) => reasoning.push_str(r),
+            }
+        }
+        // What was forwarded is what was kept, piece for piece.
+        assert_eq!(
+            (text, reasoning),
+            (done.text.clone(), done.reasoning.clone())
+        );
+        assert!(!format!("{done:?}").contains(KEY));
+        if stream {
+            assert!(events.len() > 4, "streamed in pieces: {events:?}");
+        }
+    }
+    assert_eq!(fake.requests().len(), 2);
+    assert!(fake.requests().iter().all(|r| r.key_matched == Some(true)));
+}
+
+#[tokio::test]
+async fn a_base_url_without_v1_is_named_as_the_cause_of_a_404_or_a_web_page() {
+    let (fake, _) = setup(Script::default()).await;
+    // The fake serves the API under `/v1`: without it, its web server answers 404 itself.
+    let provider = Provider::new(Endpoint {
+        base_url: format!("http://{}", fake.addr()),
+        api_key_env: key_env(Some(KEY)),
+    })
+    .expect("loopback http is allowed");
+    let err = chat(&provider, &request(true)).await.0.expect_err("404");
+    assert_eq!(
+        err,
+        ProviderError::UnknownPath {
+            path: "/chat/completions".into(),
+            missing_v1: true
+        }
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("no `/chat/completions` (HTTP 404)") && text.contains("ends in `/v1`"),
+        "{text}"
+    );
+    assert!(!text.contains("model"), "not the model's fault: {text}");
+    assert!(!err.is_retryable());
+    assert!(fake.requests().is_empty(), "the fake's API never saw it");
+
+    // A 404 naming the model stays an unknown model, with `/v1` or without.
+    fake.set_script(Script {
+        expected_key: Some(KEY.into()),
+        ..Script::always(Behavior::status(404, None))
+    });
+    let (result, _) = chat(&provider_for(&fake), &request(true)).await;
+    assert!(
+        matches!(result, Err(ProviderError::UnknownModel { ref model }) if model == "fake-model"),
+        "{result:?}"
+    );
+
+    // An HTML page on a base URL without `/v1` says so too.
+    fake.set_script(Script {
+        expected_key: Some(KEY.into()),
+        ..Script::always(Behavior::failing(Fault::page(
+            200,
+            "text/html",
+            "<html><title>Open WebUI</title></html>",
+        )))
+    });
+    let bare = Provider::new(Endpoint {
+        base_url: format!("http://{}/v1/", fake.addr()),
+        api_key_env: key_env(Some(KEY)),
+    })
+    .expect("provider");
+    let err = chat(&bare, &request(true)).await.0.expect_err("html");
+    assert!(!err.to_string().contains("ends in `/v1`"), "{err}");
+}
+
+fn provider_for(fake: &FakeProvider) -> Provider {
+    Provider::new(Endpoint {
+        base_url: fake.base_url(),
+        api_key_env: key_env(Some(KEY)),
+    })
+    .expect("loopback http is allowed")
 }
 
 #[tokio::test]

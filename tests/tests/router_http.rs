@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use codetier::config::{BreakerConfig, Config, HedgeConfig, RetryConfig, TierConfig};
 use codetier::provider::{Endpoint, Message, Provider, ProviderError, Role};
-use codetier::router::{Answer, RouteError, RouteEvent, RouteRequest, Router};
+use codetier::router::{Answer, RouteError, RouteEvent, RouteRequest, Router, RouterSettings};
 use codetier::usage::{Ledger, TierUsage};
 use codetier_tests::fake::{
     Behavior, FakeProvider, Fault, Latency, RecordedRequest, Requests, Rule, Script,
@@ -102,12 +102,58 @@ struct Rig {
     router: Router,
     ledger: Arc<Ledger>,
     config: Config,
+    /// Spend of the warm-up asks, left out of `usage`.
+    baseline: TierUsage,
 }
+
+/// Asks that give a model the first-token samples statistics-driven hedging needs.
+const WARM_UP_ASKS: usize = 12;
 
 impl Rig {
     /// A fake provider running `script`, and a router in front of it built from
     /// `config(base_url)` as `tune` changes it.
+    ///
+    /// The fake listens on 127.0.0.1, and by default the router sends no hedge to a loopback
+    /// endpoint (a local server runs one request at a time). These tests stand the fake in for
+    /// a remote provider, so they opt in to hedging it.
     async fn new(script: Script, tune: impl FnOnce(&mut Config)) -> Rig {
+        Rig::with_settings(
+            script,
+            tune,
+            RouterSettings {
+                hedge_loopback: true,
+            },
+        )
+        .await
+    }
+
+    /// As `new`, after `WARM_UP_ASKS` fast answers (which the fake and `usage` then forget):
+    /// a cold model is hedged only late, at a share of the budget, and these tests are about
+    /// hedging by the observed latency.
+    async fn warmed(script: Script, tune: impl FnOnce(&mut Config)) -> Rig {
+        let mut rig = Rig::new(self::script(Behavior::default(), vec![]), tune).await;
+        rig.warm().await;
+        rig.fake.set_script(script);
+        rig
+    }
+
+    /// Gives the tier's model the samples statistics-driven hedging needs (fast answers, with
+    /// the default script), then forgets those requests: the fake numbers requests from 0 again
+    /// and `usage` leaves them out. The caller sets the script it needs afterwards.
+    async fn warm(&mut self) {
+        self.fake.set_script(script(Behavior::default(), vec![]));
+        for _ in 0..WARM_UP_ASKS {
+            assert!(!self.ask().await.hedged(), "a warm-up answer was hedged");
+        }
+        self.fake.clear();
+        self.baseline = self.total_usage();
+    }
+
+    async fn with_settings(
+        script: Script,
+        tune: impl FnOnce(&mut Config),
+        settings: RouterSettings,
+    ) -> Rig {
         let fake = FakeProvider::start(script)
             .await
             .expect("fake provider starts");
@@ -123,12 +169,14 @@ impl Rig {
             Arc::new(config.clone()),
             Arc::new(provider),
             Arc::clone(&ledger),
-        );
+        )
+        .with_settings(settings);
         Rig {
             fake,
             router,
             ledger,
             config,
+            baseline: TierUsage::default(),
         }
     }
 
@@ -156,7 +204,22 @@ impl Rig {
         asked
     }
 
+    /// The flash tier's spend since the warm-up.
     fn usage(&self) -> TierUsage {
+        let total = self.total_usage();
+        let base = &self.baseline;
+        let cost = |now: Option<f64>, then: Option<f64>| now.map(|n| n - then.unwrap_or(0.0));
+        TierUsage {
+            requests: total.requests - base.requests,
+            cache_hits: total.cache_hits - base.cache_hits,
+            input_tokens: total.input_tokens - base.input_tokens,
+            output_tokens: total.output_tokens - base.output_tokens,
+            cost_usd: cost(total.cost_usd, base.cost_usd),
+            ..total
+        }
+    }
+
+    fn total_usage(&self) -> TierUsage {
         let report = self.ledger.report();
         report
             .per_tier
@@ -313,7 +376,7 @@ async fn a_slow_first_token_is_hedged_the_first_to_answer_wins_and_the_loser_is_
             rule(MODEL, Requests::Index(vec![0]), Behavior::ttft_ms(first_ms)),
             rule(MODEL, Requests::Index(vec![1]), Behavior::ttft_ms(hedge_ms)),
         ];
-        let rig = Rig::new(script(Behavior::default(), rules), |c| hedge_after(c, 50)).await;
+        let rig = Rig::warmed(script(Behavior::default(), rules), |c| hedge_after(c, 50)).await;
         let asked = rig.ask().await;
         let answer = asked.answer();
         assert_eq!(answer.text, ANSWER);
@@ -356,8 +419,8 @@ async fn a_slow_first_token_is_hedged_the_first_to_answer_wins_and_the_loser_is_
 
 #[tokio::test]
 async fn the_hedge_delay_respects_its_ceiling_and_its_floor() {
-    // Ceiling: cold, the delay would be 60% of the 2 s budget; the 100 ms ceiling wins, so a
-    // 600 ms first token is hedged.
+    // Cold, with no samples yet, the only hedge is a late one at 60% of the 2 s budget, which
+    // the 100 ms ceiling does not pull earlier: a 600 ms first token is not hedged.
     let rules = vec![rule(
         MODEL,
         Requests::Index(vec![0]),
@@ -369,13 +432,13 @@ async fn the_hedge_delay_respects_its_ceiling_and_its_floor() {
     })
     .await;
     let asked = rig.ask().await;
-    assert!(asked.hedged(), "the ceiling bounds the cold delay");
-    assert_eq!(asked.answer().requests, 2);
-    let sent = rig.fake.requests();
-    eprintln!(
-        "ceiling 100 ms: hedge sent {:.1} ms after the first request",
-        ms(gap(&sent, 0, 1))
+    assert!(
+        !asked.hedged(),
+        "no hedge before samples: {:?}",
+        asked.events
     );
+    assert_eq!(asked.answer().requests, 1);
+    assert_eq!(rig.fake.requests().len(), 1);
 
     // Floor: a dozen fast answers make the observed p90 a few milliseconds (a 1 s hedge delay
     // meanwhile, so machine noise sends no hedge).
@@ -463,7 +526,70 @@ async fn the_ceiling_gives_way_to_the_hedge_share_cap_when_most_first_tokens_are
     );
 }
 
-// --- 2. Retries -----------------------------------------------------------------------------
+#[tokio::test]
+async fn a_loopback_provider_is_not_hedged_unless_the_settings_say_so() {
+    // The default settings: the fake on 127.0.0.1 is a local server, which runs one request at
+    // a time, so a slow first token is waited for, not duplicated.
+    let mut rig = Rig::with_settings(
+        script(Behavior::default(), vec![]),
+        |c| hedge_after(c, 50),
+        RouterSettings::default(),
+    )
+    .await;
+    rig.warm().await;
+    rig.fake.set_script(script(Behavior::ttft_ms(400), vec![]));
+    let asked = rig.ask().await;
+    assert_eq!(asked.answer().requests, 1);
+    assert!(!asked.hedged(), "{:?}", asked.events);
+    assert_eq!(rig.fake.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_slow_429_costs_one_request_per_retry_and_counts_once_per_attempt() {
+    // A rate-limited server that takes its time to say so (here 400 ms, past the 50 ms hedge
+    // delay): the first attempt was hedged before the 429 arrived; its retries are not (the
+    // pause for the endpoint and the model is the unit tests' subject, router/tests.rs).
+    let slow_429 = Behavior {
+        ttft: Latency::Fixed { ms: 400 },
+        ..Behavior::status(429, Some("0.2"))
+    };
+    let rig = Rig::warmed(script(slow_429, vec![]), |c| {
+        hedge_after(c, 50);
+        c.latency_budget_ms = 4000;
+        c.retry.max_attempts = 3;
+        c.breaker.failure_threshold = 4;
+    })
+    .await;
+    let asked = rig.ask().await;
+    assert!(matches!(
+        asked.provider_error(),
+        ProviderError::RateLimited { .. }
+    ));
+    let sent = rig.fake.requests();
+    assert_eq!(
+        sent.len(),
+        4,
+        "the first request, its hedge, then one request per retry: {:?}",
+        asked.events
+    );
+    assert_eq!(asked.retries(), [2, 3]);
+    assert_eq!(
+        asked
+            .events
+            .iter()
+            .filter(|e| **e == RouteEvent::Hedged)
+            .count(),
+        1
+    );
+    // Four failed requests in three attempts count three against the threshold of four (the
+    // hedged pair counts once): still closed, so the model answers the next ask.
+    rig.fake.set_script(script(Behavior::default(), vec![]));
+    rig.fake.clear();
+    let asked = rig.ask().await;
+    assert_eq!(asked.answer().model, MODEL);
+}
+
+// --- 2. Retries -----------------------------------------------------------------------------// --- 2. Retries -----------------------------------------------------------------------------
 
 #[tokio::test]
 async fn client_errors_are_never_retried() {
@@ -562,6 +688,80 @@ async fn server_errors_and_resets_before_content_are_retried() {
     assert_eq!(asked.answer().requests, 2);
     assert_eq!(asked.retries(), [2]);
     assert_eq!(rig.fake.requests().len(), 5);
+}
+
+#[tokio::test]
+async fn web_pages_and_empty_streams_are_retried_once_and_leave_the_breaker_closed() {
+    // A web page where the API should be, plain text, and llama.cpp's empty 200 stream for a
+    // prompt past its context: each says what arrived, is tried twice at most (not six
+    // times), and does not pause the model, though the breaker here opens at one failure.
+    let cases = [
+        (
+            Fault::page(200, "text/html", "<html><title>Open WebUI</title></html>"),
+            "an HTML page (`text/html`) instead of a chat completion (titled “Open WebUI”)",
+        ),
+        (
+            Fault::page(200, "text/plain; charset=utf-8", "Ollama is running"),
+            "plain text",
+        ),
+        (
+            Fault::page(200, "text/event-stream", ""),
+            "the model's context",
+        ),
+    ];
+    let rig = Rig::new(script(Behavior::default(), vec![]), |c| {
+        c.retry.max_attempts = 6;
+        c.breaker.failure_threshold = 1;
+    })
+    .await;
+    for (fault, says) in cases {
+        rig.fake
+            .set_script(script(Behavior::failing(fault.clone()), vec![]));
+        rig.fake.clear();
+        let asked = rig.ask().await;
+        let text = asked.error().to_string();
+        assert!(text.contains(says), "{fault:?}: {text}");
+        assert!(!text.contains("reset"), "not reported as a reset: {text}");
+        assert_eq!(asked.retries(), [2], "{fault:?}: {:?}", asked.events);
+        assert_eq!(rig.fake.requests().len(), 2, "{fault:?}");
+        eprintln!("{fault:?}: {text}");
+    }
+    rig.fake.set_script(script(Behavior::default(), vec![]));
+    assert_eq!(
+        rig.ask().await.answer().model,
+        MODEL,
+        "the breaker stayed closed"
+    );
+}
+
+#[tokio::test]
+async fn a_404_names_the_path_when_base_url_lacks_v1() {
+    let fake = FakeProvider::start(script(Behavior::default(), vec![]))
+        .await
+        .expect("fake provider starts");
+    let mut config = config(format!("http://{}", fake.addr()));
+    config.retry.max_attempts = 5;
+    let provider = Provider::new(Endpoint {
+        base_url: config.base_url.clone(),
+        api_key_env: config.api_key_env.clone(),
+    })
+    .expect("loopback http is allowed");
+    let router = Router::new(
+        Arc::new(config),
+        Arc::new(provider),
+        Arc::new(Ledger::new()),
+    );
+    let err = router.ask(request(), None).await.expect_err("404");
+    let text = err.to_string();
+    assert!(
+        text.contains("no `/chat/completions` (HTTP 404)") && text.contains("ends in `/v1`"),
+        "{text}"
+    );
+    assert!(!text.contains("does not know the model"), "{text}");
+    assert!(
+        fake.requests().is_empty(),
+        "only the fake's web server saw it, once"
+    );
 }
 
 #[tokio::test]
@@ -688,10 +888,11 @@ async fn a_hedges_retry_after_holds_when_the_other_request_then_fails() {
             Behavior::status(429, Some("0.4")),
         ),
     ];
-    let rig = Rig::new(script(Behavior::default(), rules), |c| hedge_after(c, 50)).await;
+    let rig = Rig::warmed(script(Behavior::default(), rules), |c| hedge_after(c, 50)).await;
     let asked = rig.ask().await;
     assert_eq!(asked.answer().text, ANSWER);
     assert!(asked.hedged());
+    // The retry is not hedged: a 429 is pending.
     assert_eq!(asked.answer().requests, 3);
     let sent = rig.fake.requests();
     assert_eq!(sent.len(), 3);
@@ -743,7 +944,8 @@ async fn the_breaker_opens_falls_back_then_half_opens_and_recovers() {
         // The half-open trial: slower than the 300 ms hedge delay, yet never hedged.
         rule(MODEL, Requests::Index(vec![2]), Behavior::ttft_ms(600)),
     ];
-    let rig = Rig::new(script(Behavior::default(), rules), |c| {
+    // Warmed, so the trial would be hedged if it were not a trial.
+    let rig = Rig::warmed(script(Behavior::default(), rules), |c| {
         c.retry.max_attempts = 1;
         c.breaker = BreakerConfig {
             failure_threshold: 2,
@@ -946,7 +1148,7 @@ async fn hedged_duplicates_are_counted_as_spend() {
         Requests::Index(vec![0]),
         Behavior::ttft_ms(600),
     )];
-    let rig = Rig::new(script(Behavior::default(), rules), |c| hedge_after(c, 50)).await;
+    let rig = Rig::warmed(script(Behavior::default(), rules), |c| hedge_after(c, 50)).await;
     let asked = rig.ask().await;
     let answer = asked.answer();
     assert!(asked.hedged());
@@ -957,8 +1159,70 @@ async fn hedged_duplicates_are_counted_as_spend() {
     let usage = rig.usage();
     assert_eq!(usage.requests, 2, "the loser is spend too");
     assert_eq!(usage.output_tokens, ANSWER_TOKENS);
-    assert_eq!(usage.cost_usd, Some(cost));
+    // Less the warm-up's spend, so up to rounding.
+    assert!(
+        usage.cost_usd.is_some_and(|c| (c - cost).abs() < 1e-12),
+        "{usage:?}"
+    );
     eprintln!("hedged ask: {usage:?}");
+}
+
+#[tokio::test]
+async fn usage_the_provider_does_not_send_is_estimated_and_marked() {
+    let rig = Rig::new(
+        script(
+            Behavior {
+                usage: false,
+                ..Behavior::default()
+            },
+            vec![],
+        ),
+        |_| {},
+    )
+    .await;
+    let asked = rig.ask().await;
+    let usage = asked.answer().usage;
+    // "Hello from the fake provider." is 29 characters: 8 estimated tokens.
+    assert!(usage.estimated, "{usage:?}");
+    assert_eq!(usage.output_tokens, 8);
+    assert_eq!(asked.answer().cost_usd, Some(8.0 * PRICE / 1e6));
+    let booked = rig.usage();
+    assert!(booked.estimated && booked.output_tokens == 8, "{booked:?}");
+
+    // With usage reported, nothing is marked.
+    rig.fake.set_script(script(Behavior::default(), vec![]));
+    let asked = rig.ask().await;
+    assert!(!asked.answer().usage.estimated);
+    assert_eq!(asked.answer().usage.output_tokens, ANSWER_TOKENS);
+}
+
+#[tokio::test]
+async fn a_stream_the_budget_cuts_off_is_booked_at_what_arrived() {
+    // Ten words a second against a 500 ms budget: a few words arrive, then the deadline.
+    let behavior = Behavior {
+        tokens_per_second: Some(10.0),
+        answer: codetier_tests::fake::Answer::Text("word ".repeat(40)),
+        ..Behavior::default()
+    };
+    let rig = Rig::new(script(behavior, vec![]), |c| c.latency_budget_ms = 500).await;
+    let asked = rig.ask().await;
+    assert!(
+        matches!(asked.error(), RouteError::BudgetExceeded { .. }),
+        "{:?}",
+        asked.error()
+    );
+    let shown = asked.text();
+    assert!(!shown.is_empty(), "words were streamed before the deadline");
+    let booked = rig.usage();
+    assert_eq!(booked.requests, 1);
+    assert!(booked.estimated, "{booked:?}");
+    assert_eq!(
+        booked.output_tokens,
+        shown.chars().count().div_ceil(4) as u64,
+        "what the caller saw, four characters a token: {shown:?}"
+    );
+    assert!(booked.cost_usd.is_some_and(|c| c > 0.0), "{booked:?}");
+    eprintln!("cut off after {shown:?}: booked {booked:?}");
 }
 
 #[tokio::test]
@@ -1029,19 +1293,21 @@ async fn the_api_key_never_appears_in_errors_or_logs() {
         RouteError::CircuitOpen { .. }
     ));
 
-    // A rejected key, a rate limit past the deadline, a hedge, and a timeout.
+    // A hedge, a rejected key, a rate limit past the deadline (which pauses hedging, so it
+    // comes after the hedge), and a timeout.
     rig.set_config(|c| {
         c.breaker.failure_threshold = 100;
         if let Some(flash) = c.tiers.get_mut("flash") {
             flash.model = "other-model".into();
         }
     });
+    rig.warm().await;
     for (behavior, rules) in [
-        (Behavior::status(401, None), vec![]),
-        (Behavior::status(429, Some("60")), vec![]),
         // Every request is slow (not just the first by index: a late request of the step
         // before could take index 0 on a loaded machine), so the hedge always fires.
         (Behavior::ttft_ms(1000), vec![]),
+        (Behavior::status(401, None), vec![]),
+        (Behavior::status(429, Some("60")), vec![]),
     ] {
         rig.fake.set_script(script(behavior, rules));
         rig.fake.clear();

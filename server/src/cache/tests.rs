@@ -23,6 +23,7 @@ fn entry(text: &str) -> Entry {
         usage: TokenUsage {
             input_tokens: 120,
             output_tokens: 40,
+            estimated: false,
         },
         cost_usd: Some(0.00001),
         created_unix: 1_700_000_000,

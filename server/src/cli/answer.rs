@@ -34,7 +34,10 @@ pub async fn explain(global: &Global, target: &str, fresh: bool) -> Result<u8, F
         Some(e) if !e.markdown.trim().is_empty() => e.markdown.clone(),
         _ => outcome.text.clone(),
     };
-    emit(&with_newline(markdown));
+    emit(&with_newline(report::escape(
+        &markdown,
+        report::Breaks::Keep,
+    )));
     report_prompt(&outcome);
     report(&footer(&outcome));
     Ok(exit::OK)
@@ -74,7 +77,7 @@ pub async fn generate(
     let fitted = crate::render::fit_generated(&text, selection.clone(), &code);
     report_prompt(&outcome);
     if !write {
-        emit(&with_newline(fitted));
+        emit(&with_newline(report::escape(&fitted, report::Breaks::Keep)));
         report(&footer(&outcome));
         return Ok(exit::OK);
     }
@@ -176,7 +179,7 @@ fn with_newline(mut s: String) -> String {
 
 fn footer(o: &Outcome) -> String {
     let cost = match o.cost_usd {
-        Some(c) => format!("${c:.6}"),
+        Some(c) => crate::usage::format_usd(c, 6, o.usage.estimated && !o.cached),
         None => "cost unknown".into(),
     };
     let cached = if o.cached { ", cached" } else { "" };

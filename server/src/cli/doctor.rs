@@ -1,6 +1,6 @@
-//! `codetier doctor`: where the configuration came from, the effective values (the key only as
-//! present or absent), whether `base_url` answers, and one tiny request per tier with its
-//! latency, each failure with a diagnosis a user can act on.
+//! `codetier doctor`: a verdict and the problems with their fixes first, then where the
+//! configuration came from, whether `base_url` answers, and one tiny request per tier with its
+//! latency; `--verbose` adds the effective values (the key only as present or absent).
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -13,16 +13,26 @@ use crate::provider::{ChatRequest, Endpoint, Message, Provider, ProviderError, R
 /// How long one check may take before it counts as a timeout.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Lines of the report and the worst exit code seen so far.
+/// One problem found, with the checks that found the same thing (reported once).
+struct Problem {
+    what: String,
+    diagnosis: String,
+    also: Vec<String>,
+}
+
+/// The report: a verdict, the problems and warnings (each once), then the details.
+#[derive(Default)]
 struct Doctor {
-    out: String,
+    problems: Vec<Problem>,
+    warnings: Vec<(String, String)>,
+    details: String,
     code: u8,
 }
 
 impl Doctor {
     fn line(&mut self, s: impl AsRef<str>) {
-        self.out.push_str(s.as_ref());
-        self.out.push('\n');
+        self.details.push_str(s.as_ref());
+        self.details.push('\n');
     }
 
     fn ok(&mut self, what: &str, detail: &str) {
@@ -31,18 +41,21 @@ impl Doctor {
 
     /// A problem that leaves the exit code alone.
     fn warn(&mut self, what: &str, diagnosis: &str) {
-        let mut lines = diagnosis.lines();
-        self.line(format!("  warn  {what}: {}", lines.next().unwrap_or("")));
-        for more in lines {
-            self.line(format!("        {more}"));
-        }
+        self.line(format!("  warn  {what}: {}", first_line(diagnosis)));
+        self.warnings.push((what.to_owned(), diagnosis.to_owned()));
     }
 
+    /// A failed check. The same diagnosis from another check (every tier behind a refused
+    /// connection) is named under the first, not repeated.
     fn fail(&mut self, what: &str, diagnosis: &str, code: u8) {
-        let mut lines = diagnosis.lines();
-        self.line(format!("  FAIL  {what}: {}", lines.next().unwrap_or("")));
-        for more in lines {
-            self.line(format!("        {more}"));
+        self.line(format!("  FAIL  {what}: {}", first_line(diagnosis)));
+        match self.problems.iter_mut().find(|p| p.diagnosis == diagnosis) {
+            Some(p) => p.also.push(what.to_owned()),
+            None => self.problems.push(Problem {
+                what: what.to_owned(),
+                diagnosis: diagnosis.to_owned(),
+                also: Vec::new(),
+            }),
         }
         // A configuration error (2) outranks a broken provider (3): it must be fixed first.
         self.code = match (self.code, code) {
@@ -52,19 +65,79 @@ impl Doctor {
         };
     }
 
-    /// Prints what is there so far; the report is useful even when a check failed.
-    fn flush(&mut self) {
-        emit(&std::mem::take(&mut self.out));
+    /// Says when a slow check is under way, on a terminal only (stdout carries the report).
+    fn progress(&self, what: &str) {
+        use std::io::IsTerminal as _;
+        if std::io::stderr().is_terminal() {
+            super::report(&format!("codetier doctor: checking {what}..."));
+        }
+    }
+
+    /// The whole report: verdict first, then problems with their fixes, then the details.
+    fn render(&self) -> String {
+        let mut out = String::new();
+        let verdict = match (self.code, self.problems.len()) {
+            (exit::OK, _) if self.warnings.is_empty() => {
+                "codetier doctor: all checks passed".to_owned()
+            }
+            (exit::OK, _) => format!(
+                "codetier doctor: all checks passed, {} warning(s)",
+                self.warnings.len()
+            ),
+            (code, n) => format!(
+                "codetier doctor: {n} problem(s) found (exit code {code}: {})",
+                if code == exit::USAGE {
+                    "configuration"
+                } else {
+                    "provider"
+                }
+            ),
+        };
+        let _ = writeln!(out, "{verdict}");
+        for (heading, items) in [
+            (
+                "Problems",
+                self.problems
+                    .iter()
+                    .map(|p| {
+                        let mut what = p.what.clone();
+                        if !p.also.is_empty() {
+                            let _ = write!(what, " (also {})", p.also.join(", "));
+                        }
+                        (what, p.diagnosis.clone())
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            ("Warnings", self.warnings.clone()),
+        ] {
+            if items.is_empty() {
+                continue;
+            }
+            let _ = writeln!(out, "\n{heading}:");
+            for (what, diagnosis) in items {
+                let mut lines = diagnosis.lines();
+                let _ = writeln!(out, "  - {what}: {}", lines.next().unwrap_or(""));
+                for more in lines {
+                    let _ = writeln!(out, "    {more}");
+                }
+            }
+        }
+        let _ = write!(out, "\nDetails:\n{}", self.details);
+        out
+    }
+
+    fn finish(self) -> Result<u8, Failure> {
+        emit(&self.render());
+        Ok(self.code)
     }
 }
 
-pub async fn run(global: &Global) -> Result<u8, Failure> {
-    let mut d = Doctor {
-        out: String::new(),
-        code: exit::OK,
-    };
-    d.line("codetier doctor");
-    d.line("");
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+pub async fn run(global: &Global, verbose: bool) -> Result<u8, Failure> {
+    let mut d = Doctor::default();
     d.line("Configuration sources (later wins):");
     let root = setup::repo_root();
     let loaded = Loader::load(Sources {
@@ -75,36 +148,38 @@ pub async fn run(global: &Global) -> Result<u8, Failure> {
     for source in loaded.loader.sources() {
         d.line(format!("  {source}"));
     }
-    let mut errors: Vec<String> = loaded.errors.iter().map(ToString::to_string).collect();
-    let config = match loaded.config {
-        Ok(c) => Some(c),
-        Err(e) => {
-            errors.push(e.to_string());
-            None
-        }
-    };
-    for e in &errors {
-        d.fail("configuration", e, exit::USAGE);
+    for e in &loaded.errors {
+        d.fail("configuration", &e.to_string(), exit::USAGE);
     }
     for refused in &loaded.refused {
         d.warn("configuration", &refused.to_string());
     }
-    let Some(config) = config else {
-        d.flush();
-        return Ok(d.code);
+    let config = match loaded.config {
+        Err(e) => {
+            d.fail("configuration", &e.to_string(), exit::USAGE);
+            return d.finish();
+        }
+        // A refused source means the configuration in force is not the one the user wrote:
+        // probing it would test something else, so stop here.
+        Ok(_) if !loaded.errors.is_empty() => {
+            d.line("Provider and tiers: not checked (fix the configuration first)");
+            return d.finish();
+        }
+        Ok(config) => config,
     };
     if let Some(tier) = &global.tier {
         if let Err(f) = setup::check_tier(&config, tier) {
             d.fail("--tier", &f.message, exit::USAGE);
-            d.flush();
-            return Ok(d.code);
+            return d.finish();
         }
     }
-    d.line("");
-    d.line("Effective configuration:");
-    d.line(effective_toml(&config));
-    d.flush();
+    if verbose {
+        d.line("");
+        d.line("Effective configuration:");
+        d.line(effective_toml(&config));
+    }
 
+    d.line("");
     d.line("Provider:");
     let key = setup::key_present(&config);
     if key {
@@ -116,12 +191,11 @@ pub async fn run(global: &Global) -> Result<u8, Failure> {
             exit::USAGE,
         );
     }
+    d.progress(&config.base_url);
     let reachable = reachability(&mut d, &config).await;
-    d.flush();
     if !key || !reachable {
         d.line("Tiers: not checked (fix the problems above first)");
-        d.flush();
-        return Ok(d.code);
+        return d.finish();
     }
     let provider = match Provider::new(Endpoint {
         base_url: config.base_url.clone(),
@@ -130,8 +204,7 @@ pub async fn run(global: &Global) -> Result<u8, Failure> {
         Ok(p) => p,
         Err(e) => {
             d.fail("endpoint", &diagnose(&e, &config, None), exit::USAGE);
-            d.flush();
-            return Ok(d.code);
+            return d.finish();
         }
     };
     let models = match tokio::time::timeout(CHECK_TIMEOUT, provider.list_models()).await {
@@ -146,6 +219,20 @@ pub async fn run(global: &Global) -> Result<u8, Failure> {
             );
             Some(models)
         }
+        // Many servers (llama.cpp, some proxies) have no model list; the tiers' own requests
+        // below say whether the models exist.
+        Ok(Err(e))
+            if matches!(e, ProviderError::UnknownModel { .. }) || e.to_string().contains("404") =>
+        {
+            d.warn(
+                "models",
+                &format!(
+                    "{}/models is not there (HTTP 404), so the model names are not checked against a list; each tier is asked directly below",
+                    config.base_url
+                ),
+            );
+            None
+        }
         Ok(Err(e)) => {
             d.fail("models", &diagnose(&e, &config, None), code_of(&e));
             None
@@ -157,17 +244,27 @@ pub async fn run(global: &Global) -> Result<u8, Failure> {
     };
     d.line("");
     d.line("Tiers (one request of at most 8 tokens each):");
-    d.flush();
     for (name, tier) in &config.tiers {
         if global.tier.as_ref().is_some_and(|t| t != name) {
             continue;
         }
         let what = format!("{name} ({})", tier.model);
-        if let Some(models) = &models {
-            if !models.is_empty() && !models.iter().any(|m| m == &tier.model) {
-                d.line(format!(
-                    "  note  {what}: not in the provider's model list; asking anyway"
-                ));
+        if let Some(models) = models.as_ref().filter(|m| !m.is_empty()) {
+            if !models.iter().any(|m| m == &tier.model) {
+                let mut listed: Vec<&str> = models.iter().map(String::as_str).take(12).collect();
+                if models.len() > listed.len() {
+                    listed.push("…");
+                }
+                d.fail(
+                    &what,
+                    &format!(
+                        "the provider does not list the model `{}`.\nSet tiers.{name}.model in your user config to one it serves: {}",
+                        tier.model,
+                        listed.join(", ")
+                    ),
+                    exit::USAGE,
+                );
+                continue;
             }
         }
         let request = ChatRequest {
@@ -180,6 +277,7 @@ pub async fn run(global: &Global) -> Result<u8, Failure> {
             extra_body: tier.extra_body.clone(),
             stream: true,
         };
+        d.progress(&what);
         let started = Instant::now();
         match tokio::time::timeout(CHECK_TIMEOUT, provider.chat(&request, None)).await {
             Ok(Ok(done)) => {
@@ -198,16 +296,12 @@ pub async fn run(global: &Global) -> Result<u8, Failure> {
             Ok(Err(e)) => d.fail(&what, &diagnose(&e, &config, Some(name)), code_of(&e)),
             Err(_) => d.fail(&what, &timeout_message(&config), exit::PROVIDER),
         }
-        d.flush();
     }
-    d.line("");
-    d.line(match d.code {
-        exit::OK => "All checks passed.",
-        exit::USAGE => "Configuration problems found (exit code 2).",
-        _ => "The provider is not usable (exit code 3).",
-    });
-    d.flush();
-    Ok(d.code)
+    if !verbose {
+        d.line("");
+        d.line("(`codetier doctor --verbose` also prints the effective configuration)");
+    }
+    d.finish()
 }
 
 /// The configuration as TOML, with the key only as present/absent next to `api_key_env`.

@@ -1,4 +1,4 @@
-//! The result of a review run, its exit code, and its text and JSON renderings.
+//! The result of a review run, its exit code, its text and JSON renderings, and the escaping every text output of the CLI goes through.
 
 use serde_json::{json, Value};
 
@@ -15,6 +15,8 @@ pub struct FileReport {
     pub models: Vec<String>,
     /// Sum over its requests; `None` when a price is unknown.
     pub cost_usd: Option<f64>,
+    /// Some of its cost rests on estimated tokens (the provider reported no usage).
+    pub cost_estimated: bool,
     /// Every chunk was answered from the cache.
     pub cached: bool,
     pub chunks: usize,
@@ -30,6 +32,82 @@ pub struct ReviewReport {
     pub skipped: Vec<Skip>,
     pub notes: Vec<String>,
     pub fail_on: FailOn,
+}
+
+/// What `escape` does with line breaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Breaks {
+    /// Multi-line text (a model's message, an answer): keep `\n` and tabs; `\r\n` becomes `\n`.
+    Keep,
+    /// One-line fields (a file name, an error message): every control character is escaped.
+    Escape,
+}
+
+/// Makes text from a file name or a model safe to print as CLI text output: nothing in it can
+/// forge a line, move the cursor, colour the terminal or speak to the CI runner reading the log.
+///
+/// - Control characters (C0, DEL, C1 — ESC and CSI among them) and the Unicode characters that
+///   reorder or break lines (bidi embeddings, overrides and isolates, U+2028/U+2029) are written
+///   as `\u{1b}`; `\n`, `\r` and `\t` as those two characters, except line breaks and tabs
+///   kept by `Breaks::Keep`. A lone `\r` is always escaped: it would overwrite the line.
+/// - A line whose first non-blank characters are `::` (a GitHub Actions workflow command such as
+///   `::error file=...::`) gets a backslash before them, and so does the `[` of `##[` (the
+///   runner's older command form, recognised anywhere in a line).
+///
+/// Backslashes are left alone, so code stays readable. JSON and SARIF output never go through
+/// this: they are exact.
+pub fn escape(text: &str, breaks: Breaks) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut lines = text.split('\n').peekable();
+    while let Some(line) = lines.next() {
+        let line = match breaks {
+            Breaks::Keep => line.strip_suffix('\r').unwrap_or(line),
+            Breaks::Escape => line,
+        };
+        let blank = line.len() - line.trim_start_matches(char::is_whitespace).len();
+        let (indent, rest) = line.split_at(blank);
+        escape_chars(indent, breaks, &mut out);
+        if rest.starts_with("::") {
+            out.push('\\');
+        }
+        escape_chars(&rest.replace("##[", "##\\["), breaks, &mut out);
+        if lines.peek().is_some() {
+            match breaks {
+                Breaks::Keep => out.push('\n'),
+                Breaks::Escape => out.push_str("\\n"),
+            }
+        }
+    }
+    out
+}
+
+fn escape_chars(text: &str, breaks: Breaks, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '\t' if breaks == Breaks::Keep => out.push(c),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() || reorders_or_breaks(c) => {
+                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// Bidi formatting characters ("Trojan Source") and the Unicode line and paragraph separators.
+fn reorders_or_breaks(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{2028}'
+            | '\u{2029}'
+    )
 }
 
 pub fn severity_name(s: &Severity) -> &'static str {
@@ -96,6 +174,11 @@ impl ReviewReport {
         self.files.iter().filter_map(|f| f.cost_usd).sum()
     }
 
+    /// Whether the total cost rests on estimated tokens anywhere.
+    pub fn cost_estimated(&self) -> bool {
+        self.files.iter().any(|f| f.cost_estimated)
+    }
+
     fn count(&self, s: &Severity) -> usize {
         self.findings().filter(|(_, f)| &f.severity == s).count()
     }
@@ -126,9 +209,9 @@ impl ReviewReport {
             counts.join(", ")
         };
         let mut line = format!(
-            "codetier: reviewed {reviewed} file{} ({cached} from cache): {found}; cost ${:.6}",
+            "codetier: reviewed {reviewed} file{} ({cached} from cache): {found}; cost {}",
             if reviewed == 1 { "" } else { "s" },
-            self.total_cost()
+            crate::usage::format_usd(self.total_cost(), 6, self.cost_estimated())
         );
         if failed > 0 {
             line.push_str(&format!("; {failed} failed"));
@@ -144,24 +227,35 @@ impl ReviewReport {
         let mut out: Vec<String> = self
             .skipped
             .iter()
-            .map(|s| format!("codetier: skipped {}: {}", s.path, s.reason))
+            .map(|s| {
+                format!(
+                    "codetier: skipped {}: {}",
+                    escape(&s.path, Breaks::Escape),
+                    escape(&s.reason, Breaks::Escape)
+                )
+            })
             .collect();
         out.extend(self.files.iter().filter_map(|f| {
             f.error.as_ref().map(|e| {
                 format!(
                     "codetier: {}: {}",
-                    f.path,
-                    e.0.trim_start_matches("codetier: ")
+                    escape(&f.path, Breaks::Escape),
+                    escape(e.0.trim_start_matches("codetier: "), Breaks::Escape)
                 )
             })
         }));
-        out.extend(self.notes.iter().map(|n| format!("codetier: {n}")));
+        out.extend(
+            self.notes
+                .iter()
+                .map(|n| format!("codetier: {}", escape(n, Breaks::Escape))),
+        );
         out
     }
 }
 
 /// Compiler-style lines `path:line:col: severity: message`, with the proposed replacement
-/// indented below. ANSI colour only when `colour`.
+/// indented below. ANSI colour only when `colour`. File names and model text are escaped (see
+/// `escape`), so neither can add a line of its own.
 pub fn text(report: &ReviewReport, colour: bool) -> String {
     let paint = |code: &str, s: &str| {
         if colour {
@@ -179,11 +273,13 @@ pub fn text(report: &ReviewReport, colour: bool) -> String {
             Severity::Info => "1;34",
             Severity::Hint => "1;36",
         };
-        let mut lines = f.message.lines();
+        let path = escape(&file.path, Breaks::Escape);
+        let message = escape(&f.message, Breaks::Keep);
+        let mut lines = message.lines();
         let first = lines.next().unwrap_or("");
         out.push_str(&format!(
             "{}: {}: {first}\n",
-            paint("1", &format!("{}:{}:1", file.path, f.start_line + 1)),
+            paint("1", &format!("{path}:{}:1", f.start_line + 1)),
             paint(colour_code, name)
         ));
         for more in lines {
@@ -196,7 +292,7 @@ pub fn text(report: &ReviewReport, colour: bool) -> String {
                 f.start_line + 1,
                 f.end_line + 1
             ));
-            for line in replacement.lines() {
+            for line in escape(replacement, Breaks::Keep).lines() {
                 out.push_str(&format!("    | {line}\n"));
             }
         }
@@ -228,6 +324,7 @@ pub fn json(report: &ReviewReport) -> Value {
                 "tier": f.tier,
                 "model": f.models.join(", "),
                 "cost_usd": f.cost_usd,
+                "cost_estimated": f.cost_estimated,
                 "cached": f.cached,
                 "chunks": f.chunks,
                 "findings": f.findings.len(),
@@ -258,6 +355,7 @@ pub fn json(report: &ReviewReport) -> Value {
             "findings": report.findings().count(),
             "by_severity": by_severity,
             "cost_usd": report.total_cost(),
+            "cost_estimated": report.cost_estimated(),
             "exit_code": report.exit_code(),
         },
     })
@@ -290,6 +388,7 @@ pub(crate) mod tests {
                     tier: "flash".into(),
                     models: vec!["deepseek-v4-flash".into()],
                     cost_usd: Some(0.0001),
+                    cost_estimated: false,
                     cached: false,
                     chunks: 1,
                     findings: vec![
@@ -308,6 +407,7 @@ pub(crate) mod tests {
                     tier: "flash".into(),
                     models: vec!["deepseek-v4-flash".into()],
                     cost_usd: Some(0.0),
+                    cost_estimated: false,
                     cached: true,
                     chunks: 2,
                     findings: vec![],
@@ -349,6 +449,90 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn escape_neutralises_controls_line_forgery_and_workflow_commands() {
+        let check = |input: &str, breaks: Breaks, want: &str| {
+            assert_eq!(escape(input, breaks), want, "{input:?} ({breaks:?})");
+        };
+        use Breaks::{Escape, Keep};
+        // File names: one line, whatever they hold.
+        check("src/a.rs", Escape, "src/a.rs");
+        check(
+            "x.rs\nsrc/main.rs:1:1: error: forged",
+            Escape,
+            "x.rs\\nsrc/main.rs:1:1: error: forged",
+        );
+        check("a\tb\rc", Escape, "a\\tb\\rc");
+        check(
+            "::error file=x::boom.rs",
+            Escape,
+            "\\::error file=x::boom.rs",
+        );
+        check("\u{1b}[31mred\u{1b}[0m", Escape, "\\u{1b}[31mred\\u{1b}[0m");
+        // Model text: line breaks and tabs stay, everything else that steers a terminal goes.
+        check("line one\n\tline two", Keep, "line one\n\tline two");
+        check("crlf\r\nends", Keep, "crlf\nends");
+        check("over\rwritten", Keep, "over\\rwritten");
+        check(
+            "bell\u{7}del\u{7f}csi\u{9b}2J",
+            Keep,
+            "bell\\u{7}del\\u{7f}csi\\u{9b}2J",
+        );
+        check(
+            "ok\n::error file=src/a.rs,line=1::pwned\n  ::warning::x",
+            Keep,
+            "ok\n\\::error file=src/a.rs,line=1::pwned\n  \\::warning::x",
+        );
+        check("\u{a0}::notice::nbsp", Keep, "\u{a0}\\::notice::nbsp");
+        check("say ##[error]boom", Keep, "say ##\\[error]boom");
+        // `::` inside a line is ordinary text (a Rust path, say).
+        check("use std::io;", Keep, "use std::io;");
+        // Trojan Source: bidi overrides and isolates are shown, not obeyed.
+        check(
+            "a\u{202e}b\u{2066}c\u{2028}d",
+            Keep,
+            "a\\u{202e}b\\u{2066}c\\u{2028}d",
+        );
+        check("C:\\path é 😀", Keep, "C:\\path é 😀");
+        check("", Keep, "");
+        check("trailing\n", Keep, "trailing\n");
+    }
+
+    #[test]
+    fn text_output_escapes_file_names_and_model_text() {
+        let mut report = sample(FailOn::Error);
+        report.files[0].path = "evil.rs\nsrc/main.rs:1:1: error: forged".into();
+        report.files[0].findings = vec![finding(
+            0,
+            Severity::Error,
+            "\u{1b}]8;;http://x\u{7}link\u{1b}[2J\n::error file=a::b\rhidden",
+            Some("\u{1b}[1mcode\u{1b}[0m\n::set-output name=x::y"),
+        )];
+        report.skipped[0].path = "skip\n::error::x.pem".into();
+        let out = text(&report, false);
+        assert!(!out.contains('\u{1b}') && !out.contains('\r'), "{out:?}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines.len(),
+            5,
+            "finding, second message line, help, two code lines: {out}"
+        );
+        assert!(lines[0].starts_with("evil.rs\\nsrc/main.rs:1:1: error: forged:1:1: error: "));
+        for line in &lines {
+            assert!(!line.trim_start().starts_with("::"), "{line:?}");
+        }
+        for line in report.stderr_notes() {
+            assert!(!line.contains('\n') && !line.contains("\n::"), "{line:?}");
+        }
+        // JSON stays exact.
+        let v = json(&report);
+        assert_eq!(v["findings"][0]["path"], report.files[0].path.as_str());
+        assert_eq!(
+            v["findings"][0]["message"],
+            report.files[0].findings[0].message.as_str()
+        );
+    }
+
+    #[test]
     fn json_has_findings_files_and_summary() {
         let v = json(&sample(FailOn::Warning));
         assert_eq!(v["findings"][0]["path"], "src/a.rs");
@@ -363,8 +547,19 @@ pub(crate) mod tests {
         assert_eq!(v["summary"]["exit_code"], 1);
         let summary = sample(FailOn::Error).summary();
         assert!(
-            summary.contains("reviewed 2 files (1 from cache): 1 warning, 1 info"),
+            summary.contains("reviewed 2 files (1 from cache): 1 warning, 1 info; cost $0.000100"),
             "{summary}"
         );
+        assert_eq!(v["summary"]["cost_estimated"], false);
+        let mut estimated = sample(FailOn::Error);
+        estimated.files[0].cost_estimated = true;
+        assert!(
+            estimated.summary().contains("cost ~$0.000100"),
+            "{}",
+            estimated.summary()
+        );
+        let v = json(&estimated);
+        assert_eq!(v["files"][0]["cost_estimated"], true);
+        assert_eq!(v["summary"]["cost_estimated"], true);
     }
 }

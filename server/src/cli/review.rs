@@ -351,6 +351,7 @@ impl Dispatch {
                     (Some(a), Some(b)) => Some(a + b),
                     _ => None,
                 };
+                file.cost_estimated |= outcome.usage.estimated && !outcome.cached;
                 file.cached &= outcome.cached;
                 if !file.models.contains(&outcome.model) {
                     file.models.push(outcome.model.clone());
@@ -390,6 +391,8 @@ fn is_fatal(error: &EngineError) -> bool {
                 | ProviderError::KeyRejected { .. }
                 | ProviderError::PaymentRequired
                 | ProviderError::UnknownModel { .. }
+                | ProviderError::UnknownPath { .. }
+                | ProviderError::NotChatCompletion { .. }
                 | ProviderError::InsecureUrl { .. }
         ),
         _ => false,

@@ -71,49 +71,69 @@ impl Layer {
     }
 }
 
+/// Why a base URL is refused. `Display` is the message a user reads.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BaseUrlError {
+    /// Plain http to a host that is not loopback: the key would travel unencrypted.
+    #[error("plain http is refused unless the host is loopback (127.0.0.1, ::1, localhost), because the API key would travel unencrypted; use https: {0:?}")]
+    Insecure(String),
+    #[error("{0}")]
+    Bad(String),
+}
+
 /// Checks a base URL: http or https, with a host, no credentials, query or fragment; plain http
 /// only to a loopback host. Returns it without a trailing slash.
 ///
 /// The one check of an endpoint: configuration calls it on every source, and the provider on
 /// the URL it is given.
-pub fn check_base_url(url: &str) -> Result<String, String> {
+pub fn check_base_url(url: &str) -> Result<String, BaseUrlError> {
+    let bad = |m: String| BaseUrlError::Bad(m);
     let url = url.trim();
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a valid URL ({e}): {url:?}"))?;
-    let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
-        return Err(format!("the URL has no host: {url:?}"));
-    };
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| bad(format!("not a valid URL ({e}): {url:?}")))?;
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(bad(format!("the URL has no host: {url:?}")));
+    }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         // Whatever prints the base URL (logs, doctor) would print these too.
-        return Err("credentials in the URL are refused; the key comes from `api_key_env`".into());
+        return Err(bad(
+            "credentials in the URL are refused; the key comes from `api_key_env`".into(),
+        ));
     }
     if parsed.query().is_some() || parsed.fragment().is_some() {
         // Request paths are appended to the base URL; a query would end up in the middle.
-        return Err(format!(
+        return Err(bad(format!(
             "a base URL may not carry a query or fragment (`?…`, `#…`): {url:?}"
-        ));
+        )));
     }
-    // IPv6 hosts come bracketed (`[::1]`); the URL parser already normalised IPv4 forms.
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = match bare.parse::<IpAddr>() {
-        Ok(ip) => ip.is_loopback(),
-        Err(_) => bare.eq_ignore_ascii_case("localhost"),
-    };
     match parsed.scheme() {
         "https" => {}
-        "http" if loopback => {}
-        "http" => {
-            return Err(format!(
-                "plain http is refused unless the host is loopback (127.0.0.1, ::1, localhost), \
-                 because the API key would travel unencrypted; use https: {url:?}"
-            ))
-        }
+        "http" if is_loopback(&parsed) => {}
+        "http" => return Err(BaseUrlError::Insecure(url.to_owned())),
         other => {
-            return Err(format!(
+            return Err(bad(format!(
                 "expected an http or https URL, got scheme {other:?}"
-            ))
+            )))
         }
     }
     Ok(url.trim_end_matches('/').to_owned())
+}
+
+/// Whether `url` names a loopback host (127.0.0.0/8, ::1, localhost).
+pub fn is_loopback_url(url: &str) -> bool {
+    reqwest::Url::parse(url).is_ok_and(|u| is_loopback(&u))
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    // IPv6 hosts come bracketed (`[::1]`); the URL parser already normalised IPv4 forms.
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.eq_ignore_ascii_case("localhost"),
+    }
 }
 
 /// Walks a settings value along the schema, collecting errors and refusals with dotted keys.
@@ -208,7 +228,7 @@ impl Walker<'_> {
             Kind::BaseUrl => {
                 let s = self.string(key, value)?;
                 check_base_url(&s)
-                    .map_err(|m| self.error(key, m))
+                    .map_err(|m| self.error(key, m.to_string()))
                     .ok()
                     .map(Value::String)
             }

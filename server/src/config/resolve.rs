@@ -48,9 +48,11 @@ pub(crate) fn resolve(
                 config.base_url = url;
                 origin.set("base_url", &Source::Environment);
             }
-            Err(message) => {
-                errors.push(ConfigError::new(&Source::Environment, "base_url", message))
-            }
+            Err(message) => errors.push(ConfigError::new(
+                &Source::Environment,
+                "base_url",
+                message.to_string(),
+            )),
         }
     }
     validate(&config, &origin, &mut errors);
@@ -216,7 +218,7 @@ fn validate(c: &Config, origin: &Origins, errors: &mut Vec<ConfigError>) {
         errors.push(ConfigError::new(&origin.of(origin_key), key, message));
     };
     if let Err(message) = check_base_url(&c.base_url) {
-        error("base_url", "base_url", message);
+        error("base_url", "base_url", message.to_string());
     }
     for (name, tier) in &c.tiers {
         if tier.model.is_empty() {

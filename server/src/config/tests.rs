@@ -900,3 +900,29 @@ fn the_vscode_extension_declares_every_key_as_the_schema_does() {
         problems.join("\n")
     );
 }
+
+#[test]
+fn one_base_url_rule_for_configuration_and_provider() {
+    for url in [
+        "https://x.example/v1?key=1",
+        "https://x.example/v1#frag",
+        "https://u:p@x.example/v1",
+        "http://10.0.0.1/v1",
+        "ftp://x.example/v1",
+    ] {
+        let config_says = check_base_url(url).is_err();
+        assert!(config_says, "{url} accepted by the configuration");
+        let provider = crate::provider::Provider::new(crate::provider::Endpoint {
+            base_url: url.into(),
+            api_key_env: "GLOBAL_API_KEY".into(),
+        });
+        assert!(provider.is_err(), "{url} accepted by the provider");
+    }
+    assert!(matches!(
+        check_base_url("http://example.com/v1"),
+        Err(BaseUrlError::Insecure(_))
+    ));
+    assert!(
+        is_loopback_url("http://[::1]:8080/v1") && !is_loopback_url("http://localhost.evil.com/v1")
+    );
+}

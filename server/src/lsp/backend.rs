@@ -9,7 +9,7 @@ use tower_lsp_server::ls_types as lsp;
 use tower_lsp_server::LanguageServer;
 
 use super::editor;
-use super::handlers::{code_action, command};
+use super::handlers::{code_action, command, publish};
 use super::proto;
 use super::session::{ClientFlags, Session};
 use crate::config::{self, Config, ConfigErrors};
@@ -146,7 +146,7 @@ impl LanguageServer for Backend {
                 )),
         }
         self.session.set_initialized(client_flags(&params));
-        self.session.start_publisher();
+        publish::start(&self.session);
         let capabilities = lsp::ServerCapabilities {
             position_encoding: Some(proto::position_encoding_kind(encoding)),
             text_document_sync: Some(lsp::TextDocumentSyncCapability::Options(

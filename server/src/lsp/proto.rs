@@ -5,8 +5,8 @@ use std::ops::Range;
 use ropey::Rope;
 use tower_lsp_server::ls_types as lsp;
 
+use crate::action::Action;
 use crate::docs::{self, PositionEncoding};
-use crate::engine::Action;
 use crate::render::Severity;
 
 /// What codetier puts in `Diagnostic.data` and reads back from the code-action context: one

@@ -1,7 +1,6 @@
 //! Per-connection state: documents, configuration, in-flight work and the notes (findings,
 //! explanations) the server has attached to documents.
 
-use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -153,37 +152,17 @@ impl Session {
         self.client.get()
     }
 
-    /// Starts the task that publishes diagnostics, in order, one document at a time.
-    pub fn start_publisher(self: &Arc<Self>) {
-        let Some(mut rx) = self
-            .publish_rx
+    /// The receiving end of the publish queue, for the one publisher task (`None` once taken).
+    pub fn take_publish_queue(&self) -> Option<mpsc::UnboundedReceiver<String>> {
+        self.publish_rx
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
-        else {
-            return;
-        };
-        let session = Arc::downgrade(self);
-        let stop = self.shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                let first = tokio::select! {
-                    () = stop.cancelled() => return,
-                    uri = rx.recv() => match uri { Some(u) => u, None => return },
-                };
-                // Coalesce a burst of edits into one publish per document.
-                let mut uris = HashSet::from([first]);
-                while let Ok(uri) = rx.try_recv() {
-                    uris.insert(uri);
-                }
-                let Some(session) = session.upgrade() else {
-                    return;
-                };
-                for uri in uris {
-                    super::handlers::publish::publish(&session, &uri).await;
-                }
-            }
-        });
+    }
+
+    /// Cancelled when the session shuts down; background tasks stop on it.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
     }
 
     pub fn shutdown_background(&self) {

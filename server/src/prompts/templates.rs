@@ -1,6 +1,6 @@
 //! The prompt templates, in one place and versioned: bump `TEMPLATE_VERSION` whenever a text here changes.
 
-use crate::engine::Action;
+use crate::action::Action;
 
 /// Part of every cache key: changing a template must not serve answers made for the old one.
 pub const TEMPLATE_VERSION: u32 = 1;

@@ -37,6 +37,12 @@ pub enum ProviderError {
          if every model fails"
     )]
     UnknownModel { model: String },
+    #[error(
+        "the provider has no `{path}` (HTTP 404), so `base_url` does not point at its \
+         OpenAI-compatible API{}",
+        v1_hint(*.missing_v1)
+    )]
+    UnknownPath { path: String, missing_v1: bool },
     #[error("the provider refused the request (HTTP {status}): {message}")]
     BadRequest { status: u16, message: String },
     #[error("rate limited by the provider (HTTP 429){}", retry_after_text(.retry_after))]
@@ -61,6 +67,28 @@ pub enum ProviderError {
     EndedEarly { received_chars: usize },
     #[error("the provider sent a malformed answer: {detail}")]
     MalformedStream { detail: String },
+    #[error(
+        "the provider answered HTTP {status} with {what} (`{content_type}`) instead of a chat \
+         completion{}: check that `base_url` is the address of its OpenAI-compatible API{}",
+        excerpt_text(.excerpt),
+        v1_hint(*.missing_v1)
+    )]
+    NotChatCompletion {
+        status: u16,
+        /// "an HTML page", "plain text", ...
+        what: String,
+        content_type: String,
+        /// The start of what arrived (the page title for HTML), already cut and scrubbed.
+        excerpt: String,
+        missing_v1: bool,
+    },
+    #[error(
+        "the provider accepted the request (HTTP 200) but its answer stream ended without a \
+         single token. Local servers such as llama.cpp do this when the prompt does not fit the \
+         model's context: check the context size the model was loaded with (llama.cpp \
+         `--ctx-size`, Ollama `num_ctx`), or select less code"
+    )]
+    EmptyStream,
     #[error("the model returned an empty answer")]
     EmptyAnswer,
     #[error(
@@ -81,13 +109,16 @@ impl ProviderError {
             | ProviderError::Server { .. }
             | ProviderError::Timeout { .. }
             | ProviderError::Connect { .. }
-            | ProviderError::StreamReset => true,
+            | ProviderError::StreamReset
+            | ProviderError::NotChatCompletion { .. }
+            | ProviderError::EmptyStream => true,
             ProviderError::StreamError { after_content, .. } => !after_content,
             ProviderError::MissingKey { .. }
             | ProviderError::InvalidKey { .. }
             | ProviderError::KeyRejected { .. }
             | ProviderError::PaymentRequired
             | ProviderError::UnknownModel { .. }
+            | ProviderError::UnknownPath { .. }
             | ProviderError::BadRequest { .. }
             | ProviderError::EndedEarly { .. }
             | ProviderError::MalformedStream { .. }
@@ -95,6 +126,23 @@ impl ProviderError {
             | ProviderError::InsecureUrl { .. }
             | ProviderError::BadUrl { .. } => false,
         }
+    }
+
+    /// Retryable, but once at most: answers that are not chat completions (a wrong `base_url`,
+    /// a proxy's error page) or an empty 200 stream (a prompt too long for a local server's
+    /// context) rarely change on a second try, and never on a sixth.
+    pub fn retry_once(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::NotChatCompletion { .. } | ProviderError::EmptyStream
+        )
+    }
+
+    /// Whether the failure says the model is unhealthy, so its circuit breaker should count it:
+    /// every retryable failure except those that describe the request or the configuration
+    /// (`retry_once`).
+    pub fn counts_against_model(&self) -> bool {
+        self.is_retryable() && !self.retry_once()
     }
 
     /// How long the provider asked us to wait before trying again, when it said so.
@@ -106,6 +154,116 @@ impl ProviderError {
     }
 }
 
+fn v1_hint(missing_v1: bool) -> &'static str {
+    if missing_v1 {
+        " (it usually ends in `/v1`, e.g. `http://localhost:8080/v1`)"
+    } else {
+        ""
+    }
+}
+
+fn excerpt_text(excerpt: &str) -> String {
+    if excerpt.is_empty() {
+        String::new()
+    } else {
+        format!(" ({excerpt})")
+    }
+}
+
+/// What a request was, for the errors that name it.
+pub(crate) struct Asked<'a> {
+    /// The requested model.
+    pub model: &'a str,
+    /// The environment variable holding the key.
+    pub key_env: &'a str,
+    /// `base_url` without its trailing slash.
+    pub base_url: &'a str,
+}
+
+impl Asked<'_> {
+    /// The path of `base_url` followed by `endpoint` (e.g. `/v1/chat/completions`).
+    pub(crate) fn path(&self, endpoint: &str) -> String {
+        let base_path = reqwest::Url::parse(self.base_url)
+            .map(|u| u.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        format!("{base_path}{endpoint}")
+    }
+
+    /// `base_url`'s path does not end in a version segment (`/v1`, `/v1beta`, `/api/v3`):
+    /// the most common mistake behind a 404 or a web page.
+    pub(crate) fn missing_v1(&self) -> bool {
+        let last = reqwest::Url::parse(self.base_url)
+            .ok()
+            .and_then(|u| {
+                u.path_segments()
+                    .and_then(|mut s| s.rfind(|seg| !seg.is_empty()).map(str::to_owned))
+            })
+            .unwrap_or_default();
+        let mut chars = last.chars();
+        !(chars.next() == Some('v') && chars.next().is_some_and(|c| c.is_ascii_digit()))
+    }
+}
+
+/// An answer with a success status that is neither SSE nor a JSON chat completion: says what
+/// it was. `body` is the start of it, already scrubbed of the key.
+pub(crate) fn not_chat_completion(
+    status: u16,
+    content_type: &str,
+    body: &str,
+    asked: &Asked<'_>,
+) -> ProviderError {
+    let trimmed = body.trim_start();
+    let lower: String = trimmed.chars().take(512).collect::<String>().to_lowercase();
+    let html = content_type.contains("html")
+        || lower.starts_with("<!doctype html")
+        || lower.starts_with("<html");
+    let (what, excerpt) = if html {
+        let title = html_title(trimmed).map(|t| format!("titled “{t}”"));
+        ("an HTML page", title.unwrap_or_default())
+    } else if content_type.contains("xml") || lower.starts_with("<?xml") {
+        ("an XML document", one_line(trimmed))
+    } else if content_type.contains("json") || lower.starts_with('{') || lower.starts_with('[') {
+        ("JSON that is not a chat completion", one_line(trimmed))
+    } else {
+        ("plain text", one_line(trimmed))
+    };
+    ProviderError::NotChatCompletion {
+        status,
+        what: what.to_owned(),
+        content_type: if content_type.is_empty() {
+            "no content type".to_owned()
+        } else {
+            content_type.to_owned()
+        },
+        excerpt,
+        missing_v1: asked.missing_v1(),
+    }
+}
+
+/// The text of an HTML page's `<title>`, whitespace collapsed and cut.
+fn html_title(html: &str) -> Option<String> {
+    let lower = html.to_ascii_lowercase();
+    let open = lower.find("<title")?;
+    let start = open + lower[open..].find('>')? + 1;
+    let end = start + lower[start..].find("</title")?;
+    let title = one_line(html.get(start..end)?);
+    (!title.is_empty()).then_some(title)
+}
+
+/// The first 120 characters, on one line, control characters dropped.
+fn one_line(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let joined: String = words
+        .join(" ")
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    match joined.char_indices().nth(120) {
+        Some((i, _)) => format!("{}…", &joined[..i]),
+        None => joined,
+    }
+}
+
 fn retry_after_text(retry_after: &Option<Duration>) -> String {
     match retry_after {
         Some(d) if d.as_millis() < 1000 => format!("; retry after {} ms", d.as_millis()),
@@ -114,25 +272,30 @@ fn retry_after_text(retry_after: &Option<Duration>) -> String {
     }
 }
 
-/// Turns a non-success HTTP answer into the error the user should see.
+/// Turns a non-success HTTP answer to a chat request into the error the user should see.
 ///
-/// `body` is the (already size-capped) response body; `model` names the requested model.
+/// `body` is the (already size-capped and scrubbed) response body. A 404 whose body speaks of
+/// a model is an unknown model; any other 404 (a framework's "Not Found", a web server's page)
+/// means the path is unknown, which is `base_url`'s fault.
 pub(crate) fn from_status(
     status: u16,
     retry_after: Option<&str>,
     body: &str,
-    model: &str,
-    key_env: &str,
+    asked: &Asked<'_>,
 ) -> ProviderError {
     let message = || body_message(body, status);
     match status {
         401 | 403 => ProviderError::KeyRejected {
             status,
-            env: key_env.to_owned(),
+            env: asked.key_env.to_owned(),
         },
         402 => ProviderError::PaymentRequired,
-        404 => ProviderError::UnknownModel {
-            model: model.to_owned(),
+        404 if body.to_lowercase().contains("model") => ProviderError::UnknownModel {
+            model: asked.model.to_owned(),
+        },
+        404 => ProviderError::UnknownPath {
+            path: asked.path("/chat/completions"),
+            missing_v1: asked.missing_v1(),
         },
         408 => ProviderError::Timeout {
             what: "the provider (HTTP 408 Request Timeout)".to_owned(),
@@ -267,8 +430,22 @@ mod tests {
         );
     }
 
+    const ASKED: Asked<'static> = Asked {
+        model: "m",
+        key_env: "KEY",
+        base_url: "https://api.example.test/v1",
+    };
+
     #[test]
     fn status_mapping() {
+        let from_status = |status, retry_after, body: &str, model: &str, key_env: &str| {
+            let asked = Asked {
+                model,
+                key_env,
+                ..ASKED
+            };
+            from_status(status, retry_after, body, &asked)
+        };
         let e = from_status(
             400,
             None,
@@ -288,7 +465,13 @@ mod tests {
             ProviderError::PaymentRequired
         );
         assert_eq!(
-            from_status(404, None, "", "m", "KEY"),
+            from_status(
+                404,
+                None,
+                r#"{"error":{"message":"The model `m` does not exist"}}"#,
+                "m",
+                "KEY"
+            ),
             ProviderError::UnknownModel { model: "m".into() }
         );
         let e = from_status(
@@ -310,6 +493,97 @@ mod tests {
         assert!(from_status(500, None, "", "m", "KEY")
             .to_string()
             .contains("no details"));
+    }
+
+    #[test]
+    fn a_404_says_whether_the_model_or_the_path_is_unknown() {
+        let check = |base_url: &str, body: &str, want: ProviderError, says: &str| {
+            let asked = Asked { base_url, ..ASKED };
+            let e = from_status(404, None, body, &asked);
+            assert_eq!(e, want, "{base_url} {body}");
+            assert!(e.to_string().contains(says), "{e}");
+            assert!(!e.is_retryable());
+        };
+        let model = || ProviderError::UnknownModel { model: "m".into() };
+        // OpenAI, vLLM and Ollama name the model.
+        check(
+            "https://api.example.test/v1",
+            r#"{"error":{"message":"The model `m` does not exist or you do not have access to it."}}"#,
+            model(),
+            "does not know the model `m`",
+        );
+        check(
+            "http://localhost:8000/v1",
+            r#"{"object":"error","message":"The model `m` does not exist.","type":"NotFoundError"}"#,
+            model(),
+            "`m`",
+        );
+        check(
+            "http://localhost:11434/v1",
+            r#"{"error":"model \"m\" not found, try pulling it first"}"#,
+            model(),
+            "`m`",
+        );
+        // A framework's or a web server's "not found" is the path.
+        check(
+            "http://127.0.0.1:8080",
+            r#"{"error":{"code":404,"message":"File Not Found","type":"not_found_error"}}"#,
+            ProviderError::UnknownPath {
+                path: "/chat/completions".into(),
+                missing_v1: true,
+            },
+            "it usually ends in `/v1`",
+        );
+        check(
+            "https://proxy.example.test/openai/v1/",
+            "404 page not found",
+            ProviderError::UnknownPath {
+                path: "/openai/v1/chat/completions".into(),
+                missing_v1: false,
+            },
+            "no `/openai/v1/chat/completions`",
+        );
+        let e = from_status(404, None, "{\"detail\":\"Not Found\"}", &ASKED);
+        assert!(!e.to_string().contains("usually ends"), "{e}");
+    }
+
+    #[test]
+    fn answers_that_are_not_chat_completions_say_what_arrived() {
+        let html = "<!DOCTYPE html>\n<html><head><TITLE>\n  Open WebUI\n</TITLE></head><body>app</body></html>";
+        let bare = Asked {
+            base_url: "http://localhost:3000",
+            ..ASKED
+        };
+        let e = not_chat_completion(200, "text/html; charset=utf-8", html, &bare);
+        let text = e.to_string();
+        assert!(
+            text.contains("HTTP 200 with an HTML page (`text/html; charset=utf-8`)"),
+            "{text}"
+        );
+        assert!(text.contains("titled “Open WebUI”"), "{text}");
+        assert!(text.contains("ends in `/v1`"), "{text}");
+        assert!(e.is_retryable() && e.retry_once() && !e.counts_against_model());
+
+        let e = not_chat_completion(200, "text/plain", "Hello\n\u{1b}[31mworld  ", &ASKED);
+        let text = e.to_string();
+        assert!(text.contains("with plain text (`text/plain`)"), "{text}");
+        assert!(text.contains("(Hello [31mworld)"), "{text}");
+        assert!(!text.contains("usually ends"), "{text}");
+        let long = "x".repeat(500);
+        let e = not_chat_completion(200, "", &long, &ASKED);
+        assert!(e.to_string().contains("no content type"), "{e}");
+        assert!(e.to_string().chars().count() < 400, "{e}");
+        let e = not_chat_completion(200, "application/json", r#"{"status":"ok"}"#, &ASKED);
+        assert!(
+            e.to_string().contains("JSON that is not a chat completion"),
+            "{e}"
+        );
+
+        assert!(ProviderError::EmptyStream.retry_once());
+        assert!(!ProviderError::EmptyStream.counts_against_model());
+        assert!(ProviderError::StreamReset.counts_against_model());
+        assert!(!ProviderError::StreamReset.retry_once());
+        assert!(ProviderError::EmptyStream.to_string().contains("context"));
     }
 
     #[test]

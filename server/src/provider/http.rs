@@ -1,7 +1,6 @@
 //! HTTP transport: the pooled client, base URL checks, and the one place the API key is attached.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use reqwest::header::{HeaderValue, AUTHORIZATION};
@@ -39,11 +38,70 @@ impl ApiKey {
 
     /// Replaces the key wherever a provider echoed it back in `text`.
     pub(crate) fn redact(&self, text: String) -> String {
-        if self.0.len() >= 4 && text.contains(&self.0) {
-            text.replace(&self.0, "***")
+        if self.scrubs() && text.contains(&self.0) {
+            text.replace(&self.0, REDACTED)
         } else {
             text
         }
+    }
+
+    /// A scrubber for text that arrives in pieces (the deltas of a stream).
+    pub(crate) fn scrubber(&self) -> KeyScrubber<'_> {
+        KeyScrubber {
+            key: self.scrubs().then_some(self.0.as_str()),
+            held: String::new(),
+        }
+    }
+
+    /// A key of a few characters would match ordinary words: only longer ones are scrubbed.
+    fn scrubs(&self) -> bool {
+        self.0.len() >= 4
+    }
+}
+
+/// What the key is replaced with.
+const REDACTED: &str = "***";
+
+/// Scrubs the key from text that arrives in pieces. A key split across pieces is replaced too:
+/// the end of what arrived that could be the start of the key is held back until the next piece
+/// (or the end of the text) shows whether it is. The pieces it returns, joined, are the whole
+/// text with every occurrence of the key replaced.
+pub(crate) struct KeyScrubber<'a> {
+    /// `None` when the key is too short to scrub.
+    key: Option<&'a str>,
+    held: String,
+}
+
+impl KeyScrubber<'_> {
+    /// Takes the next piece and returns what can be shown of the text so far (maybe nothing).
+    pub(crate) fn push(&mut self, piece: &str) -> String {
+        let Some(key) = self.key else {
+            return piece.to_owned();
+        };
+        self.held.push_str(piece);
+        let text = std::mem::take(&mut self.held);
+        let text = if text.contains(key) {
+            text.replace(key, REDACTED)
+        } else {
+            text
+        };
+        // The longest end of `text` that is a proper start of the key waits for more.
+        let longest = (key.len() - 1).min(text.len());
+        let keep = (1..=longest)
+            .rev()
+            .find(|&n| {
+                let at = text.len() - n;
+                text.is_char_boundary(at) && key.starts_with(&text[at..])
+            })
+            .unwrap_or(0);
+        let (shown, held) = text.split_at(text.len() - keep);
+        self.held = held.to_owned();
+        shown.to_owned()
+    }
+
+    /// The text ended: what was held back is not the key, so it can be shown.
+    pub(crate) fn flush(&mut self) -> String {
+        std::mem::take(&mut self.held)
     }
 }
 
@@ -85,43 +143,19 @@ pub(crate) fn client() -> Result<reqwest::Client, ProviderError> {
         })
 }
 
-/// Checks `base_url` and returns it without a trailing slash. Plain http is allowed only to
-/// loopback hosts, because the key travels with every request.
+/// The base URL checked by the configuration's one rule (`config::check_base_url`), as a
+/// provider error.
 pub(crate) fn check_base_url(url: &str) -> Result<String, ProviderError> {
-    let bad = |message: &str| ProviderError::BadUrl {
-        url: url.to_owned(),
-        message: message.to_owned(),
-    };
-    let parsed = reqwest::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
-    match parsed.scheme() {
-        "https" => {}
-        "http" if is_loopback(&parsed) => {}
-        "http" => {
-            return Err(ProviderError::InsecureUrl {
-                url: url.to_owned(),
-            })
-        }
-        _ => return Err(bad("only http and https are supported")),
-    }
-    if parsed.host_str().is_none() {
-        return Err(bad("it names no host"));
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() || parsed.query().is_some() {
-        return Err(bad(
-            "it must not carry credentials or a query; the key comes from `api_key_env`",
-        ));
-    }
-    Ok(url.trim_end_matches('/').to_owned())
+    crate::config::check_base_url(url).map_err(|e| match e {
+        crate::config::BaseUrlError::Insecure(url) => ProviderError::InsecureUrl { url },
+        crate::config::BaseUrlError::Bad(message) => ProviderError::BadUrl {
+            url: url.to_owned(),
+            message,
+        },
+    })
 }
 
-fn is_loopback(url: &reqwest::Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
+pub(crate) use crate::config::is_loopback_url;
 
 /// Turns a transport error into ours, without the URL (it is in the configuration already).
 pub(crate) fn transport_error(e: reqwest::Error, what: &str) -> ProviderError {
@@ -216,6 +250,57 @@ mod tests {
             err("https://u:p@x/v1"),
             ProviderError::BadUrl { .. }
         ));
+    }
+
+    /// Pushes `pieces` through a scrubber for `key` and returns the shown pieces, flush included.
+    fn scrub_pieces(key: &str, pieces: &[&str]) -> Vec<String> {
+        let key = ApiKey(key.into());
+        let mut scrubber = key.scrubber();
+        let mut shown: Vec<String> = pieces.iter().map(|p| scrubber.push(p)).collect();
+        shown.push(scrubber.flush());
+        shown
+    }
+
+    #[test]
+    fn a_key_split_across_pieces_is_scrubbed() {
+        const KEY: &str = "sk-split-9f2c";
+        let check = |pieces: &[&str], want: &str| {
+            let shown = scrub_pieces(KEY, pieces);
+            assert_eq!(shown.concat(), want, "{pieces:?} showed {shown:?}");
+            assert!(
+                shown.iter().all(|p| !p.contains(KEY)),
+                "{pieces:?}: {shown:?}"
+            );
+        };
+        check(&["the key is sk-split-9f2c."], "the key is ***.");
+        check(&["the key is sk-sp", "lit-9f2c."], "the key is ***.");
+        check(&["s", "k", "-", "split-9f", "2", "c", "!"], "***!");
+        check(&["sk-split-9f2csk-split", "-9f2c"], "******");
+        // A start of the key that turns out not to be the key is shown unchanged.
+        check(&["risk-spl", "endid"], "risk-splendid");
+        check(&["ends with sk-spl"], "ends with sk-spl");
+        check(&["é sk-", "split-9f2c ü"], "é *** ü");
+        // Every split point of a text holding the key twice gives the same result.
+        let text = format!("a {KEY} b {KEY}");
+        for at in 1..text.len() {
+            if text.is_char_boundary(at) {
+                check(&[&text[..at], &text[at..]], "a *** b ***");
+            }
+        }
+    }
+
+    #[test]
+    fn held_back_text_is_as_short_as_the_key_allows() {
+        let key = ApiKey("sk-abcdef".into());
+        let mut scrubber = key.scrubber();
+        assert_eq!(scrubber.push("plain words "), "plain words ");
+        assert_eq!(scrubber.push("ask"), "a");
+        assert_eq!(scrubber.push("-x"), "sk-x");
+        // A key too short to scrub passes everything through at once.
+        let short = ApiKey("abc".into());
+        let mut scrubber = short.scrubber();
+        assert_eq!(scrubber.push("ab"), "ab");
+        assert_eq!(scrubber.flush(), "");
     }
 
     #[test]

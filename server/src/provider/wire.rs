@@ -54,12 +54,14 @@ pub(crate) struct Delta {
     pub model: Option<String>,
     /// An `{"error": ...}` object sent instead of a chunk.
     pub error: Option<String>,
+    /// It had `choices` or `usage`: the shape of a chat completion (or one of its chunks), not
+    /// just any JSON object.
+    pub shaped: bool,
 }
 
 #[derive(Deserialize)]
 struct WireChunk {
-    #[serde(default)]
-    choices: Vec<WireChoice>,
+    choices: Option<Vec<WireChoice>>,
     usage: Option<WireUsage>,
     model: Option<String>,
     error: Option<Value>,
@@ -104,14 +106,16 @@ pub(crate) fn parse(json: &str) -> Result<Delta, String> {
         });
     }
     let mut delta = Delta {
+        shaped: chunk.choices.is_some() || chunk.usage.is_some(),
         usage: chunk.usage.map(|u| TokenUsage {
             input_tokens: u.prompt_tokens,
             output_tokens: u.completion_tokens,
+            estimated: false,
         }),
         model: chunk.model,
         ..Delta::default()
     };
-    if let Some(choice) = chunk.choices.into_iter().next() {
+    if let Some(choice) = chunk.choices.into_iter().flatten().next() {
         delta.finish_reason = choice.finish_reason;
         if let Some(text) = choice.delta.or(choice.message) {
             delta.content = text.content.filter(|s| !s.is_empty());
@@ -176,6 +180,7 @@ mod tests {
             Delta {
                 content: Some("Hi".into()),
                 model: Some("m".into()),
+                shaped: true,
                 ..Delta::default()
             },
         );
@@ -183,6 +188,7 @@ mod tests {
             r#"{"choices":[{"delta":{"content":null,"reasoning_content":"think"}}],"usage":null}"#,
             Delta {
                 reasoning: Some("think".into()),
+                shaped: true,
                 ..Delta::default()
             },
         );
@@ -192,7 +198,9 @@ mod tests {
                 usage: Some(TokenUsage {
                     input_tokens: 3,
                     output_tokens: 5,
+                    estimated: false,
                 }),
+                shaped: true,
                 ..Delta::default()
             },
         );
@@ -200,6 +208,7 @@ mod tests {
             r#"{"choices":[{"delta":{},"finish_reason":"length"}]}"#,
             Delta {
                 finish_reason: Some("length".into()),
+                shaped: true,
                 ..Delta::default()
             },
         );
@@ -208,6 +217,7 @@ mod tests {
             Delta {
                 content: Some("whole".into()),
                 finish_reason: Some("stop".into()),
+                shaped: true,
                 ..Delta::default()
             },
         );
@@ -218,6 +228,7 @@ mod tests {
                 ..Delta::default()
             },
         );
+        check(r#"{"status":"ok"}"#, Delta::default());
         assert!(parse(r#"{"choices":[{"delta":"#).is_err_and(|e| e.contains("invalid JSON")));
         assert!(parse("[1]").is_err());
     }

@@ -9,7 +9,7 @@
 //! clock), so real sleeps are scaled down by `SCALE`; every number printed is scaled back up.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -101,6 +101,7 @@ impl Upstream for HeavyTail {
                 usage: Some(TokenUsage {
                     input_tokens: 200,
                     output_tokens: TOKENS,
+                    estimated: false,
                 }),
                 finish_reason: Some("stop".into()),
                 model: req.model.clone(),
@@ -185,6 +186,8 @@ async fn run(hedge: Option<(u64, u64)>, seed: u64) -> Outcome {
         events: None,
         requests: AtomicU32::new(0),
         model: Mutex::new(None),
+        attempt_failed: AtomicBool::new(false),
+        rate_limited: AtomicBool::new(false),
     };
     Outcome {
         p50: q(0.50),
@@ -256,6 +259,7 @@ async fn router_overhead() {
                     usage: Some(TokenUsage {
                         input_tokens: 1,
                         output_tokens: 1,
+                        estimated: false,
                     }),
                     finish_reason: None,
                     model: req.model.clone(),

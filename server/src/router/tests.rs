@@ -5,6 +5,7 @@
 //! were made, which were dropped, what the caller saw), never about how long things took.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,6 +47,7 @@ pub(super) fn reply(ttft_ms: u64, tokens: &[&str]) -> Plan {
         usage: Some(TokenUsage {
             input_tokens: 10,
             output_tokens: tokens.len() as u64,
+            estimated: false,
         }),
     }
 }
@@ -74,6 +76,8 @@ pub(super) struct Scripted {
     scripts: Mutex<HashMap<String, VecDeque<Plan>>>,
     defaults: Mutex<HashMap<String, Plan>>,
     calls: Arc<Mutex<Vec<Call>>>,
+    /// Plays a server on this machine (`Upstream::is_loopback`).
+    loopback: AtomicBool,
 }
 
 impl Scripted {
@@ -149,6 +153,10 @@ impl Drop for DropFlag {
 }
 
 impl Upstream for Scripted {
+    fn is_loopback(&self) -> bool {
+        self.loopback.load(Ordering::Relaxed)
+    }
+
     fn chat<'a>(
         &'a self,
         req: &'a ChatRequest,
@@ -257,6 +265,16 @@ pub(super) fn test_config() -> Config {
     config
 }
 
+/// Gives `model` enough first-token samples of `ms` for statistics-driven hedging: with
+/// `test_config`'s bounds, 100 ms hedges after exactly 100 ms.
+fn warm<U: Upstream>(router: &Router<U>, model: &str, ms: u64) {
+    let mut models = router.models();
+    let state = models.entry(model.into()).or_default();
+    for _ in 0..MIN_HEDGE_SAMPLES {
+        state.stats.record_ttft(Duration::from_millis(ms));
+    }
+}
+
 fn router_with(config: Config, upstream: &Arc<Scripted>) -> (Router<Scripted>, Arc<Ledger>) {
     let ledger = Arc::new(Ledger::new());
     (
@@ -345,6 +363,7 @@ async fn slow_first_token_is_hedged_and_the_loser_dropped() {
         vec![reply(5_000, &["slow"]), reply(5, &["fast", "er"])],
     );
     let (router, ledger) = router_with(test_config(), &up);
+    warm(&router, FLASH, 100);
     let (answer, events) = ask_collect(&router, flash("hi")).await;
     let answer = answer.expect("answer");
     assert_eq!(answer.text, "faster");
@@ -362,7 +381,10 @@ async fn slow_first_token_is_hedged_and_the_loser_dropped() {
     let flash_usage = &ledger.report().per_tier[0];
     assert_eq!((flash_usage.requests, flash_usage.output_tokens), (2, 2));
     // The loser's wait is a lower bound on its time to first token, kept for the hedge delay.
-    assert_eq!(router.stats(FLASH).map(|s| s.ttft_samples), Some(2));
+    assert_eq!(
+        router.stats(FLASH).map(|s| s.ttft_samples),
+        Some(MIN_HEDGE_SAMPLES + 2)
+    );
 }
 
 #[tokio::test]
@@ -374,6 +396,7 @@ async fn primary_winning_after_the_hedge_started_drops_the_hedge() {
         vec![reply(150, &["primary"]), reply(5_000, &["hedge"])],
     );
     let (router, _) = router_with(test_config(), &up);
+    warm(&router, FLASH, 100);
     let (answer, events) = ask_collect(&router, flash("hi")).await;
     assert_eq!(answer.expect("answer").text, "primary");
     assert_eq!(tokens(&events), ["primary"]);
@@ -395,6 +418,7 @@ async fn a_failing_primary_leaves_the_hedge_racing() {
         ],
     );
     let (router, _) = router_with(test_config(), &up);
+    warm(&router, FLASH, 100);
     let (answer, events) = ask_collect(&router, flash("hi")).await;
     let answer = answer.expect("answer");
     assert_eq!((answer.text.as_str(), answer.requests), ("hedged", 2));
@@ -470,6 +494,7 @@ async fn a_hedges_retry_after_holds_when_the_other_request_then_fails() {
     );
     up.default_plan(FLASH, reply(1, &["ok"]));
     let (router, _) = router_with(test_config(), &up);
+    warm(&router, FLASH, 100);
     let (answer, events) = ask_collect(&router, flash("hi")).await;
     assert_eq!(answer.expect("answer").requests, 3);
     assert!(
@@ -628,6 +653,112 @@ async fn budget_exceeded_answers_at_once_and_drops_the_request() {
 }
 
 #[tokio::test]
+async fn usage_a_provider_does_not_report_is_estimated_and_marked() {
+    let up = Scripted::new();
+    up.default_plan(
+        FLASH,
+        Plan::Reply {
+            ttft: Duration::from_millis(1),
+            tokens: vec!["twelve chars".into(), " and eight".into()],
+            gap: Duration::from_millis(1),
+            usage: None,
+        },
+    );
+    let (router, ledger) = router_with(test_config(), &up);
+    let answer = router.ask(flash("a prompt"), None).await.expect("answer");
+    assert_eq!(
+        answer.usage,
+        TokenUsage {
+            input_tokens: 2,
+            output_tokens: 6,
+            estimated: true,
+        }
+    );
+    assert_eq!(answer.cost_usd, Some(6.0 * 0.25 / 1e6));
+    let tier = &ledger.report().per_tier[0];
+    assert!(tier.estimated && tier.output_tokens == 6, "{tier:?}");
+    // A reported usage is exact.
+    up.default_plan(FLASH, reply(1, &["x"]));
+    let answer = router.ask(flash("hi"), None).await.expect("answer");
+    assert!(!answer.usage.estimated);
+}
+
+#[tokio::test]
+async fn a_stream_cut_off_by_the_budget_a_cancel_or_a_break_books_what_arrived() {
+    // 40 characters of answer a token every 60 ms: the 200 ms budget cuts it off after a few.
+    let slow_stream = || Plan::Reply {
+        ttft: Duration::from_millis(1),
+        tokens: (0..40).map(|_| "abcd".to_owned()).collect(),
+        gap: Duration::from_millis(60),
+        usage: Some(TokenUsage {
+            input_tokens: 999,
+            output_tokens: 999,
+            estimated: false,
+        }),
+    };
+    let booked = |ledger: &Ledger| {
+        let t = ledger.report().per_tier[0].clone();
+        (t.requests, t.output_tokens, t.estimated, t.cost_usd)
+    };
+
+    // The budget.
+    let up = Scripted::new();
+    up.default_plan(FLASH, slow_stream());
+    let mut config = test_config();
+    config.latency_budget_ms = 200;
+    config.hedge.enabled = false;
+    let (router, ledger) = router_with(config, &up);
+    let (result, events) = ask_collect(&router, flash("a prompt")).await;
+    assert!(
+        matches!(result, Err(RouteError::BudgetExceeded { .. })),
+        "{result:?}"
+    );
+    let shown = tokens(&events).len() as u64;
+    assert!(shown > 0, "some tokens were streamed: {events:?}");
+    let (requests, output, estimated, cost) = booked(&ledger);
+    assert_eq!((requests, estimated), (1, true));
+    // Each forwarded token is 4 characters: one estimated token apiece.
+    assert_eq!(output, shown, "{events:?}");
+    assert_eq!(cost, Some(output as f64 * 0.25 / 1e6));
+
+    // A caller that stops listening after the first token.
+    let up = Scripted::new();
+    up.default_plan(FLASH, slow_stream());
+    let (router, ledger) = router_with(test_config(), &up);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let listen = async move {
+        while let Some(e) = rx.recv().await {
+            if matches!(e, RouteEvent::Token(_)) {
+                break;
+            }
+        }
+    };
+    let (result, ()) = tokio::join!(router.ask(flash("a prompt"), Some(tx)), listen);
+    assert!(matches!(result, Err(RouteError::Cancelled)), "{result:?}");
+    let (requests, output, estimated, cost) = booked(&ledger);
+    assert_eq!((requests, estimated), (1, true));
+    assert!(
+        output >= 1 && cost.is_some_and(|c| c > 0.0),
+        "{output} {cost:?}"
+    );
+
+    // A stream that breaks after content.
+    let up = Scripted::new();
+    up.default_plan(
+        FLASH,
+        Plan::FailMidStream {
+            ttft: Duration::from_millis(1),
+            tokens: vec!["abcdefgh".into()],
+            error: ProviderError::EndedEarly { received_chars: 8 },
+        },
+    );
+    let (router, ledger) = router_with(test_config(), &up);
+    let (result, _) = ask_collect(&router, flash("a prompt")).await;
+    assert!(result.is_err());
+    assert_eq!(booked(&ledger), (1, 2, true, Some(2.0 * 0.25 / 1e6)));
+}
+
+#[tokio::test]
 async fn dropping_the_ask_future_drops_the_upstream_request() {
     let up = Scripted::new();
     up.default_plan(FLASH, reply(60_000, &["never"]));
@@ -679,6 +810,7 @@ async fn breaker_opens_routes_to_the_fallback_then_half_opens() {
             usage: Some(TokenUsage {
                 input_tokens: 10,
                 output_tokens: 1000,
+                estimated: false,
             }),
         },
     );
@@ -778,6 +910,208 @@ async fn client_errors_do_not_open_the_breaker() {
 }
 
 #[tokio::test]
+async fn answers_that_are_not_completions_are_retried_once_and_never_open_the_breaker() {
+    let not_completion = ProviderError::NotChatCompletion {
+        status: 200,
+        what: "an HTML page".into(),
+        content_type: "text/html".into(),
+        excerpt: String::new(),
+        missing_v1: true,
+    };
+    for error in [ProviderError::EmptyStream, not_completion] {
+        let up = Scripted::new();
+        up.default_plan(FLASH, fail(error.clone()));
+        let mut config = test_config();
+        config.retry.max_attempts = 6;
+        config.breaker.failure_threshold = 2;
+        let (router, ledger) = router_with(config, &up);
+        for round in 1..=3 {
+            let (result, events) = ask_collect(&router, flash("hi")).await;
+            match result {
+                Err(RouteError::Provider(e)) => assert_eq!(e, error),
+                other => panic!("{error:?}: expected the provider's error, got {other:?}"),
+            }
+            let retries = events
+                .iter()
+                .filter(|e| matches!(e, RouteEvent::Retrying { .. }))
+                .count();
+            assert_eq!(retries, 1, "{error:?}: one retry, not five: {events:?}");
+            assert_eq!(up.calls().len(), 2 * round, "{error:?}");
+            // Six failures against a threshold of two, yet the model is still asked, not
+            // paused: the fault is the request's or the configuration's, not the model's.
+            assert!(up.calls().iter().all(|c| c.model == FLASH));
+        }
+        assert_eq!(ledger.report().per_tier[0].requests, 6);
+    }
+}
+
+fn hedged(events: &[RouteEvent]) -> bool {
+    events.contains(&RouteEvent::Hedged)
+}
+
+#[tokio::test]
+async fn a_cold_model_is_hedged_only_late_at_the_budget_share() {
+    // Cold, the hedge waits for 60% of the 1000 ms budget whatever the 100 ms ceiling says.
+    let up = Scripted::new();
+    up.script(
+        FLASH,
+        vec![reply(400, &["not hedged"]), reply(5_000, &["slow"])],
+    );
+    up.default_plan(FLASH, reply(1, &["rescue"]));
+    let (router, _) = router_with(test_config(), &up);
+    let (answer, events) = ask_collect(&router, flash("hi")).await;
+    assert_eq!(answer.expect("answer").requests, 1);
+    assert!(!hedged(&events), "{events:?}");
+    let (answer, events) = ask_collect(&router, flash("hi")).await;
+    let answer = answer.expect("the late hedge answers");
+    assert_eq!((answer.text.as_str(), answer.requests), ("rescue", 2));
+    assert!(hedged(&events));
+    let calls = up.calls();
+    assert!(
+        calls[2].sent - calls[1].sent >= Duration::from_millis(600),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn no_hedge_to_a_loopback_endpoint_unless_the_settings_allow_it() {
+    for allowed in [false, true] {
+        let up = Scripted::new();
+        up.loopback.store(true, Ordering::Relaxed);
+        up.script(FLASH, vec![reply(400, &["first"])]);
+        up.default_plan(FLASH, reply(1, &["hedge"]));
+        let (router, _) = router_with(test_config(), &up);
+        let router = router.with_settings(RouterSettings {
+            hedge_loopback: allowed,
+        });
+        warm(&router, FLASH, 100);
+        let (answer, events) = ask_collect(&router, flash("hi")).await;
+        let answer = answer.expect("answer");
+        assert_eq!(hedged(&events), allowed, "{events:?}");
+        assert_eq!(answer.requests, if allowed { 2 } else { 1 });
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limited_ask_sends_no_more_hedges() {
+    // Retry-After 0: the pause is over at once, yet the retry of the same ask is not hedged,
+    // though its first token (300 ms) is far past the 100 ms hedge delay.
+    let up = Scripted::new();
+    up.script(
+        FLASH,
+        vec![
+            fail(ProviderError::RateLimited {
+                retry_after: Some(Duration::ZERO),
+            }),
+            reply(300, &["patient"]),
+        ],
+    );
+    let (router, _) = router_with(test_config(), &up);
+    warm(&router, FLASH, 100);
+    let (answer, events) = ask_collect(&router, flash("hi")).await;
+    let answer = answer.expect("answer");
+    assert_eq!((answer.text.as_str(), answer.requests), ("patient", 2));
+    assert!(!hedged(&events), "{events:?}");
+    assert_eq!(up.calls().len(), 2);
+}
+
+#[tokio::test]
+async fn a_429_pauses_hedging_for_the_model_and_the_endpoint_for_its_retry_after() {
+    const PRO: &str = "deepseek-v4-pro";
+    let up = Scripted::new();
+    up.script(
+        FLASH,
+        vec![fail(ProviderError::RateLimited {
+            retry_after: Some(Duration::from_millis(1000)),
+        })],
+    );
+    up.default_plan(FLASH, reply(150, &["flash"]));
+    up.default_plan(PRO, reply(150, &["pro"]));
+    let mut config = test_config();
+    config.retry.max_attempts = 1;
+    let (router, _) = router_with(config, &up);
+    warm(&router, FLASH, 100);
+    warm(&router, PRO, 100);
+    let limited = Instant::now();
+    let err = router.ask(flash("hi"), None).await.expect_err("429");
+    assert!(matches!(
+        err,
+        RouteError::Provider(ProviderError::RateLimited { .. })
+    ));
+    // Within the second: neither the model nor another model of the endpoint is hedged.
+    let (answer, events) = ask_collect(&router, flash("hi")).await;
+    assert_eq!(answer.expect("flash").requests, 1);
+    assert!(!hedged(&events), "{events:?}");
+    let pro = RouteRequest {
+        tier: "pro".into(),
+        ..flash("hi")
+    };
+    let (answer, events) = ask_collect(&router, pro.clone()).await;
+    assert_eq!(answer.expect("pro").requests, 1);
+    assert!(!hedged(&events), "{events:?}");
+    assert!(
+        limited.elapsed() < Duration::from_millis(1000),
+        "the machine is too slow for this test's timing; nothing was checked"
+    );
+    // Once the Retry-After has passed, hedging resumes.
+    tokio::time::sleep(Duration::from_millis(1050).saturating_sub(limited.elapsed())).await;
+    let (answer, events) = ask_collect(&router, flash("hi")).await;
+    assert_eq!(answer.expect("flash").requests, 2);
+    assert!(hedged(&events));
+    // A 429 without Retry-After pauses for the default.
+    router.pause_hedging(PRO, None);
+    let now = Instant::now();
+    assert!(router.hedging_paused(
+        PRO,
+        now + RATE_LIMIT_HEDGE_PAUSE - Duration::from_millis(50)
+    ));
+    assert!(!router.hedging_paused(
+        PRO,
+        now + RATE_LIMIT_HEDGE_PAUSE + Duration::from_millis(50)
+    ));
+}
+
+#[tokio::test]
+async fn a_hedged_pair_that_fails_counts_once_in_the_breaker() {
+    let overloaded = || ProviderError::Server {
+        status: 503,
+        message: "overloaded".into(),
+    };
+    let up = Scripted::new();
+    up.script(
+        FLASH,
+        vec![
+            // Both requests of the first ask fail: the hedge at once, the first later.
+            Plan::Fail {
+                after: Duration::from_millis(300),
+                error: overloaded(),
+            },
+            fail(overloaded()),
+            // The second ask: the first request never answers in time, its hedge fails.
+            reply(5_000, &["too late"]),
+            fail(overloaded()),
+        ],
+    );
+    up.default_plan(FLASH, reply(1, &["still the model"]));
+    up.default_plan(FALLBACK, reply(1, &["fallback"]));
+    let mut config = test_config();
+    config.retry.max_attempts = 1;
+    config.breaker.failure_threshold = 3;
+    let (router, _) = router_with(config, &up);
+    warm(&router, FLASH, 100);
+    let (result, events) = ask_collect(&router, flash("hi")).await;
+    assert!(hedged(&events) && result.is_err(), "{result:?} {events:?}");
+    let (result, events) = ask_collect(&router, flash("hi")).await;
+    assert!(
+        hedged(&events) && matches!(result, Err(RouteError::BudgetExceeded { .. })),
+        "{result:?} {events:?}"
+    );
+    // Four failed requests, two failed attempts: under the threshold of three.
+    let answer = router.ask(flash("hi"), None).await.expect("answer");
+    assert_eq!(answer.model, FLASH, "the breaker stayed closed");
+}
+
+#[tokio::test]
 async fn hedge_delay_follows_observed_p90_within_bounds() {
     let up = Scripted::new();
     up.default_plan(FLASH, reply(1, &["x"]));
@@ -795,11 +1129,13 @@ async fn hedge_delay_follows_observed_p90_within_bounds() {
         events: None,
         requests: AtomicU32::new(0),
         model: Mutex::new(None),
+        attempt_failed: AtomicBool::new(false),
+        rate_limited: AtomicBool::new(false),
     };
     let config: &'static Config = Box::leak(Box::new(config));
     let ctx = ctx_for(config);
-    // Cold: 60% of the 1000 ms budget, clamped to the 100 ms ceiling.
-    assert_eq!(router.hedge_delay(FLASH, &ctx), Duration::from_millis(100));
+    // Cold: 60% of the 1000 ms budget, which the 100 ms ceiling does not pull earlier.
+    assert_eq!(router.hedge_delay(FLASH, &ctx), Duration::from_millis(600));
     {
         let mut models = router.models();
         let state = models.entry(FLASH.into()).or_default();

@@ -16,6 +16,8 @@ pub(crate) struct Request {
     pub model: String,
     pub index: usize,
     pub behavior: Behavior,
+    /// The bearer token the request carried, for `Behavior::echo_key` only.
+    pub key: Option<String>,
 }
 
 type Item = Result<Bytes, std::io::Error>;
@@ -46,6 +48,20 @@ pub(crate) async fn answer(req: Request, mut guard: DisconnectGuard) -> Response
             tokio::time::sleep(ttft).await;
             guard.complete();
             return status_response(*status, body.as_deref(), retry_after.as_deref(), &req.model);
+        }
+        Some(Fault::Page {
+            status,
+            content_type,
+            body,
+        }) => {
+            tokio::time::sleep(ttft).await;
+            guard.complete();
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::OK);
+            return Response::builder()
+                .status(status)
+                .header(header::CONTENT_TYPE, content_type.as_str())
+                .body(Body::from(body.clone()))
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
         }
         _ => {}
     }
@@ -121,6 +137,22 @@ fn status_response(
 }
 
 fn answer_text(req: &Request) -> String {
+    echo_key(req, raw_answer_text(req))
+}
+
+fn reasoning_text(req: &Request) -> Option<String> {
+    req.behavior.reasoning.clone().map(|r| echo_key(req, r))
+}
+
+/// With `echo_key`, puts the request's key where the text says `{key}`.
+fn echo_key(req: &Request, text: String) -> String {
+    match (&req.key, req.behavior.echo_key) {
+        (Some(key), true) => text.replace("{key}", key),
+        _ => text,
+    }
+}
+
+fn raw_answer_text(req: &Request) -> String {
     match &req.behavior.answer {
         Answer::Text(t) => t.clone(),
         Answer::Echo => req
@@ -138,9 +170,16 @@ fn answer_text(req: &Request) -> String {
     }
 }
 
-/// Words with their trailing space: joined, they give the text back.
-fn tokenize(text: &str) -> Vec<String> {
-    text.split_inclusive(' ').map(str::to_owned).collect()
+/// Words with their trailing space (or pieces of `token_chars` characters): joined, they give
+/// the text back.
+fn tokenize(text: &str, b: &Behavior) -> Vec<String> {
+    match b.token_chars {
+        Some(n) => {
+            let chars: Vec<char> = text.chars().collect();
+            chars.chunks(n.max(1)).map(|c| c.iter().collect()).collect()
+        }
+        None => text.split_inclusive(' ').map(str::to_owned).collect(),
+    }
 }
 
 fn usage(req: &Request, completion_tokens: usize) -> Value {
@@ -182,8 +221,10 @@ fn whole_answer(req: &Request, mut guard: DisconnectGuard) -> Response {
         _ => {}
     }
     let text = answer_text(req);
-    let reasoning = req.behavior.reasoning.clone();
-    let tokens = tokenize(&text).len() + reasoning.as_deref().map_or(0, |r| tokenize(r).len());
+    let reasoning = reasoning_text(req);
+    let b = &req.behavior;
+    let tokens =
+        tokenize(&text, b).len() + reasoning.as_deref().map_or(0, |r| tokenize(r, b).len());
     let mut body = json!({
         "id": format!("fake-{}", req.index), "object": "chat.completion", "created": 0,
         "model": req.model,
@@ -264,13 +305,15 @@ async fn stream(req: &Request, ttft: Duration, out: &Out) -> Result<(), ()> {
             tokio::time::sleep(p).await;
         }
     };
-    let reasoning = b.reasoning.as_deref().map(tokenize).unwrap_or_default();
+    let reasoning = reasoning_text(req)
+        .map(|r| tokenize(&r, b))
+        .unwrap_or_default();
     for token in &reasoning {
         out.write(frame(&chunk(json!({ "reasoning_content": token }), None)))
             .await?;
         pace().await;
     }
-    let content = tokenize(&answer_text(req));
+    let content = tokenize(&answer_text(req), b);
     for i in 0..=content.len() {
         if let Some(fault) = &b.fault {
             if fault_fires(fault, i, content.len()) {
@@ -311,7 +354,10 @@ fn fault_fires(fault: &Fault, i: usize, len: usize) -> bool {
         | Fault::NoDone {
             after_tokens: Some(after_tokens),
         } => *after_tokens,
-        Fault::NoDone { after_tokens: None } | Fault::Status { .. } | Fault::Hang => return false,
+        Fault::NoDone { after_tokens: None }
+        | Fault::Status { .. }
+        | Fault::Hang
+        | Fault::Page { .. } => return false,
     };
     after == i || (i == len && after > len)
 }
@@ -344,6 +390,6 @@ async fn fault_bytes(fault: &Fault, nl: &str, out: &Out) -> Result<(), ()> {
             let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fake reset");
             out.tx.send(Err(reset)).await.map_err(drop)
         }
-        Fault::NoDone { .. } | Fault::Status { .. } | Fault::Hang => Ok(()),
+        Fault::NoDone { .. } | Fault::Status { .. } | Fault::Hang | Fault::Page { .. } => Ok(()),
     }
 }

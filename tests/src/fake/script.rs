@@ -62,6 +62,12 @@ pub struct Behavior {
     pub line_ending: LineEnding,
     /// Write the stream in pieces of this many bytes, pausing between them.
     pub trickle: Option<Trickle>,
+    /// Stream the answer and reasoning in pieces of this many characters instead of word by
+    /// word (so a word can be split across deltas).
+    pub token_chars: Option<usize>,
+    /// Replace `{key}` in the answer and the reasoning with the bearer token the request
+    /// carried: a provider that echoes the API key back.
+    pub echo_key: bool,
     /// Answer 422 when the body has `stream_options`.
     pub reject_stream_options: bool,
     /// Answer 400 naming the field when the body has `thinking`.
@@ -80,6 +86,8 @@ impl Default for Behavior {
             keep_alive_ms: None,
             line_ending: LineEnding::Lf,
             trickle: None,
+            token_chars: None,
+            echo_key: false,
             reject_stream_options: false,
             reject_thinking: false,
             fault: None,
@@ -230,9 +238,25 @@ pub enum Fault {
     NoDone { after_tokens: Option<usize> },
     /// Never answer.
     Hang,
+    /// Answer with exactly this status, content type and body (an HTML page with 200, an empty
+    /// `text/event-stream`, a web server's 404).
+    Page {
+        status: u16,
+        content_type: String,
+        body: String,
+    },
 }
 
 impl Fault {
+    /// A raw answer: `status`, `content_type` and `body` as given.
+    pub fn page(status: u16, content_type: &str, body: &str) -> Fault {
+        Fault::Page {
+            status,
+            content_type: content_type.to_owned(),
+            body: body.to_owned(),
+        }
+    }
+
     /// An HTTP error status, with a `Retry-After` header when given.
     pub fn status(status: u16, retry_after: Option<&str>) -> Fault {
         Fault::Status {

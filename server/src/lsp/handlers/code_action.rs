@@ -8,9 +8,9 @@ use serde_json::{json, Value};
 use tower_lsp_server::ls_types as lsp;
 
 use super::{ready, Reply};
+use crate::action::Action;
 use crate::config::Config;
 use crate::docs::AnchorState;
-use crate::engine::Action;
 use crate::lsp::proto::{self, DiagnosticData};
 use crate::lsp::session::{ClientFlags, Session};
 use crate::{prompts, render};

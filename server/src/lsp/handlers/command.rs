@@ -319,7 +319,8 @@ async fn run(
                     if last.elapsed() < Duration::from_millis(100) {
                         continue;
                     }
-                    format!("{count} tokens…")
+                    // Counted from the characters streamed so far: an estimate.
+                    format!("~{count} tokens…")
                 }
                 EngineProgress::Retrying { attempt, reason } => {
                     format!("retrying ({attempt}): {reason}")
@@ -393,7 +394,11 @@ fn summary(outcome: &Outcome, label: &str) -> String {
         format!("{label} · cached")
     } else {
         match outcome.cost_usd {
-            Some(cost) => format!("{label} · {} ms · ${cost:.5}", outcome.latency_ms),
+            Some(cost) => format!(
+                "{label} · {} ms · {}",
+                outcome.latency_ms,
+                crate::usage::format_usd(cost, 5, outcome.usage.estimated)
+            ),
             None => format!("{label} · {} ms · cost unknown", outcome.latency_ms),
         }
     };

@@ -1,9 +1,12 @@
 //! Turns a document's notes (review findings, explanations) into published diagnostics.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use tower_lsp_server::ls_types as lsp;
 
+use crate::action::Action;
 use crate::docs::AnchorState;
-use crate::engine::Action;
 use crate::lsp::proto::{self, DiagnosticData};
 use crate::lsp::session::{NoteKind, Session};
 
@@ -46,6 +49,34 @@ pub fn diagnostics(session: &Session, uri: &str) -> Option<(i32, Vec<lsp::Diagno
         });
     }
     Some((snap.version, out))
+}
+
+/// Starts the task that publishes diagnostics, in order, one document at a time.
+pub fn start(session: &Arc<Session>) {
+    let Some(mut rx) = session.take_publish_queue() else {
+        return;
+    };
+    let weak = Arc::downgrade(session);
+    let stop = session.shutdown_token();
+    tokio::spawn(async move {
+        loop {
+            let first = tokio::select! {
+                () = stop.cancelled() => return,
+                uri = rx.recv() => match uri { Some(u) => u, None => return },
+            };
+            // Coalesce a burst of edits into one publish per document.
+            let mut uris = HashSet::from([first]);
+            while let Ok(uri) = rx.try_recv() {
+                uris.insert(uri);
+            }
+            let Some(session) = weak.upgrade() else {
+                return;
+            };
+            for uri in uris {
+                publish(&session, &uri).await;
+            }
+        }
+    });
 }
 
 pub async fn publish(session: &Session, uri: &str) {
