@@ -100,9 +100,9 @@ export CODETIER_BASE_URL="$base_url" GLOBAL_API_KEY="test-key"
   || { cat "$tmp/install.log" >&2; fail "code-server could not install $vsix"; }
 
 port="$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')"
-# Its TypeScript server and extension host write temporary files: keep them in the run's folder.
-mkdir -p "$tmp/tmpdir"
-TMPDIR="$tmp/tmpdir" setsid "$code_server" --auth none --bind-addr "127.0.0.1:$port" --disable-telemetry --disable-update-check \
+# Its TypeScript server, extension host and IPC sockets go in the run's own folder, not /tmp.
+mkdir -p "$tmp/tmpdir" "$tmp/run" && chmod 700 "$tmp/run"
+TMPDIR="$tmp/tmpdir" XDG_RUNTIME_DIR="$tmp/run" setsid "$code_server" --auth none --bind-addr "127.0.0.1:$port" --disable-telemetry --disable-update-check \
   --disable-workspace-trust --disable-getting-started-override \
   --user-data-dir "$tmp/user" --extensions-dir "$tmp/ext" "$tmp/work" >"$tmp/code-server.log" 2>&1 &
 code_pid=$!
