@@ -714,7 +714,7 @@ fn check(job: &Job, tree: Option<&Parsed>, outcome: &mut Outcome) -> Option<Chec
                     defines: false,
                 }
             } else {
-                let fitted = render::fit(text, selection.clone(), &code);
+                let fitted = render::fit_generated(text, selection.clone(), &code);
                 let name = job.block.as_ref().and_then(|b| b.name.clone());
                 match syntax::verify(tree, selection, &fitted, &Expect::Defines(name))? {
                     Ok(()) => {

@@ -18,9 +18,41 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Layer, Registry};
 
-/// Environment variables that override the configured level, first found wins. They take full
-/// `tracing` directives (`codetier=trace,reqwest=debug`).
+/// Environment variables that override the configured level. `CODETIER_LOG` is codetier's own:
+/// a bare level (`debug`) raises codetier's events only, dependencies stay at warnings (an
+/// editor's log would otherwise fill with HTTP and glob internals), and full directives
+/// (`codetier=trace,reqwest=debug`) are taken as written. `RUST_LOG` takes directives, as
+/// everywhere in Rust, and adds to a bare `CODETIER_LOG`.
 pub const LEVEL_ENV: &[&str] = &["CODETIER_LOG", "RUST_LOG"];
+
+/// The directive the environment asks for, and the variable that decided it, from the values of
+/// `CODETIER_LOG` and `RUST_LOG` (blank counts as unset). See [`LEVEL_ENV`].
+pub fn env_directive(
+    codetier_log: Option<&str>,
+    rust_log: Option<&str>,
+) -> Option<(&'static str, String)> {
+    let codetier_log = codetier_log.map(str::trim).filter(|v| !v.is_empty());
+    let rust_log = rust_log.map(str::trim).filter(|v| !v.is_empty());
+    match (codetier_log, rust_log) {
+        (Some(level), rust) if is_bare_level(level) => {
+            let level = level.to_ascii_lowercase();
+            let mut directive = String::from("warn");
+            if let Some(rust) = rust {
+                directive.push(',');
+                directive.push_str(rust);
+            }
+            directive.push_str(&format!(",codetier={level}"));
+            Some(("CODETIER_LOG", directive))
+        }
+        (Some(directives), _) => Some(("CODETIER_LOG", directives.to_owned())),
+        (None, Some(rust)) => Some(("RUST_LOG", rust.to_owned())),
+        (None, None) => None,
+    }
+}
+
+fn is_bare_level(value: &str) -> bool {
+    crate::config::LOG_LEVELS.contains(&value.to_ascii_lowercase().as_str())
+}
 
 /// A secret value (the API key). Prints as `***` however it is formatted.
 #[derive(Clone, PartialEq, Eq)]
@@ -144,17 +176,17 @@ impl Guard {
 /// a terminal; LSP clients show stderr in their log panel) and, when `file` is given, the same
 /// lines appended to that file. `level` is one of `off error warn info debug trace` and applies
 /// to codetier's own events (dependencies log warnings only); `CODETIER_LOG` or `RUST_LOG`
-/// replace it with full directives.
+/// replace it ([`env_directive`]).
 pub fn init(level: &str, file: Option<&Path>) -> Result<Guard, LogError> {
     let mut env_directive = None;
     let mut bad_env = None;
-    for var in LEVEL_ENV {
-        if let Some(value) = std::env::var(var).ok().filter(|v| !v.trim().is_empty()) {
-            match EnvFilter::try_new(&value) {
-                Ok(_) => env_directive = Some((*var, value)),
-                Err(e) => bad_env = Some(format!("ignoring {var}={value:?}: {e}")),
-            }
-            break;
+    let var = |name: &str| std::env::var(name).ok();
+    if let Some((var, value)) =
+        self::env_directive(var("CODETIER_LOG").as_deref(), var("RUST_LOG").as_deref())
+    {
+        match EnvFilter::try_new(&value) {
+            Ok(_) => env_directive = Some((var, value)),
+            Err(e) => bad_env = Some(format!("ignoring {var} (as {value:?}): {e}")),
         }
     }
     let filter = match &env_directive {
@@ -387,6 +419,56 @@ mod tests {
         });
         assert!(out.contains("invalid api key ***"), "{out}");
         assert!(!out.contains(KEY), "the key leaked into the log:\n{out}");
+    }
+
+    #[test]
+    fn codetier_log_raises_codetier_only_and_rust_log_adds_to_it() {
+        let d = |c: Option<&str>, r: Option<&str>| env_directive(c, r);
+        // The editor set-up's CODETIER_LOG=debug: codetier's own events, not reqwest's or hyper's.
+        assert_eq!(
+            d(Some("debug"), None),
+            Some(("CODETIER_LOG", "warn,codetier=debug".to_owned()))
+        );
+        assert_eq!(
+            d(Some(" TRACE "), None),
+            Some(("CODETIER_LOG", "warn,codetier=trace".to_owned()))
+        );
+        // RUST_LOG decides the other crates, codetier keeps the level asked for.
+        assert_eq!(
+            d(Some("debug"), Some("hyper_util=debug")),
+            Some((
+                "CODETIER_LOG",
+                "warn,hyper_util=debug,codetier=debug".to_owned()
+            ))
+        );
+        // Directives are taken as written; RUST_LOG alone is RUST_LOG.
+        assert_eq!(
+            d(Some("codetier=trace,reqwest=debug"), Some("info")),
+            Some(("CODETIER_LOG", "codetier=trace,reqwest=debug".to_owned()))
+        );
+        assert_eq!(d(None, Some("info")), Some(("RUST_LOG", "info".to_owned())));
+        assert_eq!(d(Some("  "), None), None);
+        assert_eq!(d(None, None), None);
+        // What the directive does: reqwest's debug lines are out, codetier's are in.
+        let filter = EnvFilter::new("warn,codetier=debug");
+        let out = {
+            let buffer = Buffer::default();
+            let sink = buffer.clone();
+            let subscriber = tracing_subscriber::registry()
+                .with(filter)
+                .with(fmt_layer(move || sink.clone(), false));
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::debug!(target: "reqwest::connect", "starting new connection");
+                tracing::debug!(target: "globset", "built glob set");
+                tracing::debug!(target: "codetier::provider", "connection warmed up");
+            });
+            buffer.text()
+        };
+        assert!(out.contains("connection warmed up"), "{out}");
+        assert!(
+            !out.contains("starting new connection") && !out.contains("glob set"),
+            "{out}"
+        );
     }
 
     #[test]

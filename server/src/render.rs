@@ -6,7 +6,7 @@ mod fence;
 mod findings;
 mod plain;
 
-pub use code::{extract_code, fit, leading_indent, reindent};
+pub use code::{extract_code, fit, fit_generated, leading_indent, reindent};
 pub use explain::{parse_explanation, Explanation};
 pub use findings::{finding_range, parse_findings, Finding, Severity};
 pub use plain::plain_text;

@@ -1,5 +1,6 @@
--- Loader: defines the :Codetier* commands at start-up. The server starts only after
--- require("codetier").setup({...}) (see :help codetier).
+-- Loader: defines the :Codetier* commands and the LspAttach hook (key maps) at start-up. The server
+-- starts after require("codetier").setup({...}), or on Neovim 0.11+ after vim.lsp.enable("codetier")
+-- (see :help codetier).
 if vim.g.loaded_codetier then
   return
 end
@@ -11,3 +12,4 @@ if vim.fn.has("nvim-0.7") ~= 1 then
 end
 
 require("codetier").create_commands()
+require("codetier").create_autocmds()

@@ -7,6 +7,7 @@ fn average(values: &[i32]) -> i32 {
     sum / values.len() as i32
 }
 
+/// The largest of `values`.
 fn largest(values: &[i32]) -> i32 {
     todo!()
 }

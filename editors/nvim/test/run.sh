@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Headless Neovim end-to-end test of editors/nvim against the real codetier server and the fake provider.
 #   CODETIER_BIN=target/debug/codetier FAKE_PROVIDER_BIN=target/debug/fake-provider editors/nvim/test/run.sh
-# Without nvim it reports SKIPPED loudly and exits 0, or 1 when $CI is set (CI must run it).
+# NVIM=/path/to/nvim picks the binary (default: nvim on PATH); CODETIER_TEST_MODE=enable (0.11+)
+# starts the server with vim.lsp.config + vim.lsp.enable instead of setup(). test/run-all.sh runs
+# it on Debian's 0.7.2 and on 0.12. Without nvim it reports SKIPPED loudly and exits 0, or 1 when
+# $CI is set (CI must run it).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 plugin_dir="$(cd "$here/.." && pwd)"
 overall_timeout="${CODETIER_TEST_TIMEOUT:-180}"
+nvim="${NVIM:-nvim}"
 
-if ! command -v nvim >/dev/null 2>&1; then
+if ! command -v "$nvim" >/dev/null 2>&1; then
   echo "==================================================================" >&2
-  echo "SKIPPED: nvim not installed (editors/nvim headless test did not run)" >&2
+  echo "SKIPPED: $nvim not installed (editors/nvim headless test did not run)" >&2
   echo "         install it with: apt-get install -y neovim" >&2
   echo "==================================================================" >&2
   if [ -n "${CI:-}" ]; then exit 1; fi
@@ -66,8 +70,9 @@ export CODETIER_BIN CODETIER_NVIM_DIR="$plugin_dir"
 export CODETIER_TEST_FILE="$tmp/work/fixture.rs" CODETIER_TEST_RESULTS="$tmp/results.json"
 
 set +e
+echo "$("$nvim" --version | head -n 1)${CODETIER_TEST_MODE:+, started with vim.lsp.$CODETIER_TEST_MODE}"
 timeout --kill-after=10 "$overall_timeout" \
-  nvim --headless --clean -u "$here/minimal_init.lua" -c "luafile $here/e2e.lua" </dev/null
+  "$nvim" --headless --clean -u "$here/minimal_init.lua" -c "luafile $here/e2e.lua" </dev/null
 status=$?
 set -e
 
@@ -85,4 +90,4 @@ if [ "$status" -ne 0 ]; then
   cat "$tmp/results.json" >&2; echo >&2
   fail "Neovim exited with $status (see the FAIL lines above)"
 fi
-echo "editors/nvim/test/run.sh: PASSED ($(grep -oE '"ok": ?true' "$tmp/results.json" | wc -l) checks)"
+echo "editors/nvim/test/run.sh: PASSED on $("$nvim" --version | head -n 1)${CODETIER_TEST_MODE:+ (vim.lsp.$CODETIER_TEST_MODE)} ($(grep -oE '"ok": ?true' "$tmp/results.json" | wc -l) checks)"

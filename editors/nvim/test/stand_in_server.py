@@ -36,8 +36,12 @@ while True:
     msg = pending.pop(0) if pending else read()
     m, mid, p = msg.get("method"), msg.get("id"), msg.get("params") or {}
     if m == "initialize":
-        send({"jsonrpc": "2.0", "id": mid, "result": {"capabilities": {"textDocumentSync": 2,
-            "executeCommandProvider": {"commands": ["codetier.explain", "codetier.generate", "codetier.review", "codetier.usage"]}}}})
+        caps = {"textDocumentSync": 2, "hoverProvider": True,
+            "executeCommandProvider": {"commands": ["codetier.explain", "codetier.generate", "codetier.review", "codetier.usage"]}}
+        # As the design says: inline completions only for a client that declares them (Neovim 0.12).
+        if "inlineCompletion" in (p.get("capabilities") or {}).get("textDocument", {}):
+            caps["inlineCompletionProvider"] = True
+        send({"jsonrpc": "2.0", "id": mid, "result": {"capabilities": caps}})
     elif m == "textDocument/didOpen":
         d = p["textDocument"]; docs[d["uri"]] = [d["version"], d["text"]]
     elif m == "textDocument/didChange":
@@ -49,19 +53,29 @@ while True:
     elif m == "workspace/executeCommand":
         cmd, args = p["command"], (p.get("arguments") or [{}])[0]
         sys.stderr.write("executeCommand %s %s\n" % (cmd, json.dumps(args)))
-        if cmd == "codetier.explain": send({"jsonrpc": "2.0", "id": mid, "result": answer("explain", args)})
+        if cmd == "codetier.explain":
+            # The server also shows the headline; the plugin must not echo it a second time.
+            send({"jsonrpc": "2.0", "method": "window/showMessage", "params": {"type": 3, "message": "codetier: Off by one here"}})
+            send({"jsonrpc": "2.0", "id": mid, "result": answer("explain", args, headline="Off by one here")})
         elif cmd == "codetier.review":
             r = args["range"]
             send({"jsonrpc": "2.0", "method": "textDocument/publishDiagnostics", "params": {"uri": args["uri"], "diagnostics": [
                 {"range": {"start": r["start"], "end": r["start"]}, "severity": 2, "source": "codetier", "message": "index out of bounds"}]}})
             send({"jsonrpc": "2.0", "id": mid, "result": answer("review", args, findings=[{"start_line": 3, "end_line": 3, "severity": "warning", "message": "x"}])})
         elif cmd == "codetier.generate":
-            uri = args["uri"]; line = args["range"]["start"]["line"]
+            # Like the server: the first selected line (the doc comment) stays, the stub after it is replaced.
+            uri = args["uri"]; first = args["range"]["start"]["line"] + 1; end = max(args["range"]["end"]["line"], first + 1)
             resp = request_client("workspace/applyEdit", {"edit": {"documentChanges": [{"textDocument": {"uri": uri, "version": docs[uri][0]},
-                "edits": [{"range": {"start": {"line": line, "character": 0}, "end": {"line": line + 1, "character": 0}}, "newText": "    *values.iter().max().unwrap()\n"}]}]}}, 900)
+                "edits": [{"range": {"start": {"line": first, "character": 0}, "end": {"line": end, "character": 0}},
+                           "newText": "fn largest(values: &[i32]) -> i32 {\n    *values.iter().max().unwrap()\n}\n"}]}]}}, 900)
             send({"jsonrpc": "2.0", "id": mid, "result": answer("generate", args, applied=resp.get("result", {}).get("applied"))})
         elif cmd == "codetier.usage":
+            send({"jsonrpc": "2.0", "method": "window/showMessage", "params": {"type": 3, "message": "codetier usage this session: 3 requests, $0.00003"}})
             send({"jsonrpc": "2.0", "id": mid, "result": {"per_tier": [{"tier": "flash", "requests": 3, "cost_usd": 0.00003}], "total_cost_usd": 0.00003}})
+    elif m == "textDocument/hover":
+        send({"jsonrpc": "2.0", "id": mid, "result": {"contents": {"kind": "markdown", "value": "**Off by one** here"}}})
+    elif m == "textDocument/inlineCompletion":
+        send({"jsonrpc": "2.0", "id": mid, "result": {"items": [{"insertText": "42"}]}})
     elif m == "codetier/viewFileText":
         d = docs.get(p["uri"]); send({"jsonrpc": "2.0", "id": mid, "result": {"version": d[0], "text": d[1]}})
     elif m == "shutdown": send({"jsonrpc": "2.0", "id": mid, "result": None})

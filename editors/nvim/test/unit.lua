@@ -72,8 +72,33 @@ eq(custom[1], { tier = "local_", label = "Local", model = "qwen" }, "configured 
 eq(util.summary({ tier = "flash", tier_label = "Flash", latency_ms = 812, cost_usd = 0.000024 }), "Flash · 812 ms · $0.00002", "summary")
 eq(util.summary({ tier = "reasoning", cached = true, cost_usd = 0.5 }), "reasoning · cached", "cached summary")
 eq(util.headline("## **Off by one**\nmore"), "Off by one", "headline")
+eq({ util.usd(0), util.usd(0.000003), util.usd(0.000024), util.usd(0.0123), util.usd(1.254) },
+  { "$0.00", "$0.000003", "$0.00002", "$0.0123", "$1.25" }, "dollars: a tiny cost is not shown as zero")
 eq(util.status_text({ last = { tier_label = "Flash", latency_ms = 2500 }, session_cost = 0.0123, cost_known = true }), "codetier: Flash · 2.5 s · session $0.0123", "status")
 eq(util.status_text({ session_cost = 0 }), "", "no status before an answer")
+
+-- One message line that fits: the headline is cut, the summary kept.
+eq(util.fit_line("short", 20, " [x]"), "short [x]", "fits as is")
+eq(util.fit_line("first line\nsecond", 40), "first line", "only the first line")
+eq(util.fit_line("codetier: a very long headline about the bug", 30, " [Flash]"), "codetier: a very long… [Flash]", "cut before the suffix")
+eq(vim.fn.strdisplaywidth(util.fit_line(string.rep("é", 50), 20, " [$0.01]")), 20, "multibyte cut to the width")
+eq(util.fit_line("abcdef", 3, " [a long suffix]"), "ab…", "no room for the suffix")
+
+local report = {
+  per_tier = {
+    { tier = "flash", requests = 2, cache_hits = 1, input_tokens = 688, output_tokens = 10, cost_usd = 0.000003 },
+    { tier = "reasoning", requests = 1, cache_hits = 0, input_tokens = 304, output_tokens = 1000 },
+  },
+  total_cost_usd = 0.000003,
+}
+local lines = util.usage_lines(report)
+eq(lines[1], "codetier usage this session", "usage title")
+eq(lines[3], "tier       requests  cached  tokens in  tokens out       cost  saved", "usage header")
+eq(lines[4], "flash             2       1        688          10  $0.000003    n/a", "usage row")
+eq(lines[5], "reasoning         1       0        304        1000        n/a    n/a", "unknown cost")
+eq(lines[6], "total             3       1        992        1010  $0.000003    n/a", "usage total")
+eq(util.usage_lines({ per_tier = {} })[3], "No requests yet.", "empty usage")
+eq(util.usage_summary(report), "usage: 3 requests, 1 cached, 992 tokens in / 1010 out, $0.000003", "usage summary")
 
 if failures > 0 then
   io.stderr:write(string.format("unit.lua: %d failure(s)\n", failures))

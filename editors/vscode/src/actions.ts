@@ -85,3 +85,22 @@ export function buildCommandArguments(input: ArgumentInput): [CommandArgument] {
 function before(a: Position, b: Position): boolean {
   return a.line < b.line || (a.line === b.line && a.character <= b.character);
 }
+
+/** The kinds codetier's server gives its actions: `refactor.codetier.explain` and so on. */
+export const SERVER_KIND_PREFIX = "refactor.codetier.";
+
+/**
+ * The kind an action of codetier's is shown under in VS Code's lightbulb menu, or undefined to
+ * leave it as it is. VS Code groups that menu by kind (Quick Fix, Extract, Inline, Rewrite, Move,
+ * Surround With, Source Action, then "More Actions…"), and `refactor.codetier.*` matches none of
+ * the refactoring groups, so the actions landed last, under a dozen built-in refactorings. Shown as
+ * `quickfix.codetier.*` they sit in the first group, as other AI actions (explain, fix) do. Only
+ * for a menu that asked for every kind (`only` unset): a request for refactorings alone keeps the
+ * server's kinds, so "Refactor…" still lists them.
+ */
+export function menuKind(kind: string | undefined, only: string | undefined): string | undefined {
+  if (only !== undefined || kind === undefined || !kind.startsWith(SERVER_KIND_PREFIX)) {
+    return undefined;
+  }
+  return `quickfix.codetier.${kind.slice(SERVER_KIND_PREFIX.length)}`;
+}

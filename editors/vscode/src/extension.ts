@@ -14,7 +14,7 @@ import {
   TransportKind,
 } from "vscode-languageclient/node";
 
-import { Action, ACTION_TITLES, ACTIONS, actionOfCommand, buildCommandArguments, CLIENT_COMMANDS, serverCommand } from "./actions";
+import { Action, ACTION_TITLES, ACTIONS, actionOfCommand, buildCommandArguments, CLIENT_COMMANDS, menuKind, serverCommand } from "./actions";
 import {
   Answer,
   answerMarkdown,
@@ -125,6 +125,19 @@ async function start(): Promise<void> {
     outputChannel: output,
     initializationOptions: () => serverSettings(),
     middleware: {
+      // The lightbulb groups actions by kind: move codetier's from "More Actions…" to the first group.
+      provideCodeActions: async (document, range, context, token, next) => {
+        const actions = await next(document, range, context, token);
+        for (const action of actions ?? []) {
+          if (action instanceof vscode.CodeAction) {
+            const kind = menuKind(action.kind?.value, context.only?.value);
+            if (kind !== undefined) {
+              action.kind = vscode.CodeActionKind.Empty.append(kind);
+            }
+          }
+        }
+        return actions;
+      },
       // Code actions from the lightbulb run the server's commands through here: catch their results too.
       executeCommand: async (command, args, next) => {
         const value: unknown = await next(command, args);
@@ -277,7 +290,7 @@ function onResult(command: string, value: unknown, target: Target | undefined): 
   refreshStatus();
   const where = target === undefined ? "" : `${vscode.workspace.asRelativePath(target.uri)}:${target.line + 1}`;
   if (result.action === "explain") {
-    void showMarkdown(answerMarkdown(result, where), "explanation");
+    void showMarkdown(answerMarkdown(result, where, sessionCost()), "explanation");
   } else if (result.action === "review") {
     void offerDetails(result, where);
   }
@@ -290,7 +303,7 @@ async function offerDetails(answer: Answer, where: string): Promise<void> {
     "Show Details",
   );
   if (choice === "Show Details") {
-    await showMarkdown(answerMarkdown(answer, where), "review");
+    await showMarkdown(answerMarkdown(answer, where, sessionCost()), "review");
   }
 }
 
@@ -331,6 +344,11 @@ async function showUsage(): Promise<void> {
   } catch (err) {
     void vscode.window.showErrorMessage(`codetier: usage: ${errorText(err)}`);
   }
+}
+
+/** The session's cost as the status bar shows it, when known. */
+function sessionCost(): number | undefined {
+  return status.costKnown ? status.sessionCostUsd : undefined;
 }
 
 function refreshStatus(): void {

@@ -181,10 +181,14 @@ export function formatLatency(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
-/** Small sums need more digits: `$0.00031`, `$0.0123`, `$1.25`. */
+/** Small sums need more digits: `$0.000003`, `$0.00031`, `$0.0123`, `$1.25`. */
 export function formatUsd(usd: number): string {
   if (usd === 0) {
     return "$0.00";
+  }
+  if (usd < 0.00001) {
+    // A few tokens of a cheap model: not "$0.00000", which reads as free.
+    return `$${usd.toFixed(6)}`;
   }
   if (usd < 0.001) {
     return `$${usd.toFixed(5)}`;
@@ -195,8 +199,12 @@ export function formatUsd(usd: number): string {
   return `$${usd.toFixed(2)}`;
 }
 
-/** The read-only markdown document shown for an answer (explanations, mostly). */
-export function answerMarkdown(answer: Answer, where: string): string {
+/**
+ * The read-only markdown document shown for an answer (explanations, mostly). `sessionCostUsd`,
+ * when known, is the session's total as the status bar shows it, so the two never disagree: a
+ * cached answer costs nothing this time, and the server reports no cost of the first asking.
+ */
+export function answerMarkdown(answer: Answer, where: string, sessionCostUsd?: number): string {
   const title = answer.action ? ACTION_TITLES[answer.action] : "codetier";
   const meta = [answer.tierLabel || answer.tier, answer.model].filter((s) => s !== "").join(" — ");
   const facts: string[] = [];
@@ -208,8 +216,13 @@ export function answerMarkdown(answer: Answer, where: string): string {
   if (answer.usage?.output_tokens !== undefined) {
     facts.push(`${answer.usage.input_tokens ?? "?"} in / ${answer.usage.output_tokens} out tokens`);
   }
-  if (answer.costUsd !== undefined) {
-    facts.push(answer.cached ? `${formatUsd(0)} (first asked: ${formatUsd(answer.costUsd)})` : formatUsd(answer.costUsd));
+  if (answer.cached) {
+    facts.push(`${formatUsd(0)} this time`);
+  } else if (answer.costUsd !== undefined) {
+    facts.push(formatUsd(answer.costUsd));
+  }
+  if (sessionCostUsd !== undefined) {
+    facts.push(`session ${formatUsd(sessionCostUsd)}`);
   }
   const lines = [`# ${title}`, "", `*${where}* · ${meta}${facts.length > 0 ? ` · ${facts.join(" · ")}` : ""}`, "", answer.text.trim()];
   if (answer.findings.length > 0 && answer.action !== "explain") {

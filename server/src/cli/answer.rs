@@ -87,7 +87,7 @@ pub async fn generate(
             "codetier: the model returned no code; nothing was written",
         ));
     }
-    let fitted = crate::render::fit(&text, selection.clone(), &code);
+    let fitted = crate::render::fit_generated(&text, selection.clone(), &code);
     report_prompt(&outcome);
     if !write {
         emit(&with_newline(report::escape(&fitted, report::Breaks::Keep)));

@@ -169,6 +169,9 @@ end
 local function usd(x)
   if x == 0 then
     return "$0.00"
+  elseif x < 0.00001 then
+    -- A few tokens of a cheap model: not "$0.00000", which reads as free.
+    return string.format("$%.6f", x)
   elseif x < 0.001 then
     return string.format("$%.5f", x)
   elseif x < 1 then
@@ -213,6 +216,94 @@ function M.headline(text)
     end
   end
   return ""
+end
+
+--- The first line of `text`, cut (with "…") so that it and `suffix` fit in `width` display cells:
+--- one line that needs no "Press ENTER". The suffix (tier, latency, cost) is kept whole.
+function M.fit_line(text, width, suffix)
+  suffix = suffix or ""
+  local line = ((text or ""):match("^[^\n]*") or ""):gsub("%s+$", "")
+  width = math.max(tonumber(width) or 0, 1)
+  if vim.fn.strdisplaywidth(line .. suffix) <= width then
+    return line .. suffix
+  end
+  local room = width - vim.fn.strdisplaywidth(suffix) - 1
+  if room < 1 then
+    -- Not even the suffix fits: cut the whole line.
+    return vim.fn.strcharpart(line .. suffix, 0, width - 1) .. "…"
+  end
+  local chars = vim.fn.strchars(line)
+  local cut = line
+  while chars > 0 and vim.fn.strdisplaywidth(cut) > room do
+    chars = chars - 1
+    cut = vim.fn.strcharpart(line, 0, chars)
+  end
+  return cut .. "…" .. suffix
+end
+
+local function count(v)
+  return type(v) == "number" and string.format("%d", v) or "0"
+end
+
+local function money(v)
+  return type(v) == "number" and usd(v) or "n/a"
+end
+
+--- The `codetier.usage` result as the lines of a table: one row per tier, then the total.
+function M.usage_lines(report)
+  local rows = { { "tier", "requests", "cached", "tokens in", "tokens out", "cost", "saved" } }
+  local totals = { requests = 0, cache_hits = 0, input_tokens = 0, output_tokens = 0 }
+  for _, t in ipairs(type(report.per_tier) == "table" and report.per_tier or {}) do
+    table.insert(rows, {
+      tostring(t.tier or "?"), count(t.requests), count(t.cache_hits), count(t.input_tokens),
+      count(t.output_tokens), money(t.cost_usd), money(t.saved_usd),
+    })
+    for k in pairs(totals) do
+      totals[k] = totals[k] + (type(t[k]) == "number" and t[k] or 0)
+    end
+  end
+  if #rows == 1 then
+    return { "codetier usage this session", "", "No requests yet." }
+  end
+  table.insert(rows, {
+    "total", count(totals.requests), count(totals.cache_hits), count(totals.input_tokens),
+    count(totals.output_tokens), money(report.total_cost_usd), money(report.total_saved_usd),
+  })
+  local widths = {}
+  for _, row in ipairs(rows) do
+    for i, cell in ipairs(row) do
+      widths[i] = math.max(widths[i] or 0, vim.fn.strdisplaywidth(cell))
+    end
+  end
+  local lines = { "codetier usage this session", "" }
+  for _, row in ipairs(rows) do
+    local cells = {}
+    for i, cell in ipairs(row) do
+      local pad = string.rep(" ", widths[i] - vim.fn.strdisplaywidth(cell))
+      -- The tier name reads left to right; numbers line up on the right.
+      table.insert(cells, i == 1 and (cell .. pad) or (pad .. cell))
+    end
+    table.insert(lines, (table.concat(cells, "  "):gsub("%s+$", "")))
+  end
+  table.insert(lines, "")
+  table.insert(lines, "Cost counts output tokens only: no input prices are known.")
+  return lines
+end
+
+--- One line about the session: "usage: 3 requests, 1 cached, 992 tokens in / 20 out, $0.00001".
+function M.usage_summary(report)
+  local requests, hits, input, output = 0, 0, 0, 0
+  for _, t in ipairs(type(report.per_tier) == "table" and report.per_tier or {}) do
+    requests = requests + (type(t.requests) == "number" and t.requests or 0)
+    hits = hits + (type(t.cache_hits) == "number" and t.cache_hits or 0)
+    input = input + (type(t.input_tokens) == "number" and t.input_tokens or 0)
+    output = output + (type(t.output_tokens) == "number" and t.output_tokens or 0)
+  end
+  return string.format(
+    "usage: %d request%s, %d cached, %d tokens in / %d out, %s",
+    requests, requests == 1 and "" or "s", hits, input, output,
+    type(report.total_cost_usd) == "number" and usd(report.total_cost_usd) or "cost unknown"
+  )
 end
 
 --- Status line text from the plugin's session state: last tier, latency, session cost.

@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 
-import { ACTIONS, actionOfCommand, buildCommandArguments, CLIENT_COMMANDS, serverCommand } from "../actions";
+import { ACTIONS, actionOfCommand, buildCommandArguments, CLIENT_COMMANDS, menuKind, serverCommand } from "../actions";
 
 test("server command names follow the design", () => {
   assert.deepEqual(ACTIONS.map(serverCommand), ["codetier.explain", "codetier.generate", "codetier.review"]);
@@ -47,4 +47,15 @@ test("every client command is contributed and reachable from the editor context 
       assert.ok(!id.match(/^codetier\.(explain|generate|review|usage)$/), `${id} collides with a server command`);
     }
   }
+});
+
+test("the lightbulb shows codetier's actions in its first group; filtered menus keep the server's kinds", () => {
+  assert.equal(menuKind("refactor.codetier.explain", undefined), "quickfix.codetier.explain");
+  assert.equal(menuKind("refactor.codetier.review", undefined), "quickfix.codetier.review");
+  // Quick fixes are quick fixes already; other servers' actions are not touched.
+  assert.equal(menuKind("quickfix", undefined), undefined);
+  assert.equal(menuKind("refactor.extract.function", undefined), undefined);
+  assert.equal(menuKind(undefined, undefined), undefined);
+  // "Refactor…" asks for refactorings only: the server's own kind must stay, or VS Code drops them.
+  assert.equal(menuKind("refactor.codetier.generate", "refactor"), undefined);
 });

@@ -3,7 +3,7 @@
 import { strict as assert } from "node:assert";
 import { test } from "node:test";
 
-import { answerMarkdown, formatLatency, formatUsd, INITIAL_STATUS, parseCommandResult, parseUsage, statusText, usageTooltip, withAnswer, withUsage } from "../result";
+import { Answer, answerMarkdown, formatLatency, formatUsd, INITIAL_STATUS, parseCommandResult, parseUsage, statusText, usageTooltip, withAnswer, withUsage } from "../result";
 
 const explainResult = {
   action: "explain",
@@ -91,6 +91,7 @@ test("formatting of latency and dollars", () => {
   assert.equal(formatLatency(2500), "2.5 s");
   assert.equal(formatUsd(0), "$0.00");
   assert.equal(formatUsd(0.00031), "$0.00031");
+  assert.equal(formatUsd(0.000003), "$0.000003", "a tiny cost is not shown as zero");
   assert.equal(formatUsd(0.0123), "$0.0123");
   assert.equal(formatUsd(1.254), "$1.25");
 });
@@ -112,10 +113,24 @@ test("answer markdown names the action, tier, model, place and findings", () => 
   if (review.kind !== "answer") throw new Error("expected an answer");
   const md = answerMarkdown(review, "src/lib.rs:5");
   assert.match(md, /^# Review selection\n/);
-  assert.match(md, /\*src\/lib\.rs:5\* · Qwen3-Coder-30B — qwen3-coder-30b · cached · \$0\.00 \(first asked: \$0\.00010\)/);
+  assert.match(md, /\*src\/lib\.rs:5\* · Qwen3-Coder-30B — qwen3-coder-30b · cached · \$0\.00 this time\n/);
   assert.match(md, /- \*\*warning\*\* lines 5–7: unchecked index/);
   assert.match(md, /- \*\*error\*\* line 10: use after move/);
   const explain = parseCommandResult(explainResult);
   if (explain.kind !== "answer") throw new Error("expected an answer");
   assert.match(answerMarkdown(explain, "a.rs:1"), /# Explain bug[\s\S]*\*\*Off by one\*\*/);
+});
+
+test("a cached answer's header agrees with the status bar: nothing this time, and the session total", () => {
+  // What the server sends for a cache hit: cost 0, whatever the first asking cost.
+  const hit = parseCommandResult({ ...explainResult, cached: true, cost_usd: 0 });
+  if (hit.kind !== "answer") throw new Error("expected an answer");
+  let status = withAnswer(INITIAL_STATUS, parseCommandResult(explainResult) as Answer);
+  status = withAnswer(status, hit);
+  assert.equal(statusText(status), "$(sparkle) codetier · Flash · cached · $0.00002");
+  const md = answerMarkdown(hit, "a.js:4", status.sessionCostUsd);
+  assert.match(md, /· cached · 420 in \/ 96 out tokens · \$0\.00 this time · session \$0\.00002\n/);
+  assert.doesNotMatch(md, /first asked/);
+  // A fresh answer shows its own cost and the total.
+  assert.match(answerMarkdown(parseCommandResult(explainResult) as Answer, "a.js:4", 0.000024), /· 812 ms · 420 in \/ 96 out tokens · \$0\.00002 · session \$0\.00002\n/);
 });
