@@ -1074,3 +1074,26 @@ fn codetier_alone_on_a_terminal_says_it_waits_for_an_lsp_client() {
         .expect("run codetier");
     assert!(piped.stderr.is_empty(), "{piped:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_without_v1_warns_of_the_missing_model_list_and_names_the_path() {
+    let fake = fake::start(fake::text("OK")).await;
+    let p = Project::new(&[]);
+    let root = fake.base_url().trim_end_matches("/v1").to_owned();
+    let run = codetier(&p, Some(&root), true, &["doctor"]).await;
+    assert_eq!(run.code, 3, "{run:?}");
+    let (head, _) = run
+        .stdout
+        .split_once("Details:")
+        .expect("a details section");
+    assert!(
+        head.contains("Warnings:") && head.contains("/models is not there"),
+        "{run:?}"
+    );
+    assert!(head.contains("/v1"), "the fix names /v1: {run:?}");
+    assert_eq!(
+        head.matches("  - ").count(),
+        2,
+        "one problem (all four tiers), one warning: {run:?}"
+    );
+}

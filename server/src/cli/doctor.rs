@@ -221,9 +221,11 @@ pub async fn run(global: &Global, verbose: bool) -> Result<u8, Failure> {
         }
         // Many servers (llama.cpp, some proxies) have no model list; the tiers' own requests
         // below say whether the models exist.
-        Ok(Err(e))
-            if matches!(e, ProviderError::UnknownModel { .. }) || e.to_string().contains("404") =>
-        {
+        Ok(Err(
+            ProviderError::UnknownPath { .. }
+            | ProviderError::UnknownModel { .. }
+            | ProviderError::BadRequest { status: 404, .. },
+        )) => {
             d.warn(
                 "models",
                 &format!(
