@@ -24,14 +24,28 @@ pub mod exit {
     pub const FINDINGS: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const PROVIDER: u8 = 3;
+    /// `review` did not cover what it was given: every file was skipped, or `--max-cost`
+    /// stopped it before the end.
+    pub const INCOMPLETE: u8 = 4;
 }
 
 const AFTER_HELP: &str = "\
 Exit codes:
-  0  success (and, for review, no finding at or above --fail-on)
-  1  review found something at or above --fail-on
+  0  success
   2  usage or configuration error (bad arguments, bad config, no API key)
   3  provider failure (unreachable, key rejected, unknown model, timeout, ...)
+
+The API key is read from the environment variable named by `api_key_env`
+(default GLOBAL_API_KEY): export GLOBAL_API_KEY=...";
+
+const REVIEW_AFTER_HELP: &str = "\
+Exit codes:
+  0  success: no finding at or above --fail-on
+  1  a finding at or above --fail-on
+  2  usage or configuration error (bad arguments, bad config, no API key)
+  3  provider failure (unreachable, key rejected, unknown model, timeout, ...)
+  4  incomplete: every file was skipped (excluded, binary, over 2 MiB), or --max-cost
+     stopped the review before the end; stderr says which and why
 
 The API key is read from the environment variable named by `api_key_env`
 (default GLOBAL_API_KEY): export GLOBAL_API_KEY=...";
@@ -73,7 +87,7 @@ pub enum Command {
         stdio: bool,
     },
     /// Review files, line ranges (FILE:START-END) or whole directories.
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = REVIEW_AFTER_HELP)]
     Review(ReviewArgs),
     /// Explain the code in FILE:START-END (1-based, inclusive lines); prints markdown.
     #[command(after_help = AFTER_HELP)]

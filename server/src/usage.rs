@@ -20,8 +20,13 @@ pub fn cost_usd(output_tokens: u64, output_usd_per_million: Option<f64>) -> Opti
 /// (`TokenUsage::estimated`). Every place that shows a cost formats it here.
 pub fn format_usd(cost: f64, decimals: usize, estimated: bool) -> String {
     let mark = if estimated { "~" } else { "" };
+    // -0.0 (an empty float sum) is shown as what it is: nothing spent.
+    let cost = if cost == 0.0 { 0.0 } else { cost };
     format!("{mark}${cost:.decimals$}")
 }
+
+/// What a cost line counts, said next to it: only output tokens have known prices.
+pub const COST_BASIS: &str = "output tokens at known prices; input not priced";
 
 /// Output price of `model` when it answered for `tier`.
 ///

@@ -431,8 +431,15 @@ async fn max_cost_stops_starting_files_and_says_which_were_skipped() {
         ],
     )
     .await;
-    assert_eq!(run.code, 0, "{run:?}");
+    // Stopped before the end: never quietly green, whatever --fail-on says.
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("incomplete: --max-cost stopped the review before 2 file(s)"),
+        "{run:?}"
+    );
     let doc = run.json();
+    assert_eq!(doc["summary"]["exit_code"], 4, "{run:?}");
     assert_eq!(doc["files"].as_array().map(Vec::len), Some(1), "{run:?}");
     assert_eq!(doc["files"][0]["path"], "a.rs");
     let skipped = doc["skipped"].as_array().expect("skipped");
@@ -476,7 +483,7 @@ async fn max_cost_stops_starting_files_and_says_which_were_skipped() {
         ],
     )
     .await;
-    assert_eq!(sarif.code, 0, "{sarif:?}");
+    assert_eq!(sarif.code, 4, "{sarif:?}");
     assert_valid_sarif(&sarif.stdout);
     assert!(
         sarif
@@ -1096,4 +1103,89 @@ async fn doctor_without_v1_warns_of_the_missing_model_list_and_names_the_path() 
         2,
         "one problem (all four tiers), one warning: {run:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_of_nothing_is_not_green_and_costs_print_what_they_count() {
+    let fake = fake::start(fake::text("[]")).await;
+    let p = Project::new(&[("lib.rs", LIB_RS)]);
+    std::fs::write(p.path("blob.bin"), [0u8, 1, 2, 0, 255]).expect("write");
+    let big = "// padding\n".repeat(2 * 1024 * 1024 / 11 + 10);
+    std::fs::write(p.path("big.rs"), big).expect("write");
+
+    let run = codetier(
+        &p,
+        Some(&fake.base_url()),
+        true,
+        &["review", "--format", "json", "blob.bin", "big.rs"],
+    )
+    .await;
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("nothing was reviewed: all 2 file(s) were skipped"),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr.contains("larger than 2 MiB"),
+        "the limit is named: {run:?}"
+    );
+    assert!(
+        !run.stdout.contains("-0"),
+        "no negative zero: {}",
+        run.stdout
+    );
+    assert_eq!(run.json()["summary"]["cost_usd"], 0.0);
+    assert!(fake.requests().is_empty());
+
+    let text = codetier(&p, Some(&fake.base_url()), true, &["review", "lib.rs"]).await;
+    assert_eq!(text.code, 0, "{text:?}");
+    assert!(
+        text.stderr
+            .contains("(output tokens at known prices; input not priced)"),
+        "{text:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_past_the_end_and_directories_get_errors_that_say_so() {
+    let fake = fake::start(fake::text("Fine.")).await;
+    let p = Project::new(&[("lib.rs", LIB_RS)]);
+    let explain = codetier(
+        &p,
+        Some(&fake.base_url()),
+        true,
+        &["explain", "lib.rs:50-60"],
+    )
+    .await;
+    assert_eq!(explain.code, 2, "{explain:?}");
+    assert!(
+        explain
+            .stderr
+            .contains("lib.rs has 5 lines: lines 50-60 reach past its end"),
+        "{explain:?}"
+    );
+    let review = codetier(&p, Some(&fake.base_url()), true, &["review", "lib.rs:2-99"]).await;
+    assert_eq!(review.code, 2, "{review:?}");
+    assert!(
+        review
+            .stderr
+            .contains("lib.rs has 5 lines: lines 2-99 reach past its end"),
+        "{review:?}"
+    );
+    let generate = codetier(&p, Some(&fake.base_url()), true, &["generate", "lib.rs:9"]).await;
+    assert!(
+        generate
+            .stderr
+            .contains("lib.rs has 5 lines: line 9 is past its end"),
+        "{generate:?}"
+    );
+    std::fs::create_dir_all(p.path("src")).expect("mkdir");
+    let dir = codetier(&p, Some(&fake.base_url()), true, &["explain", "src"]).await;
+    assert_eq!(dir.code, 2, "{dir:?}");
+    assert!(dir.stderr.contains("`src` is a directory"), "{dir:?}");
+    assert!(fake.requests().is_empty(), "nothing was sent");
+    // Within the file, the same commands work.
+    let ok = codetier(&p, Some(&fake.base_url()), true, &["explain", "lib.rs:2-5"]).await;
+    assert_eq!(ok.code, 0, "{ok:?}");
 }

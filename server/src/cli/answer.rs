@@ -16,6 +16,7 @@ use crate::syntax::{self, Parsed};
 pub async fn explain(global: &Global, target: &str, fresh: bool) -> Result<u8, Failure> {
     let (spec_path, lines) = parse_target(target)?;
     let (loaded, engine, display, text) = prepare(global, &spec_path)?;
+    files::check_lines(&text, lines, &display)?;
     let tree = tree_of(&display, &text);
     let widened = match lines {
         Lines { start, end } if start == end => {
@@ -66,6 +67,7 @@ pub async fn generate(
         )));
     }
     let (loaded, engine, display, text) = prepare(global, &spec_path)?;
+    files::check_lines(&text, lines, &display)?;
     let tree = tree_of(&display, &text);
     let widened = cursor_block(Action::Generate, &text, tree.as_ref(), lines.start);
     let selection = widened.chars.clone();
@@ -113,6 +115,14 @@ pub async fn generate(
 /// `FILE:LINE` or `FILE:START-END`; a bare file is a usage error here.
 fn parse_target(target: &str) -> Result<(std::path::PathBuf, Lines), Failure> {
     let spec = files::parse_spec(target)?;
+    if spec.path.is_dir() {
+        return Err(Failure::usage(format!(
+            "codetier: `{}` is a directory: explain and generate take one file and its lines, \
+             e.g. {}/lib.rs:10-20 (review takes whole directories)",
+            spec.path.display(),
+            spec.path.display().to_string().trim_end_matches('/')
+        )));
+    }
     let lines = spec.lines.ok_or_else(|| {
         Failure::usage(format!(
             "codetier: `{target}`: give the lines as FILE:START-END or FILE:LINE (1-based)"
@@ -212,7 +222,11 @@ fn with_newline(mut s: String) -> String {
 
 fn footer(o: &Outcome) -> String {
     let cost = match o.cost_usd {
-        Some(c) => crate::usage::format_usd(c, 6, o.usage.estimated && !o.cached),
+        Some(c) => format!(
+            "{} ({})",
+            crate::usage::format_usd(c, 6, o.usage.estimated && !o.cached),
+            crate::usage::COST_BASIS
+        ),
         None => "cost unknown".into(),
     };
     let cached = if o.cached { ", cached" } else { "" };

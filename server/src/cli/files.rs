@@ -229,6 +229,38 @@ pub fn read_text(path: &Path) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|_| "not UTF-8 text".into())
 }
 
+/// Lines of `text` as an editor numbers them: a final line break ends the last line.
+pub fn line_count(text: &Rope) -> usize {
+    let n = text.len_lines();
+    if n > 1 && text.line(n - 1).len_chars() == 0 {
+        n - 1
+    } else {
+        n
+    }
+}
+
+/// Refuses 1-based `lines` that reach past the end of `text`, naming the file's real length.
+pub fn check_lines(text: &Rope, lines: Lines, display: &str) -> Result<(), Failure> {
+    let count = line_count(text);
+    if lines.end as usize <= count {
+        return Ok(());
+    }
+    let asked = if lines.start == lines.end {
+        format!("line {}", lines.start)
+    } else {
+        format!("lines {}-{}", lines.start, lines.end)
+    };
+    Err(Failure::usage(format!(
+        "codetier: {display} has {count} line{}: {asked} {} past its end",
+        if count == 1 { "" } else { "s" },
+        if lines.start == lines.end {
+            "is"
+        } else {
+            "reach"
+        }
+    )))
+}
+
 /// The char range of 1-based inclusive `lines`, clamped to the text.
 pub fn line_range(text: &Rope, lines: Lines) -> Range<usize> {
     let last = text.len_lines().saturating_sub(1);

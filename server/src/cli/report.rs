@@ -139,8 +139,9 @@ pub fn fails(s: &Severity, fail_on: FailOn) -> bool {
 }
 
 impl ReviewReport {
-    /// 3 when a provider request failed, 2 for any other failure, 1 when a finding reaches
-    /// `--fail-on`, else 0. A failure outranks findings: the review is incomplete.
+    /// 3 when a provider request failed, 2 for any other failure, 4 when the review did not
+    /// cover what it was given (see `incomplete`), 1 when a finding reaches `--fail-on`, else 0.
+    /// A failure or a gap outranks findings: a green run must mean the code was reviewed.
     pub fn exit_code(&self) -> u8 {
         let failures: Vec<u8> = self
             .files
@@ -152,6 +153,9 @@ impl ReviewReport {
         }
         if !failures.is_empty() {
             return exit::USAGE;
+        }
+        if self.incomplete().is_some() {
+            return exit::INCOMPLETE;
         }
         let failing = self
             .findings()
@@ -171,7 +175,11 @@ impl ReviewReport {
     }
 
     pub fn total_cost(&self) -> f64 {
-        self.files.iter().filter_map(|f| f.cost_usd).sum()
+        // A fold from +0.0: an empty `sum` of floats is -0.0, which JSON would print as such.
+        self.files
+            .iter()
+            .filter_map(|f| f.cost_usd)
+            .fold(0.0, |total, c| total + c)
     }
 
     /// Whether the total cost rests on estimated tokens anywhere.
@@ -209,9 +217,10 @@ impl ReviewReport {
             counts.join(", ")
         };
         let mut line = format!(
-            "codetier: reviewed {reviewed} file{} ({cached} from cache): {found}; cost {}",
+            "codetier: reviewed {reviewed} file{} ({cached} from cache): {found}; cost {} ({})",
             if reviewed == 1 { "" } else { "s" },
-            crate::usage::format_usd(self.total_cost(), 6, self.cost_estimated())
+            crate::usage::format_usd(self.total_cost(), 6, self.cost_estimated()),
+            crate::usage::COST_BASIS
         );
         if failed > 0 {
             line.push_str(&format!("; {failed} failed"));
@@ -220,6 +229,30 @@ impl ReviewReport {
             line.push_str(&format!("; {} skipped", self.skipped.len()));
         }
         line
+    }
+
+    /// Why the review did not cover what it was given, when it did not: `--max-cost` stopped
+    /// it before the end, or every file was skipped.
+    pub fn incomplete(&self) -> Option<String> {
+        let not_started = self
+            .skipped
+            .iter()
+            .filter(|s| s.reason.starts_with("not started:"))
+            .count();
+        if not_started > 0 {
+            return Some(format!(
+                "incomplete: --max-cost stopped the review before {not_started} file(s) (exit {})",
+                exit::INCOMPLETE
+            ));
+        }
+        if self.files.is_empty() && !self.skipped.is_empty() {
+            return Some(format!(
+                "nothing was reviewed: all {} file(s) were skipped (exit {})",
+                self.skipped.len(),
+                exit::INCOMPLETE
+            ));
+        }
+        None
     }
 
     /// Lines for stderr about files not reviewed and why.
@@ -249,6 +282,7 @@ impl ReviewReport {
                 .iter()
                 .map(|n| format!("codetier: {}", escape(n, Breaks::Escape))),
         );
+        out.extend(self.incomplete().map(|why| format!("codetier: {why}")));
         out
     }
 }

@@ -53,7 +53,7 @@ pub async fn run(global: &Global, args: ReviewArgs) -> Result<u8, Failure> {
     };
     let (targets, mut skipped) =
         files::collect(&args.paths, &loaded.root, &config.privacy.exclude)?;
-    let work = prepare(targets, &config, &mut skipped);
+    let work = prepare(targets, &config, &mut skipped)?;
     let engine = Arc::new(Engine::new(config.clone()).map_err(|e| {
         Failure::usage(format!("codetier: the provider endpoint is unusable: {e}"))
     })?);
@@ -122,7 +122,11 @@ pub fn request_estimate(config: &Config, tier: &str) -> Result<f64, Failure> {
 
 /// Reads the files and splits them into chunks that fit the context budget; unreadable or
 /// empty files become skips.
-fn prepare(targets: Vec<Target>, config: &Config, skipped: &mut Vec<Skip>) -> Vec<Work> {
+fn prepare(
+    targets: Vec<Target>,
+    config: &Config,
+    skipped: &mut Vec<Skip>,
+) -> Result<Vec<Work>, Failure> {
     // Half the prompt budget (4 characters a token) for the code under review; the rest is
     // the instructions and the surrounding context.
     let max_chars = (config.context.token_budget * 4 / 2).max(400);
@@ -139,7 +143,10 @@ fn prepare(targets: Vec<Target>, config: &Config, skipped: &mut Vec<Skip>) -> Ve
             }
         };
         let range = match target.lines {
-            Some(lines) => files::line_range(&text, lines),
+            Some(lines) => {
+                files::check_lines(&text, lines, &target.display)?;
+                files::line_range(&text, lines)
+            }
             None => 0..text.len_chars(),
         };
         let chunks = files::chunks(&text, range, max_chars);
@@ -159,7 +166,7 @@ fn prepare(targets: Vec<Target>, config: &Config, skipped: &mut Vec<Skip>) -> Ve
             tree,
         });
     }
-    out
+    Ok(out)
 }
 
 struct Dispatch {
