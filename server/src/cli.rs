@@ -71,6 +71,9 @@ pub struct Cli {
     /// asked again on the next tier).
     #[arg(long, global = true)]
     pub no_verify: bool,
+    /// No progress line on stderr (it only ever shows when stderr is a terminal).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
     /// Serve LSP over stdio (what VS Code passes); the same as no subcommand.
     #[arg(long)]
     pub stdio: bool,
@@ -219,6 +222,7 @@ pub fn main() -> ExitCode {
         config,
         tier,
         no_verify,
+        quiet,
         command,
         ..
     } = cli;
@@ -256,6 +260,7 @@ pub fn main() -> ExitCode {
                 config,
                 tier,
                 no_verify,
+                quiet,
             };
             let code = match runtime.block_on(run(global, command)) {
                 Ok(code) => code,
@@ -278,6 +283,8 @@ pub struct Global {
     pub tier: Option<String>,
     /// `--no-verify`: the model's code is not checked, and nothing is escalated for it.
     pub no_verify: bool,
+    /// `--quiet`: no progress line.
+    pub quiet: bool,
 }
 
 async fn run(global: Global, command: Command) -> Result<u8, Failure> {

@@ -1189,3 +1189,51 @@ async fn ranges_past_the_end_and_directories_get_errors_that_say_so() {
     let ok = codetier(&p, Some(&fake.base_url()), true, &["explain", "lib.rs:2-5"]).await;
     assert_eq!(ok.code, 0, "{ok:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_shows_progress_on_a_terminal_only() {
+    let fake = fake::start(codetier_tests::fake::Script::always(
+        codetier_tests::fake::Behavior {
+            answer: codetier_tests::fake::Answer::Text(
+                "Headline: it reads past the end of the slice, one element too far.".to_owned(),
+            ),
+            tokens_per_second: Some(40.0),
+            ..codetier_tests::fake::Behavior::default()
+        },
+    ))
+    .await;
+    let p = Project::new(&[("lib.rs", LIB_RS)]);
+    // Piped (CI, scripts): the answer and the footer, no progress line.
+    let piped = codetier(&p, Some(&fake.base_url()), true, &["explain", "lib.rs:2-5"]).await;
+    assert_eq!(piped.code, 0, "{piped:?}");
+    assert!(!piped.stderr.contains("tokens ·"), "{piped:?}");
+    // On a terminal (util-linux's `script` gives one): tier, tokens and elapsed time.
+    let on_tty = |extra: &str| {
+        let command = format!(
+            "{} explain --fresh {extra} lib.rs:2-5",
+            codetier_bin().display()
+        );
+        let out = std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .current_dir(p.dir.path())
+            .env("HOME", p.home.path())
+            .env("XDG_CONFIG_HOME", p.home.path().join("config"))
+            .env("XDG_CACHE_HOME", p.home.path().join("cache"))
+            .env("GLOBAL_API_KEY", KEY)
+            .env("CODETIER_BASE_URL", fake.base_url())
+            .env_remove("CODETIER_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("util-linux `script` runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = on_tty("");
+    assert!(
+        shown.contains("codetier: flash · ") && shown.contains(" tokens · "),
+        "{shown}"
+    );
+    assert!(shown.contains("reads past the end"), "{shown}");
+    let quiet = on_tty("--quiet");
+    assert!(!quiet.contains(" tokens · "), "{quiet}");
+    assert!(quiet.contains("reads past the end"), "{quiet}");
+}

@@ -177,18 +177,63 @@ async fn ask(
             widened.chars,
         )
     };
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let outcome = engine.run(job, Some(tx)).await;
-    // What the user must know while reading the answer: an automatic escalation and why.
-    while let Ok(event) = rx.try_recv() {
-        if let EngineProgress::Escalating { message, .. } = event {
-            report(&format!("codetier: {message}"));
-        }
-    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let live = !global.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let (outcome, ()) = tokio::join!(engine.run(job, Some(tx)), show_progress(rx, live));
     if let Some(warning) = engine.cache().take_warning() {
         super::report(&warning);
     }
     outcome.map_err(|e| setup::engine_failure(&e, &config.api_key_env))
+}
+
+/// Follows a job on stderr: with `live` (stderr is a terminal, no `--quiet`) one line that is
+/// rewritten in place (tier, tokens so far, elapsed) and cleared at the end; always the
+/// messages the user must read with the answer (an automatic escalation and why).
+async fn show_progress(mut rx: tokio::sync::mpsc::UnboundedReceiver<EngineProgress>, live: bool) {
+    use std::io::Write as _;
+    let started = std::time::Instant::now();
+    let mut tier = String::new();
+    let mut shown = false;
+    let line = |text: String| {
+        let mut err = std::io::stderr().lock();
+        // `\r` and "erase line": the progress line is redrawn, never scrolled.
+        let _ = write!(err, "\r\x1b[2K{text}");
+        let _ = err.flush();
+    };
+    while let Some(event) = rx.recv().await {
+        let text = match event {
+            EngineProgress::Asking { tier: t, model, .. } => {
+                tier = t;
+                format!("codetier: asking {tier} ({model})…")
+            }
+            EngineProgress::Tokens { count } => format!(
+                "codetier: {tier} · {count} tokens · {:.1} s",
+                started.elapsed().as_secs_f64()
+            ),
+            EngineProgress::Retrying { attempt, reason } => {
+                format!("codetier: {tier} · retry {attempt}: {reason}")
+            }
+            EngineProgress::Hedged | EngineProgress::FellBack { .. } => continue,
+            EngineProgress::Escalating {
+                message, tier: t, ..
+            } => {
+                if shown {
+                    line(String::new());
+                    shown = false;
+                }
+                report(&format!("codetier: {message}"));
+                tier = t;
+                continue;
+            }
+        };
+        if live {
+            line(text);
+            shown = true;
+        }
+    }
+    if shown {
+        line(String::new());
+    }
 }
 
 /// The file's syntax tree, when its language has a grammar.
