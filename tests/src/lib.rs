@@ -1,4 +1,5 @@
-//! Test support: the fake provider and the LSP test client.
+//! Test support: the fake provider, the LSP test client, and the bench most protocol tests share.
 
+pub mod bench;
 pub mod client;
 pub mod fake;

@@ -5,7 +5,8 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use codetier_tests::client::{codetier_bin, TestServer};
+use codetier_tests::bench::Bench;
+use codetier_tests::client::codetier_bin;
 use codetier_tests::fake::{Answer, Behavior, FakeProvider, Script};
 use serde_json::{json, Value};
 
@@ -23,29 +24,10 @@ fn cut(text: &str, reason: &str) -> Script {
     })
 }
 
-struct Bench {
-    server: TestServer,
-    fake: FakeProvider,
-    _rt: tokio::runtime::Runtime,
-}
-
 fn start(script: Script) -> Bench {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let fake = rt.block_on(FakeProvider::start(script)).expect("fake");
-    let server = TestServer::builder()
-        .env("CODETIER_BASE_URL", &fake.base_url())
-        .env("GLOBAL_API_KEY", KEY)
-        .start();
-    server.open(URI, "rust", LIB);
-    Bench {
-        server,
-        fake,
-        _rt: rt,
-    }
+    let b = Bench::start(script, KEY, |b| b);
+    b.server.open(URI, "rust", LIB);
+    b
 }
 
 fn run(b: &mut Bench, action: &str, sl: u32, el: u32) -> Result<Value, Value> {

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use codetier_tests::bench::Bench;
 use codetier_tests::client::{EditPolicy, TestServer};
 use codetier_tests::fake::{
     Answer, Behavior, FakeProvider, Fault, Latency, RecordedRequest, Rule, Script,
@@ -35,14 +36,6 @@ const PRO: &str = "deepseek-v4-pro";
 const R1: &str = "deepseek-r1";
 const CODER: &str = "qwen3-coder-30b";
 
-/// A fake provider on its own runtime, and codetier talking to it.
-struct Bench {
-    fake: FakeProvider,
-    server: TestServer,
-    // Declared last: the fake's tasks run on it until the end.
-    _rt: tokio::runtime::Runtime,
-}
-
 fn start(script: Script) -> Bench {
     start_with(script, |b| b)
 }
@@ -51,23 +44,7 @@ fn start_with(
     script: Script,
     configure: impl FnOnce(codetier_tests::client::Builder) -> codetier_tests::client::Builder,
 ) -> Bench {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let fake = rt
-        .block_on(FakeProvider::start(script))
-        .expect("the fake provider starts");
-    let builder = TestServer::builder()
-        .env("CODETIER_BASE_URL", &fake.base_url())
-        .env("GLOBAL_API_KEY", KEY);
-    let server = configure(builder).start();
-    Bench {
-        fake,
-        server,
-        _rt: rt,
-    }
+    Bench::start(script, KEY, configure)
 }
 
 fn text(answer: &str) -> Behavior {

@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
+use codetier_tests::bench::Bench;
 use codetier_tests::client::TestServer;
-use codetier_tests::fake::{Answer, Behavior, FakeProvider, Script};
+use codetier_tests::fake::{Answer, Behavior, Script};
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-conformance-test-77aa-SECRET";
@@ -18,36 +19,15 @@ const FINDINGS: &str = r#"[
   {"line": 2, "severity": "warning", "message": "the value is never used", "replacement": "    let _unused = 1;"}
 ]"#;
 
-struct Bench {
-    server: TestServer,
-    _fake: FakeProvider,
-    _rt: tokio::runtime::Runtime,
-}
-
 fn start(capabilities: Option<Value>) -> Bench {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let fake = rt
-        .block_on(FakeProvider::start(Script::always(Behavior {
-            answer: Answer::Text(FINDINGS.to_owned()),
-            ..Behavior::default()
-        })))
-        .expect("fake");
-    let mut builder = TestServer::builder()
-        .env("CODETIER_BASE_URL", &fake.base_url())
-        .env("GLOBAL_API_KEY", KEY);
-    if let Some(caps) = capabilities {
-        builder = builder.capabilities(caps);
-    }
-    let server = builder.start();
-    Bench {
-        server,
-        _fake: fake,
-        _rt: rt,
-    }
+    let script = Script::always(Behavior {
+        answer: Answer::Text(FINDINGS.to_owned()),
+        ..Behavior::default()
+    });
+    Bench::start(script, KEY, |builder| match capabilities {
+        Some(caps) => builder.capabilities(caps),
+        None => builder,
+    })
 }
 
 /// A client that declares nothing beyond applying edits (pytest-lsp's bare client, old editors).

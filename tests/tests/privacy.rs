@@ -6,43 +6,21 @@
 use std::path::Path;
 use std::time::Duration;
 
+use codetier_tests::bench::Bench;
 use codetier_tests::client::TestServer;
-use codetier_tests::fake::{Answer, Behavior, FakeProvider, RecordedRequest, Script};
+use codetier_tests::fake::{Answer, Behavior, RecordedRequest, Script};
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-privacy-test-91c2-SECRET";
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A fake provider on its own runtime, and codetier talking to it.
-struct Bench {
-    fake: FakeProvider,
-    server: TestServer,
-    // Declared last: the fake's tasks run on it until the end.
-    _rt: tokio::runtime::Runtime,
-}
-
+/// A fake provider answering `answer`, and codetier talking to it.
 fn start(answer: &str, init_options: Value) -> Bench {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let fake = rt
-        .block_on(FakeProvider::start(Script::always(Behavior {
-            answer: Answer::Text(answer.to_owned()),
-            ..Behavior::default()
-        })))
-        .expect("the fake provider starts");
-    let server = TestServer::builder()
-        .env("CODETIER_BASE_URL", &fake.base_url())
-        .env("GLOBAL_API_KEY", KEY)
-        .init_options(init_options)
-        .start();
-    Bench {
-        fake,
-        server,
-        _rt: rt,
-    }
+    let script = Script::always(Behavior {
+        answer: Answer::Text(answer.to_owned()),
+        ..Behavior::default()
+    });
+    Bench::start(script, KEY, |b| b.init_options(init_options))
 }
 
 fn range(sl: usize, sc: usize, el: usize, ec: usize) -> Value {
