@@ -46,12 +46,15 @@ show_logs() {
 }
 
 # The fake provider prints its base URL as its first line of stdout.
-"$FAKE_PROVIDER_BIN" --port 0 --script "$here/fake-script.json" >"$tmp/fake.out" 2>"$tmp/fake.err" &
+# Created before the fake starts, so the loop below never reads a file that is not there yet.
+: >"$tmp/fake.out"
+"$FAKE_PROVIDER_BIN" --port 0 --script "$here/fake-script.json" >>"$tmp/fake.out" 2>"$tmp/fake.err" &
 fake_pid=$!
 base_url=""
 for _ in $(seq 1 100); do
   # Only a complete first line counts; the URL is its first http(s):// word.
-  if [ "$(wc -l <"$tmp/fake.out")" -ge 1 ]; then
+  lines="$(wc -l <"$tmp/fake.out" 2>/dev/null || echo 0)"
+  if [ "${lines:-0}" -ge 1 ]; then
     base_url="$(head -n 1 "$tmp/fake.out" | grep -oE 'https?://[^[:space:]]+' | head -n 1 || true)"
     [ -n "$base_url" ] || { show_logs; fail "the fake provider's first line holds no URL: $(head -n 1 "$tmp/fake.out")"; }
     break
