@@ -54,8 +54,9 @@ pub fn enclosing_block(parsed: &Parsed, selection: Range<usize>) -> Option<Block
     let (start, end) = trimmed(parsed, selection);
     let root = parsed.root();
     let inner = root.named_descendant_for_byte_range(start, end)?;
-    let found = ancestors(inner)
-        .find(|n| is_block(parsed, *n))
+    let found = same_lines_block(parsed, inner)
+        .or_else(|| documented_child(parsed, inner, start, end))
+        .or_else(|| ancestors(inner).find(|n| is_block(parsed, *n)))
         .map(|n| outer(parsed, n))
         .or_else(|| ancestors(inner).find_map(|a| documented_child(parsed, a, start, end)))?;
     let mut first = attached_start(parsed, found, false);
@@ -90,6 +91,25 @@ fn trimmed(parsed: &Parsed, selection: Range<usize>) -> (usize, usize) {
 
 fn ancestors(node: Node<'_>) -> impl Iterator<Item = Node<'_>> {
     std::iter::successors(Some(node), |n| n.parent())
+}
+
+/// A definition inside `node` on exactly its lines: what a selection of a whole statement
+/// such as `export const f = () => {…};` is about.
+fn same_lines_block<'a>(parsed: &Parsed, node: Node<'a>) -> Option<Node<'a>> {
+    let lines = |n: Node| (parsed.line_of(n.start_byte()), parsed.line_of(n.end_byte()));
+    let want = lines(node);
+    let mut current = node;
+    for _ in 0..8 {
+        if is_block(parsed, current) {
+            return (current.id() != node.id()).then_some(current);
+        }
+        let mut cursor = current.walk();
+        let next = current
+            .named_children(&mut cursor)
+            .find(|c| lines(*c) == want);
+        current = next?;
+    }
+    None
 }
 
 /// A function, a class, a multi-line closure, or a wrapper (decorator, `export`) of one.
