@@ -14,6 +14,7 @@ mod report;
 mod routing;
 mod source;
 mod stats;
+mod syntax;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -56,6 +57,9 @@ const BENCHES: &[(&str, Bench)] = &[
     ("cache hit in process", in_process::cache_hit),
     ("router overhead", routing::router_overhead),
     ("latency budget under a heavy tail", routing::latency_budget),
+    ("syntax trees in process", syntax::parse_in_process),
+    ("syntax trees over LSP", syntax::over_lsp),
+    ("verified answers and their cost", syntax::verified_cost),
 ];
 
 struct Args {

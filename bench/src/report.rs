@@ -116,6 +116,8 @@ pub struct TailRow {
 pub struct Report {
     pub rows: Vec<Row>,
     pub tail: Vec<TailRow>,
+    /// Sections of their own (a title and markdown), printed after the latency table.
+    pub sections: Vec<(String, String)>,
     /// Paragraphs printed after the tables (method notes per benchmark).
     pub notes: Vec<String>,
     /// Benchmarks that could not run, with why.
@@ -226,6 +228,9 @@ impl Report {
                     t.hedge_delay,
                 );
             }
+        }
+        for (title, body) in &self.sections {
+            let _ = writeln!(md, "\n## {title}\n\n{}", body.trim_end());
         }
         if !self.notes.is_empty() {
             let _ = writeln!(md, "\n## How each number was measured\n");

@@ -161,34 +161,30 @@ fn random_column(rng: &mut StdRng, line: &str, utf8: bool) -> u32 {
     units(line, rng.random_range(0..=n), utf8)
 }
 
-/// What `whole_lines` in the server makes of a selection ending at `(l1, c1)`: the text the
-/// generated code replaces (whole lines, without the final line break).
-fn generate_target(ls: &[&str], l0: usize, l1: usize, c1: u32) -> String {
-    let last = if c1 == 0 && l1 > l0 { l1 - 1 } else { l1 };
-    ls[l0..=last]
-        .join("\n")
-        .trim_end_matches(['\n', '\r'])
-        .to_owned()
-}
-
-/// Lines `start..=end` of the generated function `fn …{ … } // end …` that holds line `i`.
-fn function_at(ls: &[&str], i: usize) -> Option<(usize, usize)> {
-    let start = (0..=i).rev().find(|&j| ls[j].starts_with("fn "))?;
-    let end = (start..ls.len()).find(|&j| ls[j].starts_with("} // end"))?;
-    (i <= end).then_some((start, end))
-}
-
-/// What widening by syntax makes of a selection of whole lines `l0..=last`: grown to cover each
-/// function its ends fall in. `None` when it stays as selected.
-fn widened_by_syntax(ls: &[&str], l0: usize, last: usize) -> Option<String> {
-    let (mut start, mut end) = (l0, last);
-    for line in [l0, last] {
-        if let Some((a, b)) = function_at(ls, line) {
-            start = start.min(a);
-            end = end.max(b);
-        }
-    }
-    ((start, end) != (l0, last)).then(|| ls[start..=end].join("\n"))
+/// The text the generated code replaces for a selection: what the server's widening makes of
+/// it (the function the selection is part of, by the Rust syntax tree of this very text, else
+/// its whole lines). This test is about where answers land, not about widening, which has its
+/// own fixtures; so the server's own function is the oracle here.
+fn generate_target(text: &str, selection: &Value, utf8: bool) -> String {
+    use codetier::docs::Rope;
+    let at = |p: &Value| {
+        naive::offset(
+            text,
+            p["line"].as_u64().unwrap_or(0),
+            p["character"].as_u64().unwrap_or(0),
+            utf8,
+        )
+    };
+    let rope = Rope::from_str(text);
+    let tree = codetier::syntax::parse(codetier::syntax::Lang::Rust, &rope);
+    let chars = at(&selection["start"])..at(&selection["end"]);
+    let widened = codetier::prompts::widen_selection(
+        codetier::action::Action::Generate,
+        &rope,
+        tree.as_ref(),
+        chars,
+    );
+    rope.slice(widened.chars).to_string()
 }
 
 /// Types something in a random document: a new line, a word inside a line, or a deleted line.
@@ -268,17 +264,12 @@ fn hundreds_of_actions_under_random_faults_while_typing() {
             if action == "generate" {
                 l1 = (l0 + rng.random_range(1..5)).min(ls.len() - 1);
                 c1 = random_column(&mut rng, ls[l1], utf8);
-                let t = generate_target(&ls, l0, l1, c1);
                 // A selection of at most one char is widened to its block: not a target we
                 // can predict, so ask for an explanation instead.
                 let selection = json!({ "start": pos(l0, 0), "end": pos(l1, c1) });
+                let t = generate_target(text, &selection, utf8);
                 let selected = naive::slice(text, &selection, utf8).chars().count();
                 if l1 > l0 && selected > 1 && !t.is_empty() {
-                    // A selection that cuts into a function widens to cover it, by syntax.
-                    let last = if c1 == 0 && l1 > l0 { l1 - 1 } else { l1 };
-                    if let Some(w) = widened_by_syntax(&ls, l0, last) {
-                        targets.insert((u.clone(), w));
-                    }
                     target = Some(t);
                 } else {
                     action = "explain";

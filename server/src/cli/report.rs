@@ -346,6 +346,7 @@ pub fn json(report: &ReviewReport) -> Value {
                 "severity": severity_name(&f.severity),
                 "message": f.message,
                 "replacement": f.replacement,
+                "verified": f.verified,
             })
         })
         .collect();

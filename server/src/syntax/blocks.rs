@@ -52,17 +52,40 @@ impl Block {
 /// lines when nothing else stands on its first and last line (a trailing `);` is allowed).
 pub fn enclosing_block(parsed: &Parsed, selection: Range<usize>) -> Option<Block> {
     let (start, end) = trimmed(parsed, selection);
-    let root = parsed.root();
-    let inner = root.named_descendant_for_byte_range(start, end)?;
-    let found = ancestors(inner)
-        .find(|n| is_block(parsed, *n))
-        .map(|n| outer(parsed, n))
-        .or_else(|| ancestors(inner).find_map(|a| documented_child(parsed, a, start, end)))?;
-    let mut first = attached_start(parsed, found, false);
-    if start < first {
-        first = attached_start(parsed, found, true);
+    // Every question below about a node's parent is answered from this one descent:
+    // tree-sitter finds a parent by scanning down from the root, each time it is asked.
+    let chain = path(parsed, start, end);
+    let inner = *chain.last()?;
+    let (mut ancestors, mut found) = if let Some(mut below) = same_lines_block(parsed, inner) {
+        let found = below.pop()?;
+        let mut ancestors = chain.clone();
+        ancestors.extend(below);
+        (ancestors, found)
+    } else if let Some(child) = documented_child(parsed, inner, start, end) {
+        (chain.clone(), child)
+    } else if let Some(i) = chain.iter().rposition(|n| is_block(parsed, *n)) {
+        (chain[..i].to_vec(), chain[i])
+    } else {
+        let (i, child) = (0..chain.len())
+            .rev()
+            .find_map(|i| documented_child(parsed, chain[i], start, end).map(|c| (i, c)))?;
+        (chain[..=i].to_vec(), child)
+    };
+    // With its wrappers: `export`, decorators.
+    while let Some(parent) = ancestors.last().copied() {
+        if ancestors.len() > 1 && parsed.lang().is_wrapper(parent.kind()) {
+            found = parent;
+            ancestors.pop();
+        } else {
+            break;
+        }
     }
-    let widened = same_lines(parsed, found);
+    let parent = ancestors.last().copied();
+    let mut first = attached_start(parsed, parent, found, false);
+    if start < first {
+        first = attached_start(parsed, parent, found, true);
+    }
+    let widened = same_lines(parsed, &ancestors, found);
     let bytes = first.min(widened.start_byte())..widened.end_byte();
     Some(describe(parsed, found, bytes))
 }
@@ -88,8 +111,55 @@ fn trimmed(parsed: &Parsed, selection: Range<usize>) -> (usize, usize) {
     (bytes.start, bytes.end)
 }
 
-fn ancestors(node: Node<'_>) -> impl Iterator<Item = Node<'_>> {
-    std::iter::successors(Some(node), |n| n.parent())
+/// The nodes from the root down to the smallest named node that holds bytes `start..end`.
+fn path(parsed: &Parsed, start: usize, end: usize) -> Vec<Node<'_>> {
+    let mut cursor = parsed.tree().walk();
+    let mut out = vec![cursor.node()];
+    while cursor.goto_first_child_for_byte(start).is_some() {
+        let mut holds = false;
+        loop {
+            let n = cursor.node();
+            if n.start_byte() > start {
+                break;
+            }
+            if n.end_byte() >= end && n.end_byte() > n.start_byte() {
+                holds = true;
+                break;
+            }
+            if !cursor.goto_next_sibling() {
+                break;
+            }
+        }
+        if !holds {
+            break;
+        }
+        out.push(cursor.node());
+    }
+    while out.len() > 1 && out.last().is_some_and(|n| !n.is_named()) {
+        out.pop();
+    }
+    out
+}
+
+/// A definition inside `node` on exactly its lines: what a selection of a whole statement
+/// such as `export const f = () => {…};` is about. The nodes below `node` down to it.
+fn same_lines_block<'a>(parsed: &Parsed, node: Node<'a>) -> Option<Vec<Node<'a>>> {
+    let lines = |n: Node| (parsed.line_of(n.start_byte()), parsed.line_of(n.end_byte()));
+    let want = lines(node);
+    let mut current = node;
+    let mut below = Vec::new();
+    for _ in 0..8 {
+        if is_block(parsed, current) {
+            return (current.id() != node.id()).then_some(below);
+        }
+        let mut cursor = current.walk();
+        let next = current
+            .named_children(&mut cursor)
+            .find(|c| lines(*c) == want);
+        current = next?;
+        below.push(current);
+    }
+    None
 }
 
 /// A function, a class, a multi-line closure, or a wrapper (decorator, `export`) of one.
@@ -115,18 +185,6 @@ fn inner_definition<'a>(parsed: &Parsed, wrapper: Node<'a>) -> Option<Node<'a>> 
     found
 }
 
-/// The definition with its wrappers: `export`, decorators.
-fn outer<'a>(parsed: &Parsed, mut node: Node<'a>) -> Node<'a> {
-    while let Some(p) = node.parent() {
-        if parsed.lang().is_wrapper(p.kind()) {
-            node = p;
-        } else {
-            break;
-        }
-    }
-    node
-}
-
 /// A definition among `container`'s children that the selection reaches from the comments
 /// above it (the selection starts in them and ends inside the definition).
 fn documented_child<'a>(
@@ -135,28 +193,66 @@ fn documented_child<'a>(
     start: usize,
     end: usize,
 ) -> Option<Node<'a>> {
-    let mut cursor = container.walk();
-    let children: Vec<Node<'a>> = container.named_children(&mut cursor).collect();
-    children.into_iter().find(|c| {
-        is_block(parsed, *c)
-            && c.start_byte() > start
-            && c.end_byte() >= end
-            && attached_start(parsed, *c, true) <= start
-    })
+    // The child holding the selection's end, or, when that is a comment or an attribute, the
+    // first child after the run of them. Found by position: walking a file's thousands of
+    // top-level items one by one is what a code-action request cannot afford.
+    let lang = parsed.lang();
+    let last = if end > start { end - 1 } else { end };
+    let mut child = child_at(container, last)?;
+    while lang.is_comment(child.kind()) || lang.is_attribute(child.kind()) {
+        child = child.next_named_sibling()?;
+    }
+    (is_block(parsed, child)
+        && child.start_byte() > start
+        && child.end_byte() >= end
+        && attached_start(parsed, Some(container), child, true) <= start)
+        .then_some(child)
 }
 
-/// Where `node` starts once the attributes (and, with `comments`, the comments) directly
-/// above it are counted in; a blank line ends the run.
-fn attached_start(parsed: &Parsed, node: Node, comments: bool) -> usize {
+/// The named child of `container` that holds byte `at` (or, in the space between two, the
+/// one after it).
+fn child_at(container: Node<'_>, at: usize) -> Option<Node<'_>> {
+    let mut cursor = container.walk();
+    cursor.goto_first_child_for_byte(at)?;
+    let node = cursor.node();
+    node.is_named().then_some(node)
+}
+
+/// The named sibling just before `node` in `parent`, found by position (tree-sitter's own
+/// walk visits every earlier sibling); `None` when an unnamed token (a bracket) or nothing
+/// comes first.
+fn previous_named<'a>(parsed: &Parsed, parent: Node<'a>, node: Node<'a>) -> Option<Node<'a>> {
+    let text = parsed.text();
+    let mut b = node.start_byte().min(text.len_bytes());
+    while b > parent.start_byte() && text.byte(b - 1).is_ascii_whitespace() {
+        b -= 1;
+    }
+    if b <= parent.start_byte() {
+        return None;
+    }
+    let prev = child_at(parent, b - 1)?;
+    (prev.id() != node.id() && prev.end_byte() <= node.start_byte()).then_some(prev)
+}
+
+/// Where `node` (a child of `parent`) starts once the attributes (and, with `comments`, the
+/// comments) directly above it are counted in; a blank line ends the run.
+fn attached_start<'a>(
+    parsed: &Parsed,
+    parent: Option<Node<'a>>,
+    node: Node<'a>,
+    comments: bool,
+) -> usize {
     let lang = parsed.lang();
+    let Some(parent) = parent else {
+        return node.start_byte();
+    };
     let mut first = node;
-    while let Some(prev) = first.prev_named_sibling() {
+    while let Some(prev) = previous_named(parsed, parent, first) {
         let kind = prev.kind();
         let attached = lang.is_attribute(kind) || (comments && lang.is_comment(kind));
         let adjacent = last_line(parsed, prev) + 1 >= parsed.line_of(first.start_byte());
         // A trailing comment at the end of the previous item's line is not about this one.
-        let own_line = prev
-            .prev_sibling()
+        let own_line = previous_named(parsed, parent, prev)
             .is_none_or(|p| last_line(parsed, p) < parsed.line_of(prev.start_byte()));
         if attached && adjacent && own_line {
             first = prev;
@@ -172,20 +268,18 @@ fn last_line(parsed: &Parsed, node: Node) -> usize {
     parsed.line_of(node.end_byte().saturating_sub(1).max(node.start_byte()))
 }
 
-/// The outermost ancestor that starts and ends on the same lines as `node` (the statement a
-/// callback's call is, `const f = () => {…};`), short of the whole file.
-fn same_lines<'a>(parsed: &Parsed, node: Node<'a>) -> Node<'a> {
+/// The outermost of `ancestors` (root first, `node`'s parent last) that starts and ends on the
+/// same lines as `node` (the statement a callback's call is, `const f = () => {…};`), short of
+/// the whole file.
+fn same_lines<'a>(parsed: &Parsed, ancestors: &[Node<'a>], node: Node<'a>) -> Node<'a> {
     let (first, last) = (
         parsed.line_of(node.start_byte()),
         parsed.line_of(node.end_byte()),
     );
     let mut best = node;
-    for a in ancestors(node).skip(1) {
-        if a.parent().is_none() {
-            break;
-        }
+    for a in ancestors.iter().skip(1).rev() {
         if parsed.line_of(a.start_byte()) == first && parsed.line_of(a.end_byte()) == last {
-            best = a;
+            best = *a;
         } else {
             break;
         }

@@ -525,3 +525,21 @@ fn the_better_of_two_failures_defines_the_function_then_has_fewer_errors() {
     assert!(f(false, 1).better_than(&f(false, 2)));
     assert!(!f(false, 2).better_than(&f(false, 2)));
 }
+
+#[test]
+fn widening_what_was_widened_gives_the_same_block() {
+    // The code-action menu widens a cursor; the command gets that range and must name it.
+    for (lang, src) in [
+        (Lang::Rust, "impl Stats {\n    #[inline]\n    pub fn average(&self) -> u32 {\n        self.sum / se|lf.n\n    }\n}\n"),
+        (Lang::Tsx, "export const Badge = ({ count }: { count: number }) => {\n  return <span>{co|unt}</span>;\n};\n"),
+        (Lang::Python, "class A:\n    @property\n    def b(self):\n        return se|lf.c\n"),
+        (Lang::Rust, "/// Doc.\nfn f() {\n    |1\n}\n"),
+        (Lang::JavaScript, "app.get('/', (req, res) => {\n  items.forEach(item => {\n    res.wri|te(s);\n  });\n});\n"),
+    ] {
+        let f = fixture(src);
+        let p = parsed(lang, &f.text);
+        let first = enclosing_block(&p, f.selection).expect("a block");
+        let again = enclosing_block(&p, first.chars.clone()).expect("the same block");
+        assert_eq!(first, again, "{src}");
+    }
+}
