@@ -118,13 +118,22 @@ fn exit_without_shutdown_exits_with_1() {
 fn a_too_short_content_length_is_answered_for_its_id() {
     let mut b = start(None);
     let body = r#"{"jsonrpc":"2.0","id":9001,"method":"codetier/viewFileText","params":{"uri":"file:///x"}}"#;
-    b.server
-        .send_raw(format!("Content-Length: 30\r\n\r\n{body}\r\n\r\n").as_bytes());
+    // The next message follows at once: the cut-off tail is glued to its header.
+    let next = r#"{"jsonrpc":"2.0","id":9002,"method":"codetier/viewFileText","params":{"uri":"file:///y"}}"#;
+    b.server.send_raw(
+        format!(
+            "Content-Length: 30\r\n\r\n{body}Content-Length: {}\r\n\r\n{next}",
+            next.len()
+        )
+        .as_bytes(),
+    );
     let err = b
         .server
         .response(9001, WAIT)
         .expect_err("the cut request gets an error");
     assert_eq!(err["code"], -32700, "{err}");
+    // The message behind it is not swallowed: it gets its own answer.
+    let _ = b.server.response(9002, WAIT);
     // The server goes on reading.
     b.server.open(URI, "rust", LIB);
     assert_eq!(b.server.server_text(URI).1, LIB);

@@ -112,6 +112,8 @@ pub(crate) struct Decoder {
     skip: usize,
     /// After bad headers: input is dropped up to the next `Content-Length`.
     hunting: bool,
+    /// The last frame was a body refused as broken: what follows may be its cut-off tail.
+    after_refused_body: bool,
 }
 
 impl Decoder {
@@ -145,7 +147,9 @@ impl Decoder {
                 }
                 let body = self.buf.split_to(len);
                 self.body_len = None;
-                return Some(check_body(&body));
+                let frame = check_body(&body);
+                self.after_refused_body = matches!(frame, Frame::Invalid { .. });
+                return Some(frame);
             }
             // Stray line breaks between messages are not part of the next one's headers.
             let breaks = self
@@ -168,6 +172,7 @@ impl Decoder {
                 return Some(invalid(PARSE_ERROR, "message header too long".into()));
             };
             let headers = &self.buf[..end];
+            let glued = std::mem::take(&mut self.after_refused_body);
             if headers.iter().all(u8::is_ascii_whitespace) {
                 self.buf.advance(end + 4); // Stray blank lines between messages.
                 continue;
@@ -195,6 +200,17 @@ impl Decoder {
                     self.body_len = Some(len);
                 }
                 Err(why) => {
+                    // A body shorter than its `Content-Length` said leaves its tail glued to
+                    // the next message's headers (`…}}Content-Length: 52`): resume at that
+                    // header instead of dropping the message behind it. The tail is part of
+                    // the message already refused, so it earns no second error.
+                    if let Some(at) = find_ignore_case(&headers[1..], b"content-length") {
+                        self.buf.advance(at + 1);
+                        if glued {
+                            continue;
+                        }
+                        return Some(invalid(PARSE_ERROR, why));
+                    }
                     self.resync(end + 4);
                     return Some(invalid(PARSE_ERROR, why));
                 }
@@ -437,6 +453,29 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_too_short_content_length_does_not_swallow_the_next_message() {
+        let cut = r#"{"jsonrpc":"2.0","id":42,"method":"textDocument/hover","params":{"x":1}}"#;
+        let mut input = format!("Content-Length: 30\r\n\r\n{cut}").into_bytes();
+        input.extend(framed(PING));
+        input.extend(framed(PING));
+        let frames = decode_all(&input);
+        assert_eq!(frames.len(), 3, "{frames:?}");
+        assert_eq!(code(&frames[0]), PARSE_ERROR);
+        assert_eq!(frames[1], Frame::Message(PING.as_bytes().to_vec()));
+        assert_eq!(frames[2], Frame::Message(PING.as_bytes().to_vec()));
+    }
+
+    #[test]
+    fn garbage_glued_to_a_header_is_refused_once_and_the_message_kept() {
+        let mut input = b"Content-Type: text/plain".to_vec();
+        input.extend(framed(PING));
+        let frames = decode_all(&input);
+        assert_eq!(frames.len(), 2, "{frames:?}");
+        assert_eq!(code(&frames[0]), PARSE_ERROR);
+        assert_eq!(frames[1], Frame::Message(PING.as_bytes().to_vec()));
     }
 
     #[test]
