@@ -185,6 +185,14 @@ impl Config {
         }
     }
 
+    /// The one check of a tier name: its configuration, or an error naming the tiers there are.
+    pub fn tier(&self, name: &str) -> Result<&TierConfig, UnknownTier> {
+        self.tiers.get(name).ok_or_else(|| UnknownTier {
+            name: name.to_owned(),
+            known: self.tiers.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
+    }
+
     /// Deadline of one answer on `tier`.
     pub fn budget_ms(&self, tier: &str) -> u64 {
         self.tiers
@@ -192,6 +200,15 @@ impl Config {
             .and_then(|t| t.budget_ms)
             .unwrap_or(self.latency_budget_ms)
     }
+}
+
+/// A tier name that is not configured; `Display` is what the user reads.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown tier `{name}`: configured tiers are {known} (or define it under [tiers.{name}])")]
+pub struct UnknownTier {
+    pub name: String,
+    /// The configured tiers, comma-separated.
+    pub known: String,
 }
 
 /// A model whose output price we know, shipped as a built-in fact.

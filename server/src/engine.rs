@@ -10,7 +10,7 @@ use ropey::Rope;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::cache::{self, Cache};
-use crate::config::Config;
+use crate::config::{Config, UnknownTier};
 use crate::prompts;
 use crate::provider::{Endpoint, Provider, TokenUsage};
 use crate::render::{self, Explanation, Finding};
@@ -179,8 +179,8 @@ pub enum EngineError {
         "codetier will not send {path} to the model: it matches privacy.exclude ({pattern_hint})"
     )]
     Excluded { path: String, pattern_hint: String },
-    #[error("unknown tier `{0}`: configured tiers are {1}")]
-    UnknownTier(String, String),
+    #[error("{0}")]
+    UnknownTier(#[from] UnknownTier),
     #[error("the selection is empty: select some code first")]
     EmptySelection,
     #[error("{0}")]
@@ -354,9 +354,7 @@ impl Engine {
     /// Checks a job and builds what it sends: tier, model, prompt and the answer's cache key.
     fn prepare(&self, config: &Config, job: &Job) -> Result<Prepared, EngineError> {
         let tier_name = self.tier_for(job.action, job.tier.as_deref());
-        if !config.tiers.contains_key(&tier_name) {
-            return Err(unknown_tier(config, tier_name));
-        }
+        config.tier(&tier_name)?;
         if let Some(why) = prompts::exclusion(&job.file_name, None, None, &config.privacy.exclude) {
             let hint = "see the privacy section of your configuration";
             return Err(EngineError::Excluded {
@@ -410,9 +408,7 @@ impl Engine {
         prompt: prompts::Prompt,
         tree: Option<Parsed>,
     ) -> Result<Prepared, EngineError> {
-        let Some(tier) = config.tiers.get(&tier_name) else {
-            return Err(unknown_tier(config, tier_name));
-        };
+        let tier = config.tier(&tier_name)?;
         let prompt_text = serde_json::to_string(&prompt.messages).unwrap_or_default();
         let key = cache::key(
             action.as_str(),
@@ -650,11 +646,6 @@ struct Prepared {
     key: cache::CacheKey,
     /// The tree of the job's text, for the definitions and the checks.
     tree: Option<Parsed>,
-}
-
-fn unknown_tier(config: &Config, tier_name: String) -> EngineError {
-    let known: Vec<&str> = config.tiers.keys().map(String::as_str).collect();
-    EngineError::UnknownTier(tier_name, known.join(", "))
 }
 
 /// The job's tree: the caller's, else parsed here when the language has a grammar.

@@ -1,8 +1,10 @@
 //! LSP protocol layer: the only module that sees `ls_types` and JSON-RPC; handlers only translate.
 
 mod backend;
+mod commands;
 mod dispatch;
 mod editor;
+mod error;
 pub(crate) mod framing;
 mod handlers;
 mod proto;

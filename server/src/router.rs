@@ -40,7 +40,7 @@ use serde::Serialize;
 use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::time::Instant;
 
-use crate::config::{Config, TierConfig};
+use crate::config::{Config, TierConfig, UnknownTier};
 use crate::provider::{
     ChatRequest, Completion, Message, Provider, ProviderError, StreamEvent, TokenUsage, Upstream,
 };
@@ -119,8 +119,8 @@ pub struct Answer {
 /// Why there is no answer; `Display` is a message the user can act on.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum RouteError {
-    #[error("unknown tier `{0}`: define it under [tiers.{0}] in the configuration, or pick a configured tier")]
-    UnknownTier(String),
+    #[error("{0}")]
+    UnknownTier(UnknownTier),
     #[error("{0}")]
     Provider(ProviderError),
     #[error(
@@ -201,10 +201,7 @@ impl<U: Upstream> Router<U> {
         events: Option<UnboundedSender<RouteEvent>>,
     ) -> Result<Answer, RouteError> {
         let config = Arc::clone(&self.config.read().unwrap_or_else(PoisonError::into_inner));
-        let tier = config
-            .tiers
-            .get(&req.tier)
-            .ok_or_else(|| RouteError::UnknownTier(req.tier.clone()))?;
+        let tier = config.tier(&req.tier).map_err(RouteError::UnknownTier)?;
         let budget_ms = config.budget_ms(&req.tier);
         let bound = tier.max_tokens.unwrap_or(config.max_tokens);
         let started = Instant::now();

@@ -101,9 +101,9 @@ fn colour_stdout() -> bool {
 /// The most one request on `tier` can cost: its `max_tokens` at its output price (no input
 /// prices are known). Without a price `--max-cost` cannot be honoured, which is a usage error.
 pub fn request_estimate(config: &Config, tier: &str) -> Result<f64, Failure> {
-    let Some(t) = config.tiers.get(tier) else {
-        return Err(Failure::usage(format!("codetier: unknown tier `{tier}`")));
-    };
+    let t = config
+        .tier(tier)
+        .map_err(|e| Failure::usage(format!("codetier: {e}")))?;
     let fallback_price = t
         .fallback
         .as_deref()

@@ -85,14 +85,10 @@ pub fn for_batch(mut config: Config) -> Config {
 }
 
 pub fn check_tier(config: &Config, tier: &str) -> Result<(), Failure> {
-    if config.tiers.contains_key(tier) {
-        return Ok(());
-    }
-    let known: Vec<&str> = config.tiers.keys().map(String::as_str).collect();
-    Err(Failure::usage(format!(
-        "codetier: unknown tier `{tier}`: configured tiers are {}",
-        known.join(", ")
-    )))
+    config
+        .tier(tier)
+        .map(|_| ())
+        .map_err(|e| Failure::usage(format!("codetier: {e}")))
 }
 
 fn config_failure(errors: ConfigErrors) -> Failure {

@@ -9,7 +9,7 @@ use tower_lsp_server::ls_types as lsp;
 use tower_lsp_server::LanguageServer;
 
 use super::editor;
-use super::handlers::{code_action, command, publish};
+use super::handlers::{code_action, publish};
 use super::proto;
 use super::session::{ClientFlags, Session};
 use crate::config::{self, Config, ConfigErrors};
@@ -164,7 +164,7 @@ impl LanguageServer for Backend {
                 },
             )),
             execute_command_provider: Some(lsp::ExecuteCommandOptions {
-                commands: command::COMMANDS.iter().map(|c| (*c).to_owned()).collect(),
+                commands: super::commands::Command::ids(),
                 ..Default::default()
             }),
             hover_provider: Some(lsp::HoverProviderCapability::Simple(true)),

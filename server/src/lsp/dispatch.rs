@@ -9,9 +9,14 @@ use std::task::{Context, Poll};
 use futures::future::{BoxFuture, FutureExt};
 use serde_json::Value;
 use tower::Service;
-use tower_lsp_server::jsonrpc::{Error, ErrorCode, Id, Request, Response};
+use tower_lsp_server::jsonrpc::{Error, Id, Request, Response};
+use tower_lsp_server::ls_types::notification::{
+    Cancel, Exit, Notification, WorkDoneProgressCancel,
+};
+use tower_lsp_server::ls_types::request::{Request as _, Shutdown};
 use tower_lsp_server::ExitedError;
 
+use super::error::{Code, LspError};
 use super::framing;
 use super::handlers;
 use super::session::Session;
@@ -46,24 +51,21 @@ where
     /// reordered happens here, before any future is queued.
     fn call(&mut self, req: Request) -> Self::Future {
         let session = &self.session;
-        if session.shutdown_requested() && req.method() != "exit" {
+        if session.shutdown_requested() && req.method() != Exit::METHOD {
             // After `shutdown` the spec allows only `exit`: requests get InvalidRequest,
             // notifications are dropped.
             let reply = req.id().cloned().map(|id| {
-                Response::from_error(
-                    id,
-                    Error {
-                        code: ErrorCode::InvalidRequest,
-                        message: "the server is shutting down: only `exit` is accepted".into(),
-                        data: None,
-                    },
-                )
+                let err = LspError::new(
+                    Code::InvalidRequest,
+                    "the server is shutting down: only `exit` is accepted",
+                );
+                Response::from_error(id, err.into())
             });
             return futures::future::ready(Ok(reply)).boxed();
         }
         match req.method() {
-            "shutdown" if req.id().is_some() => session.mark_shutdown_requested(),
-            "exit" => session.mark_exit(),
+            Shutdown::METHOD if req.id().is_some() => session.mark_shutdown_requested(),
+            Exit::METHOD => session.mark_exit(),
             method
                 if method.starts_with("$/")
                     && method != framing::INVALID_MESSAGE
@@ -71,25 +73,25 @@ where
             {
                 // `$/` notifications may be ignored, but a `$/` request must be answered.
                 let (method, id, _) = req.into_parts();
-                let err = Error {
-                    code: ErrorCode::MethodNotFound,
-                    message: format!("codetier does not implement {method}").into(),
-                    data: None,
-                };
+                let err = LspError::new(
+                    Code::MethodNotFound,
+                    format!("codetier does not implement {method}"),
+                );
                 let id = id.unwrap_or(Id::Null);
-                return futures::future::ready(Ok(Some(Response::from_error(id, err)))).boxed();
+                return futures::future::ready(Ok(Some(Response::from_error(id, err.into()))))
+                    .boxed();
             }
             _ => {}
         }
         match req.method() {
-            "textDocument/didOpen" | "textDocument/didChange" | "textDocument/didClose" => {
+            method if handlers::sync::is_sync(method) => {
                 if session.is_initialized() {
                     let (method, _, params) = req.into_parts();
                     handlers::sync::apply(session, &method, params.unwrap_or(Value::Null));
                 }
                 return futures::future::ready(Ok(None)).boxed();
             }
-            "$/cancelRequest" => {
+            Cancel::METHOD => {
                 if let Some(id) = req.params().and_then(|p| p.get("id")) {
                     session.cancel_request(&id_key_value(id));
                 }
@@ -97,7 +99,7 @@ where
             framing::INVALID_MESSAGE => {
                 return futures::future::ready(Ok(Some(rejected(req)))).boxed()
             }
-            "window/workDoneProgress/cancel" => {
+            WorkDoneProgressCancel::METHOD => {
                 if let Some(token) = req.params().and_then(|p| p.get("token")) {
                     session.cancel_progress(&token_key(token));
                 }
@@ -110,12 +112,9 @@ where
                     return futures::future::ready(Ok(None)).boxed();
                 };
                 if !session.is_initialized() {
-                    let err = Error {
-                        code: ErrorCode::ServerError(-32002),
-                        message: "server not initialized".into(),
-                        data: None,
-                    };
-                    return futures::future::ready(Ok(Some(Response::from_error(id, err)))).boxed();
+                    let err = LspError::new(Code::ServerNotInitialized, "server not initialized");
+                    return futures::future::ready(Ok(Some(Response::from_error(id, err.into()))))
+                        .boxed();
                 }
                 // Stamped now: the handler sees the document as it was when the request arrived.
                 let key = id_key(&id);
@@ -131,7 +130,7 @@ where
                 return async move {
                     let result = tokio::select! {
                         biased;
-                        () = cancel.cancelled() => Err(Error::request_cancelled()),
+                        () = cancel.cancelled() => Err(LspError::cancelled().into()),
                         r = AssertUnwindSafe(work).catch_unwind() => r.unwrap_or_else(|panic| Err(panicked(&label, &panic))),
                     };
                     session.finish_request(&key);
@@ -165,16 +164,11 @@ fn rejected(note: Request) -> Response {
         Value::String(s) => Id::String(s.clone()),
         _ => Id::Null,
     };
-    let code = params["code"].as_i64().unwrap_or(-32700);
+    let code = params["code"]
+        .as_i64()
+        .map_or(Code::ParseError, Code::from_number);
     let message = params["message"].as_str().unwrap_or("invalid message");
-    Response::from_error(
-        id,
-        Error {
-            code: ErrorCode::from(code),
-            message: message.to_owned().into(),
-            data: None,
-        },
-    )
+    Response::from_error(id, LspError::new(code, message).into())
 }
 
 fn panicked(method: &str, panic: &Box<dyn std::any::Any + Send>) -> Error {
@@ -184,11 +178,10 @@ fn panicked(method: &str, panic: &Box<dyn std::any::Any + Send>) -> Error {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into());
     tracing::error!(method, "handler panicked: {what}");
-    Error {
-        code: ErrorCode::InternalError,
-        message: format!("codetier hit an internal error while handling {method}; the server keeps running (details in its log)").into(),
-        data: None,
-    }
+    LspError::internal(format!(
+        "codetier hit an internal error while handling {method}; the server keeps running (details in its log)"
+    ))
+    .into()
 }
 
 pub fn id_key(id: &Id) -> String {

@@ -38,84 +38,122 @@ pub async fn show_message(client: &Client, typ: lsp::MessageType, message: impl 
         .await;
 }
 
-/// Work-done progress of one command.
+/// Work-done progress of one command, sent beside the work: creating the token, `begin`, the
+/// reports and `end` go out from a task of their own, so an editor that answers
+/// `window/workDoneProgress/create` late (or never) delays nothing but its progress UI.
 pub struct Progress {
-    client: Client,
     token: Option<lsp::ProgressToken>,
+    steps: Option<tokio::sync::mpsc::UnboundedSender<Step>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    /// Set once the token is usable (given by the editor, or its creation answered).
+    ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+enum Step {
+    Report(String),
+    End(String),
 }
 
 impl Progress {
-    /// Uses the client's token, or creates one when the client supports it.
-    pub async fn begin(
+    /// Uses the editor's token, or creates `create` when the editor supports it; `begin` with
+    /// `title` follows once the token is usable.
+    pub fn start(
         client: &Client,
         given: Option<lsp::ProgressToken>,
         create: Option<String>,
         title: String,
     ) -> Progress {
-        let token = match (given, create) {
-            (Some(t), _) => Some(t),
-            (None, Some(name)) => {
-                let token = lsp::ProgressToken::String(name);
-                match request::<request::WorkDoneProgressCreate>(
-                    client,
-                    lsp::WorkDoneProgressCreateParams {
-                        token: token.clone(),
-                    },
-                )
-                .await
-                {
-                    Ok(()) => Some(token),
-                    Err(err) => {
-                        tracing::debug!("no progress for this command: {err}");
-                        None
-                    }
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let (token, needs_create) = match (given, create) {
+            (Some(t), _) => (t, false),
+            (None, Some(name)) => (lsp::ProgressToken::String(name), true),
+            (None, None) => {
+                return Progress {
+                    token: None,
+                    steps: None,
+                    task: None,
+                    ready: Default::default(),
                 }
             }
-            (None, None) => None,
         };
-        let progress = Progress {
-            client: client.clone(),
-            token,
-        };
-        progress
-            .send(lsp::WorkDoneProgress::Begin(lsp::WorkDoneProgressBegin {
+        let ready = std::sync::Arc::new(AtomicBool::new(!needs_create));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (client, sent, flag) = (client.clone(), token.clone(), ready.clone());
+        let task = tokio::spawn(async move {
+            if needs_create {
+                let params = lsp::WorkDoneProgressCreateParams {
+                    token: sent.clone(),
+                };
+                if let Err(err) = request::<request::WorkDoneProgressCreate>(&client, params).await
+                {
+                    tracing::debug!("no progress for this command: {err}");
+                    return;
+                }
+                flag.store(true, Ordering::SeqCst);
+            }
+            let send = |value| {
+                client.send_notification::<notification::Progress>(lsp::ProgressParams {
+                    token: sent.clone(),
+                    value: lsp::ProgressParamsValue::WorkDone(value),
+                })
+            };
+            send(lsp::WorkDoneProgress::Begin(lsp::WorkDoneProgressBegin {
                 title,
                 cancellable: Some(true),
                 message: Some("asking…".into()),
                 percentage: None,
             }))
             .await;
-        progress
+            while let Some(step) = rx.recv().await {
+                match step {
+                    Step::Report(message) => {
+                        send(lsp::WorkDoneProgress::Report(lsp::WorkDoneProgressReport {
+                            cancellable: Some(true),
+                            message: Some(message),
+                            percentage: None,
+                        }))
+                        .await
+                    }
+                    Step::End(message) => {
+                        send(lsp::WorkDoneProgress::End(lsp::WorkDoneProgressEnd {
+                            message: Some(message),
+                        }))
+                        .await;
+                        return;
+                    }
+                }
+            }
+        });
+        Progress {
+            token: Some(token),
+            steps: Some(tx),
+            task: Some(task),
+            ready,
+        }
     }
 
+    /// The token, known at once (the editor's, or the one being created).
     pub fn token(&self) -> Option<&lsp::ProgressToken> {
         self.token.as_ref()
     }
 
-    pub async fn report(&self, message: String) {
-        self.send(lsp::WorkDoneProgress::Report(lsp::WorkDoneProgressReport {
-            cancellable: Some(true),
-            message: Some(message),
-            percentage: None,
-        }))
-        .await;
+    /// Queues a report; never waits.
+    pub fn report(&self, message: String) {
+        if let Some(steps) = &self.steps {
+            let _ = steps.send(Step::Report(message));
+        }
     }
 
-    pub async fn end(&self, message: String) {
-        self.send(lsp::WorkDoneProgress::End(lsp::WorkDoneProgressEnd {
-            message: Some(message),
-        }))
-        .await;
-    }
-
-    async fn send(&self, value: lsp::WorkDoneProgress) {
-        if let Some(token) = &self.token {
-            self.client
-                .send_notification::<notification::Progress>(lsp::ProgressParams {
-                    token: token.clone(),
-                    value: lsp::ProgressParamsValue::WorkDone(value),
-                })
-                .await;
+    /// Queues the end. Where the token is usable it waits until the end went out, so the
+    /// editor reads it before the command's reply; else it never waits for the editor.
+    pub async fn end(mut self, message: String) {
+        if let Some(steps) = self.steps.take() {
+            let _ = steps.send(Step::End(message));
+        }
+        if let Some(task) = self.task.take() {
+            if self.ready.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = task.await;
+            }
         }
     }
 }

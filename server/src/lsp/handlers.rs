@@ -1,35 +1,46 @@
-//! Handlers for the requests and notifications the dispatcher routes itself: each parses
-//! its parameters and snapshots the document synchronously, then returns the async rest.
+//! Handlers for the requests and notifications the dispatcher routes itself: each is typed by
+//! the request it serves, parses nothing itself, snapshots the document synchronously, and
+//! returns the async rest.
 
 pub mod code_action;
 pub mod command;
+mod deliver;
 pub mod hover;
 pub mod publish;
 pub mod sync;
+mod usage;
 pub mod view_file_text;
 
 use std::sync::Arc;
 
 use futures::future::{BoxFuture, FutureExt};
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
+use tower_lsp_server::jsonrpc;
+use tower_lsp_server::ls_types::request::{
+    CodeActionRequest, ExecuteCommand, HoverRequest, Request,
+};
 
+use super::error::{Code, LspError, LspResult};
 use super::session::Session;
+use view_file_text::ViewFileText;
 
 /// Methods whose handlers need the arrival-time snapshot or the request's cancellation.
 pub fn is_ours(method: &str) -> bool {
-    matches!(
-        method,
-        "textDocument/codeAction"
-            | "textDocument/hover"
-            | "workspace/executeCommand"
-            | "codetier/viewFileText"
-    )
+    [
+        CodeActionRequest::METHOD,
+        HoverRequest::METHOD,
+        ExecuteCommand::METHOD,
+        ViewFileText::METHOD,
+    ]
+    .contains(&method)
 }
 
-pub type Reply = BoxFuture<'static, Result<Value>>;
+/// What the dispatcher sends back: the result as JSON, or the JSON-RPC error.
+pub type Reply = BoxFuture<'static, jsonrpc::Result<Value>>;
+
+/// What a handler of request `R` returns: `R`'s own result type, or the error.
+pub type Handled<R> = BoxFuture<'static, LspResult<<R as Request>::Result>>;
 
 /// Called synchronously in arrival order; the returned future does the waiting.
 pub fn route(
@@ -38,39 +49,48 @@ pub fn route(
     params: Value,
     cancel: CancellationToken,
 ) -> Reply {
-    let work = match method {
-        "textDocument/codeAction" => parse(params).map(|p| code_action::handle(session, p)),
-        "textDocument/hover" => parse(params).map(|p| hover::handle(session, p)),
-        "workspace/executeCommand" => parse(params).map(|p| command::handle(session, p, cancel)),
-        "codetier/viewFileText" => parse(params).map(|p| view_file_text::handle(session, p)),
-        _ => Err(Error::method_not_found()),
-    };
-    match work {
-        Ok(reply) => reply,
-        Err(err) => futures::future::ready(Err(err)).boxed(),
+    match method {
+        CodeActionRequest::METHOD => {
+            serve::<CodeActionRequest>(params, |p| code_action::handle(session, p))
+        }
+        HoverRequest::METHOD => serve::<HoverRequest>(params, |p| hover::handle(session, p)),
+        ExecuteCommand::METHOD => {
+            serve::<ExecuteCommand>(params, |p| command::handle(session, p, cancel))
+        }
+        ViewFileText::METHOD => {
+            serve::<ViewFileText>(params, |p| view_file_text::handle(session, p))
+        }
+        _ => fail(LspError::new(
+            Code::MethodNotFound,
+            format!("codetier does not route {method}"),
+        )),
     }
 }
 
-fn parse<T: DeserializeOwned>(params: Value) -> Result<T> {
-    serde_json::from_value(params)
-        .map_err(|e| Error::invalid_params(format!("invalid parameters: {e}")))
+/// Parses `R`'s parameters, runs `handler`, and turns its typed result into JSON.
+fn serve<R: Request>(params: Value, handler: impl FnOnce(R::Params) -> Handled<R>) -> Reply {
+    match serde_json::from_value::<R::Params>(params) {
+        Ok(params) => handler(params)
+            .map(|result| {
+                result
+                    .and_then(|r| {
+                        serde_json::to_value(r).map_err(|e| LspError::internal(e.to_string()))
+                    })
+                    .map_err(jsonrpc::Error::from)
+            })
+            .boxed(),
+        Err(e) => fail(LspError::invalid_params(format!(
+            "invalid parameters of {}: {e}",
+            R::METHOD
+        ))),
+    }
 }
 
-pub fn ready(result: Result<Value>) -> Reply {
+fn fail(error: LspError) -> Reply {
+    futures::future::ready(Err(error.into())).boxed()
+}
+
+/// A handler's answer that is ready now.
+pub fn done<R: Request>(result: LspResult<R::Result>) -> Handled<R> {
     futures::future::ready(result).boxed()
-}
-
-/// An error the user should read, with a JSON-RPC code.
-pub fn failure(code: i64, message: impl Into<String>) -> Error {
-    Error {
-        code: ErrorCode::ServerError(code),
-        message: message.into().into(),
-        data: None,
-    }
-}
-
-pub fn unknown_document(uri: &str) -> Error {
-    Error::invalid_params(format!(
-        "codetier has no open document {uri}: open it first (textDocument/didOpen)"
-    ))
 }

@@ -1204,7 +1204,7 @@ async fn request_is_built_from_the_tier() {
         )
         .await
         .expect_err("unknown");
-    assert!(matches!(&err, RouteError::UnknownTier(t) if t == "nope"));
+    assert!(matches!(&err, RouteError::UnknownTier(t) if t.name == "nope"));
     assert!(err.to_string().contains("[tiers.nope]"));
 }
 

@@ -4,15 +4,15 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use ropey::Rope;
-use serde_json::{json, Value};
 use tower_lsp_server::ls_types as lsp;
+use tower_lsp_server::ls_types::request::CodeActionRequest;
 
-use tower_lsp_server::jsonrpc::Result;
-
-use super::{ready, Reply};
+use super::{done, Handled};
 use crate::action::Action;
 use crate::config::Config;
 use crate::docs::{AnchorState, Snapshot};
+use crate::lsp::commands::{ActionArgs, Command};
+use crate::lsp::error::LspResult;
 use crate::lsp::proto::{self, DiagnosticData};
 use crate::lsp::session::{ClientFlags, Session};
 use crate::prompts::widen_selection;
@@ -32,18 +32,18 @@ pub fn kinds() -> Vec<lsp::CodeActionKind> {
     all
 }
 
-pub fn handle(session: &Arc<Session>, params: lsp::CodeActionParams) -> Reply {
+pub fn handle(session: &Arc<Session>, params: lsp::CodeActionParams) -> Handled<CodeActionRequest> {
     let uri = params.text_document.uri.as_str().to_owned();
     let Some(snap) = session.docs.snapshot(&uri) else {
         tracing::debug!(%uri, "codeAction for a document that is not open");
-        return ready(Ok(Value::Null));
+        return done::<CodeActionRequest>(Ok(None));
     };
     // Stamped with the snapshot: the tree used is the one of exactly this text.
     let Some(stamp) = session.syntax.stamp(&uri) else {
-        return ready(list(session, &params, &snap, None));
+        return done::<CodeActionRequest>(list(session, &params, &snap, None));
     };
     if let Some(tree) = stamp.ready() {
-        return ready(list(session, &params, &snap, Some(&tree)));
+        return done::<CodeActionRequest>(list(session, &params, &snap, Some(&tree)));
     }
     // This version's tree is not parsed yet (the document just opened or changed): wait for
     // it off the dispatcher, so typing is never held up.
@@ -63,7 +63,7 @@ fn list(
     params: &lsp::CodeActionParams,
     snap: &Snapshot,
     tree: Option<&Parsed>,
-) -> Result<Value> {
+) -> LspResult<Option<lsp::CodeActionResponse>> {
     let uri = snap.uri.as_str();
     let enc = session.encoding();
     let config = session.config();
@@ -116,10 +116,21 @@ fn list(
         let selection = widen_selection(action, &snap.text, tree, requested.clone()).chars;
         let range = proto::lsp_range_of(&snap.text, selection.clone(), enc);
         let base = &config.action(action).tier;
-        let args = |tier: Option<&str>, fresh: bool, answer: Option<u64>| json!({ "uri": uri, "range": range, "tier": tier, "fresh": fresh, "diagnostics": diagnostics, "answer": answer });
+        let args = |tier: Option<&str>, fresh: bool, answer: Option<u64>| ActionArgs {
+            uri: uri.to_owned(),
+            range,
+            tier: tier.map(str::to_owned),
+            fresh,
+            diagnostics: diagnostics.clone(),
+            answer,
+        };
         actions.push(command_action(
             &flags,
-            format!("{} ({})", action.title(), label(&config, base)),
+            format!(
+                "{} ({})",
+                Command::Run(action).title(),
+                label(&config, base)
+            ),
             &kind,
             action,
             args(None, false, None),
@@ -159,7 +170,7 @@ fn list(
         }
     }
     first.append(&mut actions);
-    serde_json::to_value(first).map_err(|e| super::failure(-32603, e.to_string()))
+    Ok(Some(first))
 }
 
 pub fn label(config: &Config, tier: &str) -> String {
@@ -181,13 +192,9 @@ fn command_action(
     title: String,
     kind: &lsp::CodeActionKind,
     action: Action,
-    args: Value,
+    args: ActionArgs,
 ) -> lsp::CodeActionOrCommand {
-    let command = lsp::Command {
-        title: title.clone(),
-        command: format!("codetier.{}", action.as_str()),
-        arguments: Some(vec![args]),
-    };
+    let command = args.command(action, title.clone());
     if !flags.code_action_literals {
         return lsp::CodeActionOrCommand::Command(command);
     }

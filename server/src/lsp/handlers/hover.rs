@@ -2,15 +2,15 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
 use tower_lsp_server::ls_types as lsp;
+use tower_lsp_server::ls_types::request::HoverRequest;
 
-use super::{ready, Reply};
+use super::{done, Handled};
 use crate::docs::{self, AnchorState};
 use crate::lsp::proto;
 use crate::lsp::session::{NoteKind, Session};
 
-pub fn handle(session: &Arc<Session>, params: lsp::HoverParams) -> Reply {
+pub fn handle(session: &Arc<Session>, params: lsp::HoverParams) -> Handled<HoverRequest> {
     let uri = params
         .text_document_position_params
         .text_document
@@ -18,7 +18,7 @@ pub fn handle(session: &Arc<Session>, params: lsp::HoverParams) -> Reply {
         .as_str()
         .to_owned();
     let Some(snap) = session.docs.snapshot(&uri) else {
-        return ready(Ok(Value::Null));
+        return done::<HoverRequest>(Ok(None));
     };
     let enc = session.encoding();
     let at = docs::position_to_char(
@@ -48,7 +48,7 @@ pub fn handle(session: &Arc<Session>, params: lsp::HoverParams) -> Reply {
         }
     }
     let Some(range) = hit else {
-        return ready(Ok(Value::Null));
+        return done::<HoverRequest>(Ok(None));
     };
     let markdown = parts.join("\n\n---\n\n");
     let contents = if session.flags().hover_markdown {
@@ -66,5 +66,5 @@ pub fn handle(session: &Arc<Session>, params: lsp::HoverParams) -> Reply {
         contents: lsp::HoverContents::Markup(contents),
         range: Some(proto::lsp_range_of(&snap.text, range, enc)),
     };
-    ready(serde_json::to_value(hover).map_err(|e| super::failure(-32603, e.to_string())))
+    done::<HoverRequest>(Ok(Some(hover)))
 }

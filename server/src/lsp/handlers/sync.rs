@@ -2,14 +2,27 @@
 
 use serde_json::Value;
 use tower_lsp_server::ls_types as lsp;
+use tower_lsp_server::ls_types::notification::{
+    DidChangeTextDocument, DidCloseTextDocument, DidOpenTextDocument, Notification,
+};
 
 use crate::docs::Change;
 use crate::lsp::proto;
 use crate::lsp::session::Session;
 
+/// The notifications applied here, before any handler future is queued.
+pub fn is_sync(method: &str) -> bool {
+    [
+        DidOpenTextDocument::METHOD,
+        DidChangeTextDocument::METHOD,
+        DidCloseTextDocument::METHOD,
+    ]
+    .contains(&method)
+}
+
 pub fn apply(session: &Session, method: &str, params: Value) {
     match method {
-        "textDocument/didOpen" => {
+        DidOpenTextDocument::METHOD => {
             match serde_json::from_value::<lsp::DidOpenTextDocumentParams>(params) {
                 Ok(p) => {
                     let doc = p.text_document;
@@ -27,7 +40,7 @@ pub fn apply(session: &Session, method: &str, params: Value) {
                 Err(e) => tracing::warn!("ignoring malformed didOpen: {e}"),
             }
         }
-        "textDocument/didChange" => {
+        DidChangeTextDocument::METHOD => {
             match serde_json::from_value::<lsp::DidChangeTextDocumentParams>(params) {
                 Ok(p) => {
                     let uri = p.text_document.uri.as_str();
@@ -65,7 +78,7 @@ pub fn apply(session: &Session, method: &str, params: Value) {
                 Err(e) => tracing::warn!("ignoring malformed didChange: {e}"),
             }
         }
-        "textDocument/didClose" => {
+        DidCloseTextDocument::METHOD => {
             match serde_json::from_value::<lsp::DidCloseTextDocumentParams>(params) {
                 Ok(p) => {
                     let uri = p.text_document.uri.as_str();

@@ -2,21 +2,38 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use super::{ready, unknown_document, Reply};
+use super::{done, Handled};
+use crate::lsp::error::LspError;
 use crate::lsp::session::Session;
 
-#[derive(Deserialize)]
+/// The request, in the shape of `ls_types`' own.
+pub enum ViewFileText {}
+
+impl tower_lsp_server::ls_types::request::Request for ViewFileText {
+    type Params = Params;
+    type Result = FileText;
+    const METHOD: &'static str = "codetier/viewFileText";
+}
+
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
     uri: String,
 }
 
-pub fn handle(session: &Arc<Session>, params: Params) -> Reply {
-    let result = match session.docs.snapshot(&params.uri) {
-        Some(snap) => Ok(json!({ "version": snap.version, "text": snap.text.to_string() })),
-        None => Err(unknown_document(&params.uri)),
-    };
-    ready(result)
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FileText {
+    version: i32,
+    text: String,
+}
+
+pub fn handle(session: &Arc<Session>, params: Params) -> Handled<ViewFileText> {
+    done::<ViewFileText>(match session.docs.snapshot(&params.uri) {
+        Some(snap) => Ok(FileText {
+            version: snap.version,
+            text: snap.text.to_string(),
+        }),
+        None => Err(LspError::unknown_document(&params.uri)),
+    })
 }
