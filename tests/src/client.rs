@@ -570,6 +570,38 @@ impl TestServer {
         matching.into_iter().map(|n| n["params"].clone()).collect()
     }
 
+    /// The messages shown to the user so far (`window/showMessage`), removed from the inbox.
+    pub fn take_messages(&self) -> Vec<String> {
+        self.take_notifications("window/showMessage")
+            .iter()
+            .map(|p| p["message"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Waits until a message containing `last` was shown (messages go out in order, but may
+    /// trail the reply they belong to), then takes every message shown so far and checks that
+    /// each contains `last` or one of `also`.
+    pub fn told(&self, last: &str, also: &[&str]) -> Vec<String> {
+        let seen = self.wait_until(Duration::from_secs(10), |s| {
+            let inbox = s.shared.inbox.lock().unwrap_or_else(|e| e.into_inner());
+            inbox.notifications.iter().any(|n| {
+                n["method"] == "window/showMessage"
+                    && n["params"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains(last))
+            })
+        });
+        let told = self.take_messages();
+        assert!(seen, "no message containing {last:?}; told: {told:?}");
+        for m in &told {
+            assert!(
+                m.contains(last) || also.iter().any(|a| m.contains(a)),
+                "unexpected message {m:?}; told: {told:?}"
+            );
+        }
+        told
+    }
+
     /// Requests the server sent (already answered by the fake editor).
     pub fn server_requests(&self, method: &str) -> Vec<Value> {
         let inbox = self.shared.inbox.lock().unwrap_or_else(|e| e.into_inner());
@@ -853,6 +885,36 @@ impl Drop for TestServer {
         if let Some(status) = status {
             assert!(status.success(), "codetier exited with {status}\n{log}");
         }
+        let unread = self.unread();
+        assert!(
+            unread.is_empty(),
+            "the test left {} server message(s) unread; read them (or take them, to say they do \
+             not matter):\n{}",
+            unread.len(),
+            unread.join("\n")
+        );
+    }
+}
+
+impl TestServer {
+    /// What the server said that the test never read: replies to its requests, and messages
+    /// shown to the user (what the user sees is what a test should check). Progress,
+    /// diagnostics and log lines are state the tests read when they matter.
+    fn unread(&self) -> Vec<String> {
+        let inbox = self.shared.inbox.lock().unwrap_or_else(|e| e.into_inner());
+        let mut unread: Vec<String> = inbox
+            .responses
+            .values()
+            .map(|r| format!("reply {r}"))
+            .collect();
+        unread.extend(
+            inbox
+                .notifications
+                .iter()
+                .filter(|n| n["method"] == "window/showMessage")
+                .map(|n| format!("message {}", n["params"])),
+        );
+        unread
     }
 }
 

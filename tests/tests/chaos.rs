@@ -488,6 +488,9 @@ fn hundreds_of_actions_under_random_faults_while_typing() {
     if let Some(rss) = rss_end {
         assert!(rss < MAX_RSS_KIB, "resident memory {rss} KiB");
     }
+    // The last command's headline was shown (failures were told as they happened, above).
+    // Failures that came after a `pending` reply were told as errors, as counted above.
+    server.told("codetier: Fine: all good.", &["codetier: "]);
     drop(server);
     drop(fake);
 }

@@ -50,6 +50,15 @@ fn start(fake: &FakeProvider, log: &str, rust_log: Option<&str>) -> TestServer {
 
 /// Runs `action` on lines 2-3, as Helix's `:lsp-workspace-command` does.
 fn run(server: &mut TestServer, action: &str) -> Value {
+    let result = request(server, action);
+    if action == "explain" {
+        let told = server.told("codetier: Division by zero on line 3.", &[]);
+        assert_eq!(told.len(), 1, "{told:?}");
+    }
+    result
+}
+
+fn request(server: &mut TestServer, action: &str) -> Value {
     server.request(
         "workspace/executeCommand",
         json!({

@@ -356,6 +356,8 @@ fn explain_shows_a_diagnostic_a_hover_and_a_message_and_escalates() {
     });
     assert_eq!(codetier_diagnostics(&diags).len(), 1, "replaced, not added");
     no_key_anywhere(&b);
+    b.server
+        .told("codetier: Deeper: the range is inclusive.", &[]);
 }
 
 // ---- generate --------------------------------------------------------------------------------
@@ -512,6 +514,10 @@ fn generate_is_reanchored_after_typing_elsewhere_and_refused_after_editing_the_t
     let (_, after) = b.server.text(URI);
     assert!(after.contains("unimplemented!()"));
     assert_in_sync(&mut b.server);
+    b.server.told(
+        "answer is unverified: the code does not define `smallest`",
+        &[],
+    );
 }
 
 #[test]
@@ -916,6 +922,12 @@ fn slow_commands_never_starve_code_actions_or_typing() {
     assert!(b.fake.requests().len() >= 8, "commands were in flight");
     for id in ids {
         b.server.cancel(id);
+        let reply = b.server.response(id, WAIT);
+        assert_eq!(
+            reply.as_ref().err().map(|e| e["code"].clone()),
+            Some(json!(-32800)),
+            "a cancelled command is answered RequestCancelled: {reply:?}"
+        );
     }
 }
 
@@ -955,6 +967,7 @@ fn excluded_files_are_refused_and_secrets_are_redacted_before_sending() {
     assert!(sent.contains("fn connect"), "{sent}");
     assert!(!sent.contains(secret), "the AWS key was sent: {sent}");
     assert!(!sent.contains("hunter2"), "the password was sent: {sent}");
+    b.server.told("codetier: Fine.", &[]);
 }
 
 // ---- the cache -------------------------------------------------------------------------------
@@ -1004,6 +1017,10 @@ fn a_second_ask_is_a_cache_hit_and_regenerate_asks_again() {
     assert_eq!(flash["requests"], 2, "{usage}");
     assert_eq!(flash["cache_hits"], 1, "{usage}");
     assert!(flash["saved_usd"].as_f64() > Some(0.0), "{usage}");
+    b.server.told(
+        "codetier usage this session: 2 requests, 1 cache hit",
+        &["The loop reads one element past the end"],
+    );
 }
 
 #[test]

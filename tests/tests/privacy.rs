@@ -190,6 +190,7 @@ fn a_selection_cutting_a_secret_sends_none_of_it_and_says_how_many_were_masked()
         !b.server.stderr().contains(KEY),
         "the key leaked into the log"
     );
+    b.server.told("codetier: Nothing wrong here.", &[]);
 }
 
 /// A project on disk whose files the editor opens by `file://` URI.
@@ -264,6 +265,7 @@ fn default_excludes_ignore_case_and_follow_symlinks() {
     let prompt = sent(&requests[0]);
     assert!(prompt.contains("pub fn ok()"), "{prompt}");
     assert!(!prompt.contains("MARKER_"), "{prompt}");
+    b.server.told("codetier: Fine.", &[]);
 }
 
 #[test]

@@ -112,6 +112,10 @@ fn the_editor_sees_estimated_usage_marked() {
         .and_then(|s| s["message"].as_str())
         .unwrap_or_default();
     assert!(end.contains("· $0.0") && !end.contains('~'), "{end:?}");
+    server.told(
+        "codetier: Exact this time.",
+        &["codetier: Division by zero on line 3."],
+    );
 }
 
 async fn cli(

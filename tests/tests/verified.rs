@@ -197,6 +197,8 @@ fn broken_flash_code_is_escalated_once_to_the_premium_tier_and_both_costs_count(
     );
     let usage = usage.to_string();
     assert!(usage.contains("flash") && usage.contains("pro"), "{usage}");
+    b.server
+        .told("codetier usage this session: 2 requests", &[]);
 }
 
 #[test]
@@ -287,6 +289,10 @@ fn when_both_tiers_fail_the_better_answer_is_delivered_marked_unverified() {
     assert!(total > first && first > 0.0, "{result}");
     let (_, now) = b.server.text(URI);
     assert!(now.contains("max(;"), "the better answer is applied: {now}");
+    b.server.told(
+        "DeepSeek V4 Pro's code did not parse",
+        &["Flash's answer is unverified: the code did not parse"],
+    );
 }
 
 // ---- review and explain fixes ---------------------------------------------------------------
@@ -329,6 +335,10 @@ fn a_review_fix_that_does_not_parse_is_dropped_and_its_finding_kept() {
     assert!(fixes[0]["title"]
         .as_str()
         .is_some_and(|t| t.contains("wider sum")));
+    b.server.told(
+        "try “Review selection with Qwen3-Coder-30B”",
+        &["the fix for line 2 did not parse"],
+    );
 }
 
 // ---- widening by syntax, per language ---------------------------------------------------------
@@ -409,6 +419,7 @@ fn a_cursor_widens_to_the_enclosing_definition_in_each_language() {
         result["verified"].is_null() && result["widened_to"].is_null(),
         "{result}"
     );
+    b.server.told("codetier: An explanation.", &[]);
 }
 
 // ---- definitions context ------------------------------------------------------------------------
@@ -472,6 +483,7 @@ fn the_prompt_quotes_definitions_from_the_file_and_other_open_documents() {
         ]),
         "{result}"
     );
+    b.server.told("codetier: Looks fine.", &[]);
 }
 
 // ---- the command line ----------------------------------------------------------------------------
