@@ -224,6 +224,7 @@ impl Builder {
             home,
             builder_utf8: self.utf8,
             builder: Some(self),
+            initialized: None,
         }
     }
 
@@ -402,6 +403,8 @@ pub struct TestServer {
     home: tempfile::TempDir,
     builder_utf8: bool,
     builder: Option<Builder>,
+    /// The server's answer to `initialize`, once it was sent.
+    initialized: Option<Value>,
 }
 
 impl TestServer {
@@ -449,7 +452,13 @@ impl TestServer {
         let utf8 = result["capabilities"]["positionEncoding"] == "utf-8";
         *self.shared.utf8.lock().unwrap_or_else(|e| e.into_inner()) = utf8;
         self.notify("initialized", json!({}));
+        self.initialized = Some(result.clone());
         result
+    }
+
+    /// The server's answer to `initialize` (`Null` before it was sent).
+    pub fn initialize_result(&self) -> Value {
+        self.initialized.clone().unwrap_or_default()
     }
 
     pub fn utf8(&self) -> bool {
