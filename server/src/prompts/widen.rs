@@ -853,28 +853,4 @@ impl Stats {
         assert_eq!(widen(&text, 20..999), 20..text.len_chars());
         assert_eq!(widen(&Rope::new(), 0..0), 0..0);
     }
-
-    #[test]
-    #[ignore = "measurement, run with --ignored --nocapture"]
-    #[allow(clippy::print_stdout)]
-    fn measure_widen_on_a_large_file() {
-        let mut src = String::new();
-        for i in 0..20_000 {
-            src.push_str(&format!(
-                "fn f{i}(x: u32) -> u32 {{\n    let s = \"{{}}\";\n    x + {i}\n}}\n"
-            ));
-        }
-        let text = Rope::from_str(&src);
-        let cursor = text.line_to_char(40_001);
-        let started = std::time::Instant::now();
-        let runs = 200;
-        for _ in 0..runs {
-            std::hint::black_box(widen(&text, cursor..cursor));
-        }
-        println!(
-            "widen on {} lines: {:?} per call",
-            text.len_lines(),
-            started.elapsed() / runs
-        );
-    }
 }

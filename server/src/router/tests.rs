@@ -13,6 +13,7 @@ use futures::future::BoxFuture;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::time::Instant;
 
+use super::race::after_both_failed;
 use super::*;
 use crate::provider::{ChatRequest, Completion, ProviderError, StreamEvent, TokenUsage, Upstream};
 

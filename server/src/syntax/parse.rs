@@ -300,35 +300,3 @@ mod tests {
         assert!(bad.has_errors());
     }
 }
-
-#[cfg(test)]
-mod measure {
-    use super::*;
-
-    #[test]
-    #[ignore = "measurement, run with --ignored --nocapture"]
-    #[allow(clippy::print_stdout)]
-    fn measure_parse_and_reparse_of_a_megabyte() {
-        let mut src = String::new();
-        let mut n = 0;
-        while src.len() < 1 << 20 {
-            src.push_str(&format!("/// Doc {n}.\npub fn weigh_{n}(items: &[Item], limit: usize) -> Result<u64, Error> {{\n    let mut total: u64 = 0;\n    for (i, item) in items.iter().enumerate() {{\n        if i >= limit {{ continue; }}\n        total += item.weight * {n};\n    }}\n    Ok(total)\n}}\n\n"));
-            n += 1;
-        }
-        let text = Rope::from_str(&src);
-        let started = Instant::now();
-        let parsed = parse(Lang::Rust, &text).expect("parses");
-        println!(
-            "full parse of {} bytes: {:?}",
-            text.len_bytes(),
-            started.elapsed()
-        );
-        let at = text.len_chars() / 2;
-        let started = Instant::now();
-        let mut p = parsed;
-        for i in 0..100 {
-            p = replaced(&p, at + i..at + i, "x").expect("reparses");
-        }
-        println!("reparse after a 1-char edit: {:?}", started.elapsed() / 100);
-    }
-}
