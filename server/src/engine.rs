@@ -568,7 +568,9 @@ impl Engine {
                     };
                     let sent = match event {
                         RouteEvent::Token(t) => {
-                            tokens += t.len().div_ceil(4).max(1);
+                            tokens += (crate::provider::estimate_tokens(t.chars().count())
+                                as usize)
+                                .max(1);
                             Progress::Tokens { count: tokens }
                         }
                         RouteEvent::Reasoning(_) => continue,
@@ -623,7 +625,7 @@ impl Engine {
         if cached {
             let saved = crate::usage::cost_usd(
                 entry.usage.output_tokens,
-                price_of(config, tier_name, &entry.model),
+                crate::usage::output_price(config.tiers.get(tier_name), &entry.model),
             );
             self.usage
                 .record_cache_hit(tier_name, &entry.model, entry.usage, saved);
@@ -792,13 +794,6 @@ fn mark(outcome: &mut Outcome, what: &str, failure: syntax::Failure) -> CheckFai
     outcome.verified = Some(false);
     outcome.unverified_reason = Some(format!("the {reason}"));
     CheckFailure { reason, failure }
-}
-
-fn price_of(config: &Config, tier: &str, model: &str) -> Option<f64> {
-    match config.tiers.get(tier) {
-        Some(t) if t.model == model => t.output_usd_per_million,
-        _ => crate::config::known_model(model).map(|k| k.output_usd_per_million),
-    }
 }
 
 fn finish(

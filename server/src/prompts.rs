@@ -20,8 +20,7 @@ pub use redact::redact;
 pub use templates::TEMPLATE_VERSION;
 pub use widen::{whole_lines, widen, widen_selection, Widened};
 
-/// The rough size of a token, used to turn a token budget into characters.
-pub const CHARS_PER_TOKEN: usize = 4;
+pub use crate::provider::CHARS_PER_TOKEN;
 
 /// At most this many diagnostics from other tools go into a prompt, each capped in length.
 const MAX_DIAGNOSTICS: usize = 20;

@@ -46,15 +46,23 @@ pub struct TokenUsage {
     pub estimated: bool,
 }
 
+/// The rough size of a token, the one estimate used wherever characters become tokens (prompt
+/// budgets, usage a provider did not report, progress counts).
+pub const CHARS_PER_TOKEN: usize = 4;
+
+/// Tokens of `chars` characters, by [`CHARS_PER_TOKEN`], rounded up.
+pub fn estimate_tokens(chars: usize) -> u64 {
+    chars.div_ceil(CHARS_PER_TOKEN) as u64
+}
+
 impl TokenUsage {
     /// A rough count for when the provider reports no usage: about four characters a token.
     /// The router uses it so that spend is never reported as zero. On servers whose tokenizer
     /// differs (llama.cpp with a small model) it can be several times off, hence the mark.
     pub fn estimated(input_chars: usize, output_chars: usize) -> TokenUsage {
-        let tokens = |chars: usize| chars.div_ceil(4) as u64;
         TokenUsage {
-            input_tokens: tokens(input_chars),
-            output_tokens: tokens(output_chars),
+            input_tokens: estimate_tokens(input_chars),
+            output_tokens: estimate_tokens(output_chars),
             estimated: true,
         }
     }

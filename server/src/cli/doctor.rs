@@ -138,6 +138,22 @@ fn first_line(s: &str) -> &str {
 
 pub async fn run(global: &Global, verbose: bool) -> Result<u8, Failure> {
     let mut d = Doctor::default();
+    let Some(config) = configuration(&mut d, global, verbose) else {
+        return d.finish();
+    };
+    if let Some(provider) = provider(&mut d, &config).await {
+        let models = models(&mut d, &provider, &config).await;
+        tiers(&mut d, global, &config, &provider, models.as_deref()).await;
+    }
+    if !verbose {
+        d.line("");
+        d.line("(`codetier doctor --verbose` also prints the effective configuration)");
+    }
+    d.finish()
+}
+
+/// The sources and the configuration in force; `None` when nothing more can be checked.
+fn configuration(d: &mut Doctor, global: &Global, verbose: bool) -> Option<Config> {
     d.line("Configuration sources (later wins):");
     let root = setup::repo_root();
     let loaded = Loader::load(Sources {
@@ -157,20 +173,20 @@ pub async fn run(global: &Global, verbose: bool) -> Result<u8, Failure> {
     let config = match loaded.config {
         Err(e) => {
             d.fail("configuration", &e.to_string(), exit::USAGE);
-            return d.finish();
+            return None;
         }
         // A refused source means the configuration in force is not the one the user wrote:
         // probing it would test something else, so stop here.
         Ok(_) if !loaded.errors.is_empty() => {
             d.line("Provider and tiers: not checked (fix the configuration first)");
-            return d.finish();
+            return None;
         }
         Ok(config) => config,
     };
     if let Some(tier) = &global.tier {
         if let Err(f) = setup::check_tier(&config, tier) {
             d.fail("--tier", &f.message, exit::USAGE);
-            return d.finish();
+            return None;
         }
     }
     if verbose {
@@ -178,10 +194,14 @@ pub async fn run(global: &Global, verbose: bool) -> Result<u8, Failure> {
         d.line("Effective configuration:");
         d.line(effective_toml(&config));
     }
+    Some(config)
+}
 
+/// The key and the endpoint; the provider to ask when both are usable.
+async fn provider(d: &mut Doctor, config: &Config) -> Option<Provider> {
     d.line("");
     d.line("Provider:");
-    let key = setup::key_present(&config);
+    let key = setup::key_present(config);
     if key {
         d.ok("API key", &format!("present in ${}", config.api_key_env));
     } else {
@@ -192,22 +212,26 @@ pub async fn run(global: &Global, verbose: bool) -> Result<u8, Failure> {
         );
     }
     d.progress(&config.base_url);
-    let reachable = reachability(&mut d, &config).await;
+    let reachable = reachability(d, config).await;
     if !key || !reachable {
         d.line("Tiers: not checked (fix the problems above first)");
-        return d.finish();
+        return None;
     }
-    let provider = match Provider::new(Endpoint {
+    match Provider::new(Endpoint {
         base_url: config.base_url.clone(),
         api_key_env: config.api_key_env.clone(),
     }) {
-        Ok(p) => p,
+        Ok(p) => Some(p),
         Err(e) => {
-            d.fail("endpoint", &diagnose(&e, &config, None), exit::USAGE);
-            return d.finish();
+            d.fail("endpoint", &diagnose(&e, config, None), exit::USAGE);
+            None
         }
-    };
-    let models = match tokio::time::timeout(CHECK_TIMEOUT, provider.list_models()).await {
+    }
+}
+
+/// The provider's model list, when it has one.
+async fn models(d: &mut Doctor, provider: &Provider, config: &Config) -> Option<Vec<String>> {
+    match tokio::time::timeout(CHECK_TIMEOUT, provider.list_models()).await {
         Ok(Ok(models)) => {
             d.ok(
                 "models",
@@ -236,14 +260,24 @@ pub async fn run(global: &Global, verbose: bool) -> Result<u8, Failure> {
             None
         }
         Ok(Err(e)) => {
-            d.fail("models", &diagnose(&e, &config, None), code_of(&e));
+            d.fail("models", &diagnose(&e, config, None), code_of(&e));
             None
         }
         Err(_) => {
-            d.fail("models", &timeout_message(&config), exit::PROVIDER);
+            d.fail("models", &timeout_message(config), exit::PROVIDER);
             None
         }
-    };
+    }
+}
+
+/// One tiny request per tier (or only `--tier`'s), after checking the model list.
+async fn tiers(
+    d: &mut Doctor,
+    global: &Global,
+    config: &Config,
+    provider: &Provider,
+    models: Option<&[String]>,
+) {
     d.line("");
     d.line("Tiers (one request of at most 8 tokens each):");
     for (name, tier) in &config.tiers {
@@ -251,7 +285,7 @@ pub async fn run(global: &Global, verbose: bool) -> Result<u8, Failure> {
             continue;
         }
         let what = format!("{name} ({})", tier.model);
-        if let Some(models) = models.as_ref().filter(|m| !m.is_empty()) {
+        if let Some(models) = models.filter(|m| !m.is_empty()) {
             if !models.iter().any(|m| m == &tier.model) {
                 let mut listed: Vec<&str> = models.iter().map(String::as_str).take(12).collect();
                 if models.len() > listed.len() {
@@ -295,15 +329,10 @@ pub async fn run(global: &Global, verbose: bool) -> Result<u8, Failure> {
                     ),
                 );
             }
-            Ok(Err(e)) => d.fail(&what, &diagnose(&e, &config, Some(name)), code_of(&e)),
-            Err(_) => d.fail(&what, &timeout_message(&config), exit::PROVIDER),
+            Ok(Err(e)) => d.fail(&what, &diagnose(&e, config, Some(name)), code_of(&e)),
+            Err(_) => d.fail(&what, &timeout_message(config), exit::PROVIDER),
         }
     }
-    if !verbose {
-        d.line("");
-        d.line("(`codetier doctor --verbose` also prints the effective configuration)");
-    }
-    d.finish()
 }
 
 /// The configuration as TOML, with the key only as present/absent next to `api_key_env`.

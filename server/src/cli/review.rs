@@ -127,9 +127,9 @@ fn prepare(
     config: &Config,
     skipped: &mut Vec<Skip>,
 ) -> Result<Vec<Work>, Failure> {
-    // Half the prompt budget (4 characters a token) for the code under review; the rest is
-    // the instructions and the surrounding context.
-    let max_chars = (config.context.token_budget * 4 / 2).max(400);
+    // Half the prompt budget for the code under review; the rest is the instructions and the
+    // surrounding context.
+    let max_chars = (config.context.token_budget * crate::provider::CHARS_PER_TOKEN / 2).max(400);
     let mut out = Vec::new();
     for target in targets {
         let text = match files::read_text(&target.path) {
