@@ -117,6 +117,15 @@ pub fn chars_to_range(text: &Rope, r: ops::Range<usize>, enc: PositionEncoding) 
     }
 }
 
+/// Length in chars of `line` without its `\n`, `\r\n` or `\r` terminator; 0 past the end.
+pub fn line_content_len(text: &Rope, line: usize) -> usize {
+    if line >= text.len_lines() {
+        return 0;
+    }
+    let start = text.line_to_char(line);
+    line_content_end(text, line, start) - start
+}
+
 /// The char offset where `line`'s content ends, before its line break (if any).
 fn line_content_end(text: &Rope, line: usize, start: usize) -> usize {
     // `line + 1 <= len_lines()` because callers pass an existing line.

@@ -165,18 +165,7 @@ pub(crate) fn lines_to_chars(text: &Rope, first: usize, last: usize) -> Range<us
     start..end.max(start)
 }
 
-/// Length in chars of a line without its `\n`, `\r\n` or `\r` terminator.
-pub(crate) fn content_len(text: &Rope, line: usize) -> usize {
-    let slice = text.line(line);
-    let mut n = slice.len_chars();
-    if n > 0 && slice.char(n - 1) == '\n' {
-        n -= 1;
-    }
-    if n > 0 && slice.char(n - 1) == '\r' {
-        n -= 1;
-    }
-    n
-}
+pub(crate) use crate::docs::line_content_len as content_len;
 
 /// A matched bracket pair found by [`Window::scan`].
 struct Pair {

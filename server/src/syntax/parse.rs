@@ -132,21 +132,7 @@ impl Parsed {
     }
 }
 
-/// Length in chars of a line without its `\n`, `\r\n` or `\r` terminator.
-pub(crate) fn content_len(text: &Rope, line: usize) -> usize {
-    if line >= text.len_lines() {
-        return 0;
-    }
-    let slice = text.line(line);
-    let mut n = slice.len_chars();
-    if n > 0 && slice.char(n - 1) == '\n' {
-        n -= 1;
-    }
-    if n > 0 && slice.char(n - 1) == '\r' {
-        n -= 1;
-    }
-    n
-}
+pub(crate) use crate::docs::line_content_len as content_len;
 
 /// Parses `text` in full; `None` when it is too large or takes too long.
 pub fn parse(lang: Lang, text: &Rope) -> Option<Parsed> {
