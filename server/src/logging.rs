@@ -75,22 +75,25 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
+        f.write_str(MASK)
     }
 }
 
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
+        f.write_str(MASK)
     }
 }
 
-/// `s` with every occurrence of `key` replaced by `***` (unchanged when `key` is empty).
+/// What a secret is replaced with, in logs and in anything a provider echoed back.
+pub const MASK: &str = "***";
+
+/// `s` with every occurrence of `key` replaced by [`MASK`] (unchanged when `key` is empty).
 pub fn redact_key(s: &str, key: &str) -> String {
-    if key.is_empty() {
+    if key.is_empty() || !s.contains(key) {
         s.to_owned()
     } else {
-        s.replace(key, "***")
+        s.replace(key, MASK)
     }
 }
 

@@ -39,7 +39,7 @@ impl ApiKey {
     /// Replaces the key wherever a provider echoed it back in `text`.
     pub(crate) fn redact(&self, text: String) -> String {
         if self.scrubs() && text.contains(&self.0) {
-            text.replace(&self.0, REDACTED)
+            crate::logging::redact_key(&text, &self.0)
         } else {
             text
         }
@@ -59,8 +59,8 @@ impl ApiKey {
     }
 }
 
-/// What the key is replaced with.
-const REDACTED: &str = "***";
+/// What the key is replaced with: the log's mask.
+const REDACTED: &str = crate::logging::MASK;
 
 /// Scrubs the key from text that arrives in pieces. A key split across pieces is replaced too:
 /// the end of what arrived that could be the start of the key is held back until the next piece
