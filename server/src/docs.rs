@@ -17,8 +17,8 @@ pub use ropey::Rope;
 
 pub use anchors::{AnchorId, AnchorState, MAX_ANCHORS};
 pub use position::{
-    char_to_position, chars_to_range, line_content_len, position_to_char, range_to_chars,
-    Position, PositionEncoding, Range,
+    char_to_position, chars_to_range, line_content_len, position_to_char, range_to_chars, Position,
+    PositionEncoding, Range,
 };
 
 use anchors::{Anchors, Edit};

@@ -14,7 +14,7 @@ use crate::config::{Config, UnknownTier};
 use crate::prompts;
 use crate::provider::{Endpoint, Provider, TokenUsage};
 use crate::render::{self, Explanation, Finding};
-use crate::router::{Answer, RouteError, RouteEvent, RouteRequest, Router};
+use crate::router::{Answer, Event, RouteError, RouteRequest, Router};
 use crate::syntax::{self, Block, Expect, Lang, Parsed};
 use crate::usage::Ledger;
 
@@ -73,38 +73,6 @@ impl Job {
             verify: true,
         }
     }
-}
-
-/// What the user sees while a job runs.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Progress {
-    /// The prompt is built and about to be sent (or answered from the cache).
-    Asking {
-        tier: String,
-        model: String,
-        /// Secrets masked in the prompt.
-        redactions: usize,
-        /// Set when the budget cut the selection or its context: which lines were sent.
-        coverage_note: Option<String>,
-    },
-    Tokens {
-        count: usize,
-    },
-    Retrying {
-        attempt: u32,
-        reason: String,
-    },
-    Hedged,
-    FellBack {
-        model: String,
-    },
-    /// The answer failed its check and the job is asked again on `tier`: `message` says why,
-    /// e.g. "Flash's code did not parse: line 3 (missing `)`) — asked DeepSeek V4 Pro".
-    Escalating {
-        tier: String,
-        model: String,
-        message: String,
-    },
 }
 
 /// The result of a job, before any protocol turns it into edits or diagnostics.
@@ -435,7 +403,7 @@ impl Engine {
     pub async fn run(
         &self,
         job: Job,
-        progress: Option<UnboundedSender<Progress>>,
+        progress: Option<UnboundedSender<Event>>,
     ) -> Result<Outcome, EngineError> {
         let started = Instant::now();
         let config = self.config();
@@ -465,7 +433,7 @@ impl Engine {
             tree.clone(),
         )?;
         if let Some(tx) = &progress {
-            let _ = tx.send(Progress::Escalating {
+            let _ = tx.send(Event::Escalating {
                 tier: next.clone(),
                 model: second_prepared.model.clone(),
                 message: message.clone(),
@@ -532,7 +500,7 @@ impl Engine {
         config: &Config,
         job: &Job,
         prepared: &Prepared,
-        progress: Option<UnboundedSender<Progress>>,
+        progress: Option<UnboundedSender<Event>>,
         started: Instant,
     ) -> Result<Outcome, EngineError> {
         let Prepared {
@@ -543,7 +511,7 @@ impl Engine {
             ..
         } = prepared;
         if let Some(tx) = &progress {
-            let _ = tx.send(Progress::Asking {
+            let _ = tx.send(Event::Asking {
                 tier: tier_name.clone(),
                 model: model.clone(),
                 redactions: prompt.redactions,
@@ -560,27 +528,13 @@ impl Engine {
         let compute_progress = progress.clone();
         let compute = async move {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            // The router's events pass on unchanged; the channel in between keeps a shared
+            // computation alive when the first caller stops listening.
             let forward = async {
-                let mut tokens = 0usize;
                 while let Some(event) = rx.recv().await {
-                    let Some(out) = &compute_progress else {
-                        continue;
-                    };
-                    let sent = match event {
-                        RouteEvent::Token(t) => {
-                            tokens += (crate::provider::estimate_tokens(t.chars().count())
-                                as usize)
-                                .max(1);
-                            Progress::Tokens { count: tokens }
-                        }
-                        RouteEvent::Reasoning(_) => continue,
-                        RouteEvent::Retrying { attempt, reason } => {
-                            Progress::Retrying { attempt, reason }
-                        }
-                        RouteEvent::Hedged => Progress::Hedged,
-                        RouteEvent::FellBack { model } => Progress::FellBack { model },
-                    };
-                    let _ = out.send(sent);
+                    if let Some(out) = &compute_progress {
+                        let _ = out.send(event);
+                    }
                 }
             };
             let ask = async move { router.ask(request, Some(tx)).await };

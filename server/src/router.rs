@@ -75,9 +75,20 @@ pub struct RouteRequest {
     pub max_tokens: Option<u32>,
 }
 
-/// What happens while an answer is produced, in order.
+/// What happens while a job is answered, in order: the one progress event type. The router
+/// sends the stream and its own events; the engine adds `Asking` and `Escalating` and passes
+/// the rest on unchanged; the editor and the terminal word them.
 #[derive(Clone, Debug, PartialEq)]
-pub enum RouteEvent {
+pub enum Event {
+    /// The prompt is built and about to be sent (or answered from the cache). From the engine.
+    Asking {
+        tier: String,
+        model: String,
+        /// Secrets masked in the prompt.
+        redactions: usize,
+        /// Set when the budget cut the selection or its context: which lines were sent.
+        coverage_note: Option<String>,
+    },
     /// A piece of the answer (from the winning request only).
     Token(String),
     /// A piece of the model's reasoning, kept apart from the answer.
@@ -88,6 +99,29 @@ pub enum RouteEvent {
     Hedged,
     /// The tier's model has its circuit breaker open; `model` answers instead.
     FellBack { model: String },
+    /// The answer failed its check and the job is asked again on `tier`: `message` says why,
+    /// e.g. "Flash's code did not parse: line 3 (missing `)`) — asked DeepSeek V4 Pro". From
+    /// the engine.
+    Escalating {
+        tier: String,
+        model: String,
+        message: String,
+    },
+}
+
+/// Tokens streamed so far, estimated from the characters of the `Token` events (progress
+/// shows them as `~N`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokenCount {
+    chars: usize,
+}
+
+impl TokenCount {
+    /// Counts `text` and gives the estimate so far.
+    pub fn add(&mut self, text: &str) -> u64 {
+        self.chars += text.chars().count();
+        crate::provider::estimate_tokens(self.chars).max(1)
+    }
 }
 
 /// A finished answer and what it cost.
@@ -195,7 +229,7 @@ impl<U: Upstream> Router<U> {
     pub async fn ask(
         &self,
         req: RouteRequest,
-        events: Option<UnboundedSender<RouteEvent>>,
+        events: Option<UnboundedSender<Event>>,
     ) -> Result<Answer, RouteError> {
         let config = Arc::clone(&self.config.read().unwrap_or_else(PoisonError::into_inner));
         let tier = config.tier(&req.tier).map_err(RouteError::UnknownTier)?;
@@ -252,7 +286,7 @@ impl<U: Upstream> Router<U> {
             let (model, trial) = self.pick_model(ctx)?;
             if model != ctx.tier.model && announced_fallback.as_deref() != Some(model.as_str()) {
                 tracing::info!(tier = ctx.tier_name, from = %ctx.tier.model, to = %model, "circuit open; falling back");
-                ctx.emit(RouteEvent::FellBack {
+                ctx.emit(Event::FellBack {
                     model: model.clone(),
                 });
                 announced_fallback = Some(model.clone());
@@ -291,7 +325,7 @@ impl<U: Upstream> Router<U> {
             // This failure is booked already; a deadline during the backoff is not the model's.
             *ctx.model.lock().unwrap_or_else(PoisonError::into_inner) = None;
             tracing::debug!(tier = ctx.tier_name, %model, attempt, ?wait, %error, "retrying");
-            ctx.emit(RouteEvent::Retrying {
+            ctx.emit(Event::Retrying {
                 attempt: attempt + 1,
                 reason: error.to_string(),
             });
@@ -436,7 +470,7 @@ struct Ask<'a> {
     budget: Duration,
     deadline: Instant,
     started: Instant,
-    events: Option<&'a UnboundedSender<RouteEvent>>,
+    events: Option<&'a UnboundedSender<Event>>,
     requests: AtomicU32,
     /// The model of the current attempt, charged with the timeout if the budget runs out.
     model: Mutex<Option<String>>,
@@ -447,7 +481,7 @@ struct Ask<'a> {
 }
 
 impl Ask<'_> {
-    fn emit(&self, event: RouteEvent) {
+    fn emit(&self, event: Event) {
         if let Some(events) = self.events {
             // Status events are best effort; a closed channel is noticed on the next token.
             let _ = events.send(event);
@@ -459,8 +493,8 @@ impl Ask<'_> {
             return Ok(());
         };
         let event = match event {
-            StreamEvent::Content(text) => RouteEvent::Token(text),
-            StreamEvent::Reasoning(text) => RouteEvent::Reasoning(text),
+            StreamEvent::Content(text) => Event::Token(text),
+            StreamEvent::Reasoning(text) => Event::Reasoning(text),
         };
         events.send(event).map_err(|_| AttemptError::Cancelled)
     }

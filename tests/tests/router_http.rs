@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use codetier::config::{BreakerConfig, Config, HedgeConfig, RetryConfig, TierConfig};
 use codetier::provider::{Endpoint, Message, Provider, ProviderError, Role};
-use codetier::router::{Answer, RouteError, RouteEvent, RouteRequest, Router};
+use codetier::router::{Answer, Event, RouteError, RouteRequest, Router};
 use codetier::usage::{Ledger, TierUsage};
 use codetier_tests::fake::{
     Behavior, FakeProvider, Fault, Latency, RecordedRequest, Requests, Rule, Script,
@@ -243,7 +243,7 @@ fn request() -> RouteRequest {
 
 struct Asked {
     result: Result<Answer, RouteError>,
-    events: Vec<RouteEvent>,
+    events: Vec<Event>,
     elapsed: Duration,
 }
 
@@ -273,14 +273,14 @@ impl Asked {
     }
 
     fn hedged(&self) -> bool {
-        self.events.contains(&RouteEvent::Hedged)
+        self.events.contains(&Event::Hedged)
     }
 
     fn text(&self) -> String {
         self.events
             .iter()
             .filter_map(|e| match e {
-                RouteEvent::Token(t) => Some(t.as_str()),
+                Event::Token(t) => Some(t.as_str()),
                 _ => None,
             })
             .collect()
@@ -290,7 +290,7 @@ impl Asked {
         self.events
             .iter()
             .filter_map(|e| match e {
-                RouteEvent::Retrying { attempt, .. } => Some(*attempt),
+                Event::Retrying { attempt, .. } => Some(*attempt),
                 _ => None,
             })
             .collect()
@@ -564,11 +564,7 @@ async fn a_slow_429_costs_one_request_per_retry_and_counts_once_per_attempt() {
     );
     assert_eq!(asked.retries(), [2, 3]);
     assert_eq!(
-        asked
-            .events
-            .iter()
-            .filter(|e| **e == RouteEvent::Hedged)
-            .count(),
+        asked.events.iter().filter(|e| **e == Event::Hedged).count(),
         1
     );
     // Four failed requests in three attempts count three against the threshold of four (the
@@ -658,7 +654,7 @@ async fn server_errors_and_resets_before_content_are_retried() {
         .events
         .iter()
         .filter_map(|e| match e {
-            RouteEvent::Retrying { reason, .. } => Some(reason.as_str()),
+            Event::Retrying { reason, .. } => Some(reason.as_str()),
             _ => None,
         })
         .collect();
@@ -961,7 +957,7 @@ async fn the_breaker_opens_falls_back_then_half_opens_and_recovers() {
         assert_eq!(asked.answer().model, FALLBACK);
         assert_eq!(asked.answer().text, ANSWER);
         assert!(
-            asked.events.contains(&RouteEvent::FellBack {
+            asked.events.contains(&Event::FellBack {
                 model: FALLBACK.into()
             }),
             "{:?}",
@@ -986,7 +982,7 @@ async fn the_breaker_opens_falls_back_then_half_opens_and_recovers() {
         assert!(!asked
             .events
             .iter()
-            .any(|e| matches!(e, RouteEvent::FellBack { .. })));
+            .any(|e| matches!(e, Event::FellBack { .. })));
     }
     assert_eq!(
         models(&rig.fake.requests()),
@@ -1118,7 +1114,7 @@ async fn a_caller_that_stops_listening_cancels_mid_stream() {
     let listen = async move {
         // Take the first token, then hang up.
         while let Some(e) = rx.recv().await {
-            if matches!(e, RouteEvent::Token(_)) {
+            if matches!(e, Event::Token(_)) {
                 break;
             }
         }

@@ -9,8 +9,9 @@ use ropey::Rope;
 use super::files::{self, Lines};
 use super::setup::{self, Failure};
 use super::{emit, exit, report, Global};
-use crate::engine::{Action, Engine, Job, Outcome, Progress as EngineProgress};
+use crate::engine::{Action, Engine, Job, Outcome};
 use crate::prompts::{widen_selection, Widened};
+use crate::router::{Event, TokenCount};
 use crate::syntax::{self, Parsed};
 
 pub async fn explain(global: &Global, target: &str, fresh: bool) -> Result<u8, Failure> {
@@ -189,11 +190,12 @@ async fn ask(
 /// Follows a job on stderr: with `live` (stderr is a terminal, no `--quiet`) one line that is
 /// rewritten in place (tier, tokens so far, elapsed) and cleared at the end; always the
 /// messages the user must read with the answer (an automatic escalation and why).
-async fn show_progress(mut rx: tokio::sync::mpsc::UnboundedReceiver<EngineProgress>, live: bool) {
+async fn show_progress(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, live: bool) {
     use std::io::Write as _;
     let started = std::time::Instant::now();
     let mut tier = String::new();
     let mut shown = false;
+    let mut tokens = TokenCount::default();
     let line = |text: String| {
         let mut err = std::io::stderr().lock();
         // `\r` and "erase line": the progress line is redrawn, never scrolled.
@@ -202,19 +204,20 @@ async fn show_progress(mut rx: tokio::sync::mpsc::UnboundedReceiver<EngineProgre
     };
     while let Some(event) = rx.recv().await {
         let text = match event {
-            EngineProgress::Asking { tier: t, model, .. } => {
+            Event::Asking { tier: t, model, .. } => {
                 tier = t;
                 format!("codetier: asking {tier} ({model})…")
             }
-            EngineProgress::Tokens { count } => format!(
-                "codetier: {tier} · {count} tokens · {:.1} s",
+            Event::Token(text) => format!(
+                "codetier: {tier} · {} tokens · {:.1} s",
+                tokens.add(&text),
                 started.elapsed().as_secs_f64()
             ),
-            EngineProgress::Retrying { attempt, reason } => {
+            Event::Retrying { attempt, reason } => {
                 format!("codetier: {tier} · retry {attempt}: {reason}")
             }
-            EngineProgress::Hedged | EngineProgress::FellBack { .. } => continue,
-            EngineProgress::Escalating {
+            Event::Reasoning(_) | Event::Hedged | Event::FellBack { .. } => continue,
+            Event::Escalating {
                 message, tier: t, ..
             } => {
                 if shown {

@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::time::Instant;
 
-use super::{Ask, ModelState, RouteEvent, Router};
+use super::{Ask, Event, ModelState, Router};
 use crate::provider::{ChatRequest, Completion, ProviderError, StreamEvent, TokenUsage, Upstream};
 use crate::usage::{cost_usd, output_price, Ledger};
 
@@ -58,7 +58,7 @@ impl<U: Upstream> Router<U> {
                     hedge_pending = false;
                     tracing::debug!(%model, ?hedge_after, "no first token yet; hedging");
                     b = Some(self.leg(ctx, &req, &tx_b, price, false));
-                    ctx.emit(RouteEvent::Hedged);
+                    ctx.emit(Event::Hedged);
                 }
                 Step::Event(side, ev) => {
                     let (won, lost) = take_sides(side, &mut a, &mut b);

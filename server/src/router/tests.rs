@@ -300,13 +300,13 @@ fn flash(prompt: &str) -> RouteRequest {
 async fn ask_collect(
     router: &Router<Scripted>,
     req: RouteRequest,
-) -> (Result<Answer, RouteError>, Vec<RouteEvent>) {
+) -> (Result<Answer, RouteError>, Vec<Event>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let result = router.ask(req, Some(tx)).await;
     (result, drain(&mut rx))
 }
 
-fn drain(rx: &mut UnboundedReceiver<RouteEvent>) -> Vec<RouteEvent> {
+fn drain(rx: &mut UnboundedReceiver<Event>) -> Vec<Event> {
     let mut events = Vec::new();
     while let Ok(ev) = rx.try_recv() {
         events.push(ev);
@@ -314,11 +314,11 @@ fn drain(rx: &mut UnboundedReceiver<RouteEvent>) -> Vec<RouteEvent> {
     events
 }
 
-fn tokens(events: &[RouteEvent]) -> Vec<&str> {
+fn tokens(events: &[Event]) -> Vec<&str> {
     events
         .iter()
         .filter_map(|e| match e {
-            RouteEvent::Token(t) => Some(t.as_str()),
+            Event::Token(t) => Some(t.as_str()),
             _ => None,
         })
         .collect()
@@ -338,10 +338,7 @@ async fn fast_first_token_sends_no_hedge() {
     );
     assert_eq!(
         events,
-        [
-            RouteEvent::Token("fn ".into()),
-            RouteEvent::Token("main".into())
-        ]
+        [Event::Token("fn ".into()), Event::Token("main".into())]
     );
     assert_eq!(up.calls().len(), 1);
     assert!(up.calls()[0].finished);
@@ -370,7 +367,7 @@ async fn slow_first_token_is_hedged_and_the_loser_dropped() {
     let answer = answer.expect("answer");
     assert_eq!(answer.text, "faster");
     assert_eq!(answer.requests, 2);
-    assert_eq!(events[0], RouteEvent::Hedged);
+    assert_eq!(events[0], Event::Hedged);
     assert_eq!(tokens(&events), ["fast", "er"]);
     let calls = up.calls();
     assert_eq!(calls.len(), 2);
@@ -425,9 +422,7 @@ async fn a_failing_primary_leaves_the_hedge_racing() {
     let answer = answer.expect("answer");
     assert_eq!((answer.text.as_str(), answer.requests), ("hedged", 2));
     assert!(
-        !events
-            .iter()
-            .any(|e| matches!(e, RouteEvent::Retrying { .. })),
+        !events.iter().any(|e| matches!(e, Event::Retrying { .. })),
         "{events:?}"
     );
 }
@@ -448,7 +443,7 @@ async fn retryable_error_is_retried_then_succeeds() {
     let answer = answer.expect("answer");
     assert_eq!((answer.text.as_str(), answer.requests), ("ok", 2));
     assert!(
-        matches!(&events[0], RouteEvent::Retrying { attempt: 2, reason } if reason.contains("503")),
+        matches!(&events[0], Event::Retrying { attempt: 2, reason } if reason.contains("503")),
         "{events:?}"
     );
     assert_eq!(ledger.report().per_tier[0].requests, 2);
@@ -500,7 +495,7 @@ async fn a_hedges_retry_after_holds_when_the_other_request_then_fails() {
     let (answer, events) = ask_collect(&router, flash("hi")).await;
     assert_eq!(answer.expect("answer").requests, 3);
     assert!(
-        matches!(&events[..], [RouteEvent::Hedged, RouteEvent::Retrying { attempt: 2, reason }, ..]
+        matches!(&events[..], [Event::Hedged, Event::Retrying { attempt: 2, reason }, ..]
             if reason.contains("rate limited")),
         "{events:?}"
     );
@@ -730,7 +725,7 @@ async fn a_stream_cut_off_by_the_budget_a_cancel_or_a_break_books_what_arrived()
     let (tx, mut rx) = mpsc::unbounded_channel();
     let listen = async move {
         while let Some(e) = rx.recv().await {
-            if matches!(e, RouteEvent::Token(_)) {
+            if matches!(e, Event::Token(_)) {
                 break;
             }
         }
@@ -831,7 +826,7 @@ async fn breaker_opens_routes_to_the_fallback_then_half_opens() {
     let answer = answer.expect("fallback answer");
     assert_eq!(
         events[0],
-        RouteEvent::FellBack {
+        Event::FellBack {
             model: FALLBACK.into()
         }
     );
@@ -935,7 +930,7 @@ async fn answers_that_are_not_completions_are_retried_once_and_never_open_the_br
             }
             let retries = events
                 .iter()
-                .filter(|e| matches!(e, RouteEvent::Retrying { .. }))
+                .filter(|e| matches!(e, Event::Retrying { .. }))
                 .count();
             assert_eq!(retries, 1, "{error:?}: one retry, not five: {events:?}");
             assert_eq!(up.calls().len(), 2 * round, "{error:?}");
@@ -947,8 +942,8 @@ async fn answers_that_are_not_completions_are_retried_once_and_never_open_the_br
     }
 }
 
-fn hedged(events: &[RouteEvent]) -> bool {
-    events.contains(&RouteEvent::Hedged)
+fn hedged(events: &[Event]) -> bool {
+    events.contains(&Event::Hedged)
 }
 
 #[tokio::test]
@@ -1265,7 +1260,7 @@ async fn retries_stop_at_max_attempts() {
     let retries: Vec<u32> = events
         .iter()
         .filter_map(|e| match e {
-            RouteEvent::Retrying { attempt, .. } => Some(*attempt),
+            Event::Retrying { attempt, .. } => Some(*attempt),
             _ => None,
         })
         .collect();
@@ -1294,7 +1289,7 @@ async fn a_breaker_opening_mid_ask_sends_the_retry_to_the_fallback() {
         (FALLBACK, "rescued", 3)
     );
     assert!(
-        events.contains(&RouteEvent::FellBack {
+        events.contains(&Event::FellBack {
             model: FALLBACK.into()
         }),
         "{events:?}"

@@ -16,7 +16,7 @@ use super::code_action::label;
 use super::deliver::{deliver, prompt_notes, summary};
 use super::{done, usage, Handled};
 use crate::docs::AnchorId;
-use crate::engine::{Action, Engine, EngineError, Job, Progress as EngineProgress};
+use crate::engine::{Action, Engine, EngineError, Job};
 use crate::lsp::commands::{ActionArgs, Invocation};
 use crate::lsp::dispatch::token_key;
 use crate::lsp::editor::{self, Progress};
@@ -25,6 +25,7 @@ use crate::lsp::proto;
 use crate::lsp::session::Session;
 use crate::lsp::MAX_WAITING_COMMANDS;
 use crate::prompts::widen_selection;
+use crate::router::{Event, TokenCount};
 use crate::syntax::{self, Stamp};
 
 /// A command that needs the syntax tree to know its range (a cursor, or generate) and arrives
@@ -321,8 +322,9 @@ async fn ask(
     let work = engine.run(job.clone(), Some(tx));
     let reports = async {
         let mut last = Instant::now() - Duration::from_secs(1);
+        let mut tokens = TokenCount::default();
         while let Some(event) = rx.recv().await {
-            if let Some(message) = progress_message(event, &mut last) {
+            if let Some(message) = progress_message(event, &mut tokens, &mut last) {
                 progress.report(message);
             }
         }
@@ -334,10 +336,10 @@ async fn ask(
     }
 }
 
-/// What the progress UI says of an engine event; token counts at most every 100 ms.
-fn progress_message(event: EngineProgress, last: &mut Instant) -> Option<String> {
+/// What the progress UI says of an event; token counts at most every 100 ms.
+fn progress_message(event: Event, tokens: &mut TokenCount, last: &mut Instant) -> Option<String> {
     let message = match event {
-        EngineProgress::Asking {
+        Event::Asking {
             tier,
             model,
             redactions,
@@ -350,19 +352,21 @@ fn progress_message(event: EngineProgress, last: &mut Instant) -> Option<String>
             }
             message
         }
-        EngineProgress::Tokens { count } => {
+        Event::Token(text) => {
+            let count = tokens.add(&text);
             if last.elapsed() < Duration::from_millis(100) {
                 return None;
             }
             // Counted from the characters streamed so far: an estimate.
             format!("~{count} tokens…")
         }
-        EngineProgress::Retrying { attempt, reason } => {
+        Event::Retrying { attempt, reason } => {
             format!("retrying ({attempt}): {reason}")
         }
-        EngineProgress::Hedged => "slow first token: asked again in parallel".into(),
-        EngineProgress::FellBack { model } => format!("falling back to {model}"),
-        EngineProgress::Escalating { message, .. } => message,
+        Event::Reasoning(_) => return None,
+        Event::Hedged => "slow first token: asked again in parallel".into(),
+        Event::FellBack { model } => format!("falling back to {model}"),
+        Event::Escalating { message, .. } => message,
     };
     *last = Instant::now();
     Some(message)
