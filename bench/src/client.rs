@@ -52,6 +52,8 @@ impl Watch {
 pub struct Options<'a> {
     /// Extra environment, e.g. `CODETIER_BASE_URL` and the key.
     pub env: Vec<(&'a str, String)>,
+    /// A command that runs `codetier` (its path appended), e.g. `valgrind --tool=callgrind`.
+    pub wrapper: Vec<String>,
 }
 
 impl Lsp {
@@ -60,7 +62,14 @@ impl Lsp {
         let home = tempfile::tempdir().context("temporary HOME")?;
         let stderr_path = home.path().join("codetier.stderr");
         let stderr = std::fs::File::create(&stderr_path).context("stderr log")?;
-        let mut cmd = Command::new(bin);
+        let mut cmd = match opts.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(bin);
+                cmd
+            }
+            None => Command::new(bin),
+        };
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr)

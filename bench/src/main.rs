@@ -8,6 +8,7 @@
 
 mod client;
 mod in_process;
+mod instructions;
 mod machine;
 mod over_lsp;
 mod report;
@@ -60,6 +61,10 @@ const BENCHES: &[(&str, Bench)] = &[
     ("syntax trees in process", syntax::parse_in_process),
     ("syntax trees over LSP", syntax::over_lsp),
     ("verified answers and their cost", syntax::verified_cost),
+    (
+        "instructions per request and per edit (callgrind)",
+        instructions::instruction_counts,
+    ),
 ];
 
 struct Args {

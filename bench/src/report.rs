@@ -13,6 +13,8 @@ pub enum Target {
     P50Below(Duration),
     P99Below(Duration),
     BytesBelow(u64),
+    /// An instruction count below this many.
+    CountBelow(u64),
 }
 
 /// One measured quantity.
@@ -37,7 +39,7 @@ impl Row {
         let (target_text, met) = match target {
             Target::P50Below(t) => (format!("p50 < {}", fmt_duration(t)), Some(s.p50 < t)),
             Target::P99Below(t) => (format!("p99 < {}", fmt_duration(t)), Some(s.p99 < t)),
-            Target::None | Target::BytesBelow(_) => (String::new(), None),
+            Target::None | Target::BytesBelow(_) | Target::CountBelow(_) => (String::new(), None),
         };
         Row {
             group,
@@ -67,6 +69,23 @@ impl Row {
         }
     }
 
+    /// An instruction count (one reading, in the p50 column), in millions.
+    pub fn count(group: &'static str, name: impl Into<String>, count: u64, target: Target) -> Row {
+        let (target_text, met) = match target {
+            Target::CountBelow(t) => (format!("< {}", fmt_count(t)), Some(count < t)),
+            _ => (String::new(), None),
+        };
+        Row {
+            group,
+            name: name.into(),
+            n: "1".into(),
+            p50: fmt_count(count),
+            p99: String::new(),
+            target: target_text,
+            met: verdict(met),
+        }
+    }
+
     /// A derived figure with no samples of its own (e.g. a difference of two medians).
     pub fn derived(
         group: &'static str,
@@ -88,6 +107,11 @@ impl Row {
             met: verdict(met),
         }
     }
+}
+
+/// Instructions in millions (`4.26 M instr`).
+fn fmt_count(n: u64) -> String {
+    format!("{:.3} M instr", n as f64 / 1e6)
 }
 
 fn verdict(met: Option<bool>) -> &'static str {

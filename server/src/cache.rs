@@ -168,13 +168,34 @@ impl Cache {
     /// Opens the cache described by `cfg`. Never fails: without a usable disk store it runs
     /// from memory and `warning()` says why (the reason is also logged once).
     pub fn open(cfg: &CacheConfig) -> Cache {
+        let cache = Cache::open_lazily(cfg);
+        cache.wait_open();
+        cache
+    }
+
+    /// Like [`Cache::open`], but returns at once: the disk store opens on a thread of its
+    /// own, and whatever needs it first waits for it. Memory hits never wait.
+    pub fn open_lazily(cfg: &CacheConfig) -> Cache {
         if !cfg.enabled {
             return Cache::build(cfg, None, None);
         }
         match cache_dir(cfg) {
             Some(dir) => {
-                let disk = Disk::open(&dir, cfg.ttl_days, cfg.max_disk_bytes, unix_now());
-                Cache::build(cfg, Some(disk), None)
+                let disk = Disk::lazy(&dir, cfg.ttl_days, cfg.max_disk_bytes, unix_now());
+                let cache = Cache::build(cfg, Some(disk), None);
+                let opening = Arc::clone(&cache.inner);
+                let spawned = std::thread::Builder::new()
+                    .name("codetier-cache-open".into())
+                    .spawn(move || {
+                        if let Some(disk) = &opening.disk {
+                            disk.ensure_open();
+                        }
+                    });
+                if spawned.is_err() {
+                    // No thread to spare: the first use opens it.
+                    tracing::debug!("the disk cache opens on its first use");
+                }
+                cache
             }
             None => {
                 let message = "codetier cannot find a directory for its disk cache (neither \
@@ -184,6 +205,13 @@ impl Cache {
                 tracing::warn!("{message}");
                 Cache::build(cfg, None, Some(message))
             }
+        }
+    }
+
+    /// Returns once the disk store is open (or known to be unusable); at once without one.
+    pub fn wait_open(&self) {
+        if let Some(disk) = &self.inner.disk {
+            disk.ensure_open();
         }
     }
 

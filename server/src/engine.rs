@@ -221,10 +221,9 @@ impl Engine {
     pub fn new(config: Config) -> Result<Engine, crate::provider::ProviderError> {
         let config = Arc::new(config);
         let usage = Arc::new(Ledger::new());
-        let cache = Arc::new(Cache::open(&config.cache));
-        if let Some(warning) = cache.warning() {
-            tracing::warn!("{warning}");
-        }
+        // Opened off this path (`initialize` answers first); its warnings are logged where
+        // they arise and shown once by `editor::show_cache_warning`.
+        let cache = Arc::new(Cache::open_lazily(&config.cache));
         let router = Arc::new(Self::router(&config, &usage)?);
         Ok(Engine {
             live: RwLock::new(Live { config, router }),
@@ -255,10 +254,7 @@ impl Engine {
         let endpoint_changed = live.config.base_url != config.base_url
             || live.config.api_key_env != config.api_key_env;
         if live.config.cache != config.cache {
-            let cache = Arc::new(Cache::open(&config.cache));
-            if let Some(warning) = cache.warning() {
-                tracing::warn!("{warning}");
-            }
+            let cache = Arc::new(Cache::open_lazily(&config.cache));
             *self.cache.write().unwrap_or_else(|e| e.into_inner()) = cache;
         }
         if endpoint_changed {

@@ -18,7 +18,7 @@ use crate::provider::{Message, Role};
 pub use exclude::{exclusion, is_excluded, Exclusion};
 pub use redact::redact;
 pub use templates::TEMPLATE_VERSION;
-pub use widen::{whole_lines, widen, widen_selection, Widened};
+pub use widen::{whole_lines, widen, widen_selection, Widened, Widening};
 
 pub use crate::provider::CHARS_PER_TOKEN;
 

@@ -139,7 +139,7 @@ pub struct Provider {
 }
 
 struct Inner {
-    client: reqwest::Client,
+    client: http::LazyClient,
     endpoint: Endpoint,
     /// `base_url` without its trailing slash.
     base: String,
@@ -158,11 +158,12 @@ impl fmt::Debug for Provider {
 }
 
 impl Provider {
-    /// Checks the endpoint (plain http only to loopback) and builds the pooled client.
+    /// Checks the endpoint (plain http only to loopback) and starts building the pooled
+    /// client (off this path; see `http::LazyClient`).
     /// The key is not read here but at each request, so setting it later works.
     pub fn new(endpoint: Endpoint) -> Result<Provider, ProviderError> {
         let base = http::check_base_url(&endpoint.base_url)?;
-        let client = http::client()?;
+        let client = http::LazyClient::start();
         Ok(Provider {
             inner: Arc::new(Inner {
                 client,
@@ -182,7 +183,10 @@ impl Provider {
     /// it. The answer, even an error, does not matter.
     pub async fn warm_up(&self) {
         let started = Instant::now();
-        let mut builder = self.inner.client.get(format!("{}/models", self.inner.base));
+        let Ok(client) = self.inner.client.get() else {
+            return;
+        };
+        let mut builder = client.get(format!("{}/models", self.inner.base));
         // Without a key the connection still warms up; the 401 that follows does not matter.
         if let Ok(key) = ApiKey::from_env(&self.inner.endpoint.api_key_env) {
             match http::authorized(builder, &key, &self.inner.endpoint.api_key_env) {
@@ -226,7 +230,11 @@ impl Provider {
 
     async fn get_models(&self) -> Result<serde_json::Value, ProviderError> {
         let key = ApiKey::from_env(&self.inner.endpoint.api_key_env)?;
-        let builder = self.inner.client.get(format!("{}/models", self.inner.base));
+        let builder = self
+            .inner
+            .client
+            .get()?
+            .get(format!("{}/models", self.inner.base));
         let resp = http::authorized(builder, &key, &self.inner.endpoint.api_key_env)?
             .send()
             .await
@@ -317,6 +325,7 @@ impl Provider {
         let builder = self
             .inner
             .client
+            .get()?
             .post(format!("{}/chat/completions", self.inner.base))
             .json(&body);
         let resp = http::authorized(builder, key, &self.inner.endpoint.api_key_env)?

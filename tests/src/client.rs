@@ -20,6 +20,16 @@ pub enum EditPolicy {
     Ignore,
 }
 
+/// How the fake editor answers `window/workDoneProgress/create`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreatePolicy {
+    Answer,
+    /// Answer with an error: the editor refuses the token.
+    Refuse,
+    /// Keep the request unanswered until [`TestServer::answer_held_creates`] (a slow editor).
+    Hold,
+}
+
 /// Default wait for anything the server should send.
 pub const WAIT: Duration = Duration::from_secs(20);
 
@@ -95,6 +105,9 @@ struct Shared {
     stdin: Mutex<ChildStdin>,
     docs: Mutex<HashMap<String, Doc>>,
     policy: Mutex<EditPolicy>,
+    creates: Mutex<CreatePolicy>,
+    /// Ids of `create` requests held back under [`CreatePolicy::Hold`].
+    held_creates: Mutex<Vec<Value>>,
     utf8: Mutex<bool>,
     stderr: Mutex<String>,
 }
@@ -203,6 +216,8 @@ impl Builder {
             stdin: Mutex::new(stdin),
             docs: Mutex::new(HashMap::new()),
             policy: Mutex::new(self.policy),
+            creates: Mutex::new(CreatePolicy::Answer),
+            held_creates: Mutex::new(Vec::new()),
             utf8: Mutex::new(false),
             stderr: Mutex::new(String::new()),
         });
@@ -278,7 +293,23 @@ fn handle_incoming(shared: &Shared, msg: Value) {
         let id = msg["id"].clone();
         let reply = match method.as_str() {
             "window/workDoneProgress/create" => {
-                Some(json!({ "jsonrpc": "2.0", "id": id, "result": null }))
+                let policy = *shared.creates.lock().unwrap_or_else(|e| e.into_inner());
+                match policy {
+                    CreatePolicy::Answer => {
+                        Some(json!({ "jsonrpc": "2.0", "id": id, "result": null }))
+                    }
+                    CreatePolicy::Refuse => Some(
+                        json!({ "jsonrpc": "2.0", "id": id, "error": { "code": -32603, "message": "refused by the test editor" } }),
+                    ),
+                    CreatePolicy::Hold => {
+                        shared
+                            .held_creates
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(id.clone());
+                        None
+                    }
+                }
             }
             "workspace/applyEdit" => {
                 let policy = *shared.policy.lock().unwrap_or_else(|e| e.into_inner());
@@ -467,6 +498,30 @@ impl TestServer {
 
     pub fn set_edit_policy(&self, policy: EditPolicy) {
         *self.shared.policy.lock().unwrap_or_else(|e| e.into_inner()) = policy;
+    }
+
+    pub fn set_create_policy(&self, policy: CreatePolicy) {
+        *self
+            .shared
+            .creates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = policy;
+    }
+
+    /// Answers every `window/workDoneProgress/create` held back so far; returns how many.
+    pub fn answer_held_creates(&self) -> usize {
+        let held: Vec<Value> = std::mem::take(
+            &mut *self
+                .shared
+                .held_creates
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for id in &held {
+            self.shared
+                .send(&json!({ "jsonrpc": "2.0", "id": id, "result": null }));
+        }
+        held.len()
     }
 
     pub fn notify(&self, method: &str, params: Value) {

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, Once};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
@@ -42,6 +42,11 @@ CREATE INDEX IF NOT EXISTS entries_created ON entries(created);
 
 pub(crate) struct Disk {
     path: PathBuf,
+    /// The opening (directory, connection, schema, first maintenance) runs once, on the first
+    /// use or ahead of it on a thread of its own ([`Disk::lazy`]); every use waits for it.
+    opened: Once,
+    /// The clock at construction, for the maintenance run on open.
+    opened_at: u64,
     /// `None` once the store is off (failed to open, or failed for good at runtime).
     conn: Mutex<Option<Connection>>,
     ttl_secs: u64,
@@ -67,32 +72,58 @@ pub(crate) struct Totals {
 impl Disk {
     /// Opens (creating if needed) the store in `dir`. Never fails: on error the store is off
     /// and `warning()` says why.
+    #[cfg(test)]
     pub(crate) fn open(dir: &Path, ttl_days: u32, max_bytes: u64, now: u64) -> Disk {
-        let path = dir.join(FILE_NAME);
-        let disk = Disk {
-            path,
+        let disk = Disk::lazy(dir, ttl_days, max_bytes, now);
+        disk.ensure_open();
+        disk
+    }
+
+    /// The store in `dir`, opened on its first use (or by [`Disk::ensure_open`]) rather than
+    /// now, so a caller on a latency path can open it off that path.
+    pub(crate) fn lazy(dir: &Path, ttl_days: u32, max_bytes: u64, now: u64) -> Disk {
+        Disk {
+            path: dir.join(FILE_NAME),
+            opened: Once::new(),
+            opened_at: now,
             conn: Mutex::new(None),
             ttl_secs: u64::from(ttl_days) * 86_400,
             max_bytes,
             writes: AtomicU32::new(0),
             checksum_warned: AtomicBool::new(false),
             warning: Mutex::new(None),
-        };
-        let opened = create_dir(dir)
-            .map_err(|e| format!("the directory cannot be created ({e})"))
-            .and_then(|()| connect(&disk.path).map_err(|e| reason(&e)));
-        match opened {
-            Ok(conn) => {
-                *lock(&disk.conn) = Some(conn);
-                disk.maintain(now);
-            }
-            Err(why) => disk.set_warning(format!(
-                "codetier cannot use its disk cache at {}: {why}. Answers are cached in memory \
-                 only until codetier restarts.",
-                disk.path.display()
-            )),
         }
-        disk
+    }
+
+    /// Opens the store unless that happened already; returns once it is open or off.
+    pub(crate) fn ensure_open(&self) {
+        self.opened.call_once(|| {
+            let dir = self.path.parent().unwrap_or(Path::new("."));
+            let opened = create_dir(dir)
+                .map_err(|e| format!("the directory cannot be created ({e})"))
+                .and_then(|()| connect(&self.path).map_err(|e| reason(&e)));
+            match opened {
+                Ok(conn) => {
+                    let mut guard = lock(&self.conn);
+                    let maintained = self.maintain_with(&conn, self.opened_at);
+                    *guard = Some(conn);
+                    if let Err(e) = maintained {
+                        self.fail(&mut guard, &e, "maintain");
+                    }
+                }
+                Err(why) => self.set_warning(format!(
+                    "codetier cannot use its disk cache at {}: {why}. Answers are cached in memory \
+                     only until codetier restarts.",
+                    self.path.display()
+                )),
+            }
+        });
+    }
+
+    /// The connection, once the store is open; `None` while it is off.
+    fn conn(&self) -> MutexGuard<'_, Option<Connection>> {
+        self.ensure_open();
+        lock(&self.conn)
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -100,16 +131,17 @@ impl Disk {
     }
 
     pub(crate) fn is_active(&self) -> bool {
-        lock(&self.conn).is_some()
+        self.conn().is_some()
     }
 
     pub(crate) fn warning(&self) -> Option<String> {
+        self.ensure_open();
         lock(&self.warning).clone()
     }
 
     /// Reads one row. Expired, damaged and unreadable rows are misses and are deleted.
     pub(crate) fn get(&self, key: &CacheKey, now: u64) -> Option<Row> {
-        let mut guard = lock(&self.conn);
+        let mut guard = self.conn();
         let conn = guard.as_ref()?;
         let found = conn
             .prepare_cached(
@@ -172,7 +204,7 @@ impl Disk {
         let when = clamp_i64(now);
         let size = clamp_i64(value.len() as u64);
         {
-            let mut guard = lock(&self.conn);
+            let mut guard = self.conn();
             let Some(conn) = guard.as_ref() else { return };
             let written = conn
                 .prepare_cached(
@@ -195,7 +227,7 @@ impl Disk {
     /// Deletes every row and returns how many there were. On a store that is off (for
     /// example a damaged file), removes the file and starts a new one.
     pub(crate) fn clear(&self) -> Result<u64, CacheError> {
-        let mut guard = lock(&self.conn);
+        let mut guard = self.conn();
         if let Some(conn) = guard.as_ref() {
             let removed = conn
                 .execute("DELETE FROM entries", [])
@@ -234,7 +266,7 @@ impl Disk {
     }
 
     pub(crate) fn totals(&self) -> Option<Totals> {
-        let mut guard = lock(&self.conn);
+        let mut guard = self.conn();
         let conn = guard.as_ref()?;
         let totals = conn.query_row(
             "SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(created) FROM entries",
@@ -258,7 +290,7 @@ impl Disk {
 
     /// Runs SQLite's integrity check and verifies the checksum of every row.
     pub(crate) fn verify(&self) -> Result<VerifyReport, CacheError> {
-        let guard = lock(&self.conn);
+        let guard = self.conn();
         let Some(conn) = guard.as_ref() else {
             return Err(CacheError::Inactive {
                 path: self.path.clone(),
@@ -294,7 +326,7 @@ impl Disk {
 
     /// Purges expired rows and evicts least recently used rows over the size cap.
     pub(crate) fn maintain(&self, now: u64) {
-        let mut guard = lock(&self.conn);
+        let mut guard = self.conn();
         let Some(conn) = guard.as_ref() else { return };
         if let Err(e) = self.maintain_with(conn, now) {
             self.fail(&mut guard, &e, "maintain");
@@ -377,7 +409,7 @@ impl Disk {
     /// a full disk gives.
     #[cfg(test)]
     pub(crate) fn limit_pages(&self, pages: u32) {
-        if let Some(conn) = lock(&self.conn).as_ref() {
+        if let Some(conn) = self.conn().as_ref() {
             let _ = conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()));
         }
     }
@@ -385,7 +417,7 @@ impl Disk {
     /// Test hook: runs a statement on the open connection.
     #[cfg(test)]
     pub(crate) fn execute(&self, sql: &str) {
-        if let Some(conn) = lock(&self.conn).as_ref() {
+        if let Some(conn) = self.conn().as_ref() {
             let _ = conn.execute_batch(sql);
         }
     }

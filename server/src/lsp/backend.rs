@@ -199,10 +199,16 @@ impl LanguageServer for Backend {
             }
         }
         if let Some(engine) = self.session.engine().cloned() {
-            if let Some(client) = self.session.client() {
-                editor::show_cache_warning(client, &engine).await;
-            }
-            tokio::spawn(async move { engine.warm_up().await });
+            let client = self.session.client().cloned();
+            tokio::spawn(async move {
+                // The disk cache opens off the request path; its warning, if any, once open.
+                let cache = engine.cache();
+                let _ = tokio::task::spawn_blocking(move || cache.wait_open()).await;
+                if let Some(client) = &client {
+                    editor::show_cache_warning(client, &engine).await;
+                }
+                engine.warm_up().await;
+            });
         }
     }
 

@@ -41,42 +41,71 @@ pub fn widen_selection(
     tree: Option<&Parsed>,
     selection: Range<usize>,
 ) -> Widened {
-    let len = text.len_chars();
-    let (mut start, mut end) = (selection.start.min(len), selection.end.min(len));
-    if start > end {
-        std::mem::swap(&mut start, &mut end);
-    }
-    // A tree of another text would point anywhere: callers pass the one of this text, and a
-    // length check catches a mix-up cheaply.
-    let tree = tree.filter(|t| t.text().len_bytes() == text.len_bytes());
-    let block = tree.and_then(|t| syntax::enclosing_block(t, start..end));
-    let generate = action == Action::Generate;
-    if end - start <= 1 {
-        let chars = match &block {
+    Widening::new(text, tree, selection).of(action)
+}
+
+/// [`widen_selection`] of one selection for any action, the work every action shares (the
+/// enclosing block by the tree, a cursor's widening by the heuristics) done once: a
+/// code-action listing widens for each action it offers.
+pub struct Widening<'a> {
+    text: &'a Rope,
+    selection: Range<usize>,
+    block: Option<Block>,
+    /// What a cursor widens to before an action's own rule.
+    cursor: Option<Range<usize>>,
+}
+
+impl<'a> Widening<'a> {
+    pub fn new(text: &'a Rope, tree: Option<&Parsed>, selection: Range<usize>) -> Widening<'a> {
+        let len = text.len_chars();
+        let (mut start, mut end) = (selection.start.min(len), selection.end.min(len));
+        if start > end {
+            std::mem::swap(&mut start, &mut end);
+        }
+        // A tree of another text would point anywhere: callers pass the one of this text, and
+        // a length check catches a mix-up cheaply.
+        let tree = tree.filter(|t| t.text().len_bytes() == text.len_bytes());
+        let block = tree.and_then(|t| syntax::enclosing_block(t, start..end));
+        let cursor = (end - start <= 1).then(|| match &block {
             Some(b) => b.chars.clone(),
             None => widen(text, start..end),
-        };
-        let chars = if generate {
-            whole_lines(text, chars)
-        } else {
-            chars
-        };
-        return Widened { chars, block };
-    }
-    if generate {
-        let lines = whole_lines(text, start..end);
-        let chars = match &block {
-            Some(b) => lines.start.min(b.chars.start)..lines.end.max(b.chars.end),
-            None => lines,
-        };
-        return Widened {
-            chars: whole_lines(text, chars),
+        });
+        Widening {
+            text,
+            selection: start..end,
             block,
-        };
+            cursor,
+        }
     }
-    Widened {
-        block: block.filter(|b| b.chars == (start..end)),
-        chars: start..end,
+
+    /// The selection `action` works on.
+    pub fn of(&self, action: Action) -> Widened {
+        let (text, block) = (self.text, self.block.clone());
+        let generate = action == Action::Generate;
+        if let Some(chars) = &self.cursor {
+            let chars = if generate {
+                whole_lines(text, chars.clone())
+            } else {
+                chars.clone()
+            };
+            return Widened { chars, block };
+        }
+        let (start, end) = (self.selection.start, self.selection.end);
+        if generate {
+            let lines = whole_lines(text, start..end);
+            let chars = match &block {
+                Some(b) => lines.start.min(b.chars.start)..lines.end.max(b.chars.end),
+                None => lines,
+            };
+            return Widened {
+                chars: whole_lines(text, chars),
+                block,
+            };
+        }
+        Widened {
+            block: block.filter(|b| b.chars == (start..end)),
+            chars: start..end,
+        }
     }
 }
 
@@ -129,7 +158,11 @@ pub(crate) fn enclosing_lines(text: &Rope, line: usize) -> (usize, usize) {
 /// an editor's sticky scroll shows, and what a model needs to know where the code lives.
 pub(crate) fn enclosing_headers(text: &Rope, first: usize, last: usize, max: usize) -> Vec<usize> {
     let first = first.min(text.len_lines().saturating_sub(1));
-    let window = Window::scan(text, first);
+    headers_in(&Window::scan_enclosing(text, first, last), first, last, max)
+}
+
+/// [`enclosing_headers`] as `window` (around `first`) shows them.
+fn headers_in(window: &Window, first: usize, last: usize, max: usize) -> Vec<usize> {
     let last = last.clamp(first, window.hi());
     let mut headers: Vec<usize> = window
         .pairs
@@ -183,6 +216,8 @@ struct Pair {
 struct Window {
     /// The first line of the window.
     lo: usize,
+    /// The last line of the window (`lines` may stop earlier, see [`Window::scan_enclosing`]).
+    hi: usize,
     /// Indentation width (a tab counts as four) and first non-blank byte; `None` when blank.
     lines: Vec<Option<(usize, u8)>>,
     pairs: Vec<Pair>,
@@ -190,21 +225,38 @@ struct Window {
 
 impl Window {
     fn scan(text: &Rope, line: usize) -> Window {
+        Window::scan_with(text, line, None)
+    }
+
+    /// The window of [`Window::scan`] around `first`, as far as the blocks that start above
+    /// `first` and enclose `first..=last` need it: lines are described up to `last`, and the
+    /// brackets are read until, at or past `last`, no bracket opened above `first` is still
+    /// open (no later pair could be such a block). What [`enclosing_headers`] reads of it is
+    /// exactly what it reads of the whole window; the lines below the selection are skipped.
+    fn scan_enclosing(text: &Rope, first: usize, last: usize) -> Window {
+        Window::scan_with(text, first, Some((first, last.max(first))))
+    }
+
+    fn scan_with(text: &Rope, line: usize, enclosing: Option<(usize, usize)>) -> Window {
         let lo = line.saturating_sub(SCAN_LINES);
         let hi = (line + SCAN_LINES).min(text.len_lines().saturating_sub(1));
+        let described = enclosing.map_or(hi, |(first, last)| last.max(first).min(hi));
         let begin = text.line_to_char(lo);
         let end = text.line_to_char(hi) + text.line(hi).len_chars();
         let mut bytes = Vec::new();
         for chunk in text.slice(begin..end).chunks() {
             bytes.extend_from_slice(chunk.as_bytes());
         }
-        let mut lines = Vec::with_capacity(hi - lo + 1);
+        let mut lines = Vec::with_capacity(described - lo + 1);
         let (mut width, mut first, mut at_start) = (0, None, true);
         for (i, &c) in bytes.iter().enumerate() {
             let newline = c == b'\n' || (c == b'\r' && bytes.get(i + 1) != Some(&b'\n'));
             if newline {
                 lines.push(first.map(|f| (width, f)));
                 (width, first, at_start) = (0, None, true);
+                if lines.len() > described - lo {
+                    break;
+                }
             } else if at_start {
                 match c {
                     b' ' => width += 1,
@@ -215,17 +267,18 @@ impl Window {
             }
         }
         lines.push(first.map(|f| (width, f)));
-        // A terminator on the window's last line opened an entry for a line outside it.
-        lines.truncate(hi - lo + 1);
+        // A terminator on the last line described opened an entry for a line past it.
+        lines.truncate(described - lo + 1);
         Window {
             lo,
+            hi: lo + lines.len().saturating_sub(1) + (hi - described),
             lines,
-            pairs: bracket_pairs(&bytes, lo),
+            pairs: bracket_pairs(&bytes, lo, enclosing),
         }
     }
 
     fn hi(&self) -> usize {
-        self.lo + self.lines.len().saturating_sub(1)
+        self.hi
     }
 
     /// Indentation of `line`, `None` when blank or outside the window.
@@ -342,7 +395,11 @@ impl Window {
 /// literals and comments in a simple way that suits C-like languages, Rust, JavaScript, Go
 /// and Python. Works on UTF-8 bytes: every character it looks for is ASCII, and the bytes of
 /// a multi-byte character are never ASCII.
-fn bracket_pairs(bytes: &[u8], lo: usize) -> Vec<Pair> {
+///
+/// With `enclosing = Some((first, last))` it stops at the first line break that reaches
+/// line `last` or later while no bracket opened above `first` is still open: every pair it
+/// would find after that opens at `first` or below.
+fn bracket_pairs(bytes: &[u8], lo: usize, enclosing: Option<(usize, usize)>) -> Vec<Pair> {
     let at = |i: usize| bytes.get(i).copied().unwrap_or(0);
     let mut pairs = Vec::new();
     let mut stack: Vec<(u8, usize, usize)> = Vec::new();
@@ -374,6 +431,14 @@ fn bracket_pairs(bytes: &[u8], lo: usize) -> Vec<Pair> {
         }
         i
     };
+    let done = |line: usize, stack: &[(u8, usize, usize)]| {
+        enclosing.is_some_and(|(first, last)| {
+            line >= last
+                && stack
+                    .first()
+                    .is_none_or(|(_, _, open_line)| *open_line >= first)
+        })
+    };
     while i < bytes.len() {
         let c = bytes[i];
         let leads = fresh;
@@ -382,12 +447,18 @@ fn bracket_pairs(bytes: &[u8], lo: usize) -> Vec<Pair> {
                 line += 1;
                 fresh = true;
                 i += 1;
+                if done(line, &stack) {
+                    break;
+                }
                 continue;
             }
             b'\r' => {
                 if at(i + 1) != b'\n' {
                     line += 1;
                     fresh = true;
+                    if done(line, &stack) {
+                        break;
+                    }
                 }
                 i += 1;
                 continue;
@@ -841,5 +912,75 @@ impl Stats {
         assert_eq!(widen(&text, reversed), 13..17);
         assert_eq!(widen(&text, 20..999), 20..text.len_chars());
         assert_eq!(widen(&Rope::new(), 0..0), 0..0);
+    }
+
+    /// The headers from the shortened scan against those from the whole window.
+    fn same_headers_as_the_whole_window(text: &str) {
+        let rope = Rope::from_str(text);
+        let lines = rope.len_lines();
+        for first in 0..lines {
+            for last in [
+                first,
+                first + 1,
+                first + 3,
+                first + 40,
+                first.saturating_sub(1),
+            ] {
+                let clamped = first.min(lines.saturating_sub(1));
+                let whole = headers_in(&Window::scan(&rope, clamped), clamped, last, 3);
+                assert_eq!(
+                    enclosing_headers(&rope, first, last, 3),
+                    whole,
+                    "lines {first}..={last} of:\n{text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn shortened_header_scans_match_the_whole_window_on_fixtures() {
+        for fixture in [
+            "mod m {\n    impl Stats {\n        pub fn average(\n            xs: &[u32],\n        ) -> u32 {\n            let s = \"}\";\n            xs.len() as u32\n        }\n    }\n}\n",
+            "class C:\n    def d(self):\n        if x:\n            return 1\n        return 2\n\ndef e():\n    pass\n",
+            "function f() {\n  items.forEach((x) => {\n    /* } */ g(x, `${x}}`);\n  });\n}\r\nconst y = [\r\n  1,\r\n];\r\n",
+            "fn a() { (\n}\n] fn b() {\n    c();\n}\n",
+            "",
+            "no brackets\n  indented\n    deeper\n",
+        ] {
+            same_headers_as_the_whole_window(fixture);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn shortened_header_scans_match_the_whole_window(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "fn f() {", "}", "{", "(", ")", "[", "]", "\n", "\r\n", "    ", "\t",
+                    "\"", "'", "//", "/*", "*/", "#", "x", "def g():", "\"\"\"", "`",
+                ]),
+                0..80,
+            )
+        ) {
+            same_headers_as_the_whole_window(&pieces.concat());
+        }
+    }
+
+    #[test]
+    fn shortened_header_scans_match_past_the_scan_limit() {
+        let mut src = String::from("impl Big {\n");
+        for i in 0..1500 {
+            src.push_str(&format!("    fn f{i}() {{\n        g({i});\n    }}\n"));
+        }
+        src.push_str("}\n");
+        let rope = Rope::from_str(&src);
+        for first in [0, 5, 1001, 2999, 3003, 4400, 4501] {
+            let whole = headers_in(&Window::scan(&rope, first), first, first + 2, 3);
+            assert_eq!(
+                enclosing_headers(&rope, first, first + 2, 3),
+                whole,
+                "line {first}"
+            );
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! HTTP transport: the pooled client, base URL checks, and the one place the API key is attached.
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use reqwest::header::{HeaderValue, AUTHORIZATION};
@@ -141,6 +142,33 @@ pub(crate) fn client() -> Result<reqwest::Client, ProviderError> {
         .map_err(|e| ProviderError::Connect {
             message: format!("cannot build the HTTP client: {e}"),
         })
+}
+
+/// The pooled client, built on a thread of its own from the moment the provider exists, so
+/// building it (TLS roots, connector) is off `initialize`'s path; the first request that
+/// needs it before it is ready waits for it.
+#[derive(Clone)]
+pub(crate) struct LazyClient(Arc<OnceLock<Result<reqwest::Client, ProviderError>>>);
+
+impl LazyClient {
+    pub(crate) fn start() -> LazyClient {
+        let cell = Arc::new(OnceLock::new());
+        let building = Arc::clone(&cell);
+        let spawned = std::thread::Builder::new()
+            .name("codetier-http-client".into())
+            .spawn(move || {
+                building.get_or_init(client);
+            });
+        if spawned.is_err() {
+            tracing::debug!("the HTTP client is built on its first use");
+        }
+        LazyClient(cell)
+    }
+
+    /// The client, waiting for it to be built if needed.
+    pub(crate) fn get(&self) -> Result<&reqwest::Client, ProviderError> {
+        self.0.get_or_init(client).as_ref().map_err(Clone::clone)
+    }
 }
 
 /// The base URL checked by the configuration's one rule (`config::check_base_url`), as a

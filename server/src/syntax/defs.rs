@@ -64,13 +64,20 @@ pub fn definitions_used(
     if names.is_empty() {
         return Vec::new();
     }
-    let own = index(target);
+    let own_index;
+    let own: &[Entry] = match target.derived(|| index(target)) {
+        Some(own) => own,
+        None => {
+            own_index = index(target);
+            &own_index
+        }
+    };
     let defined_inside: HashSet<&str> = own
         .iter()
         .filter(|e| e.bytes.start >= bytes.start && e.bytes.end <= bytes.end)
         .map(|e| e.name.as_str())
         .collect();
-    let mut other_indexes: Vec<Option<Vec<Entry>>> = vec![None; others.len()];
+    let mut other_indexes: Vec<Option<std::borrow::Cow<'_, [Entry]>>> = vec![None; others.len()];
     let mut out = Vec::new();
     for name in names
         .iter()
@@ -90,7 +97,13 @@ pub fn definitions_used(
             if !source.parsed.lang().shares_definitions_with(target.lang()) {
                 continue;
             }
-            let entries = other_indexes[i].get_or_insert_with(|| index(&source.parsed));
+            let entries = other_indexes[i].get_or_insert_with(|| {
+                let parsed = &source.parsed;
+                match parsed.derived(|| index(parsed)) {
+                    Some(entries) => std::borrow::Cow::Borrowed(entries.as_slice()),
+                    None => std::borrow::Cow::Owned(index(parsed)),
+                }
+            });
             if let Some(e) = entries.iter().find(|e| &e.name == name) {
                 out.push(definition(&source.parsed, e, Some(source.name.clone())));
                 break;

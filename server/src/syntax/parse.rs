@@ -1,8 +1,10 @@
 //! Parsing a rope with tree-sitter, in full or incrementally after edits, within a size and time bound.
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::{ControlFlow, Range};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use ropey::Rope;
@@ -23,6 +25,9 @@ pub struct Parsed {
     lang: Lang,
     tree: Tree,
     text: Rope,
+    /// What is derived from exactly this tree, computed once and shared by its clones (the
+    /// definitions index, `defs::index`): every request on an unchanged document reuses it.
+    derived: Arc<OnceLock<Box<dyn Any + Send + Sync>>>,
 }
 
 impl std::fmt::Debug for Parsed {
@@ -44,6 +49,15 @@ pub(crate) struct SyntaxError {
 }
 
 impl Parsed {
+    /// The value derived from this tree by `make`, made on the first call; every later call
+    /// (on this value or a clone) gets the same one. One kind of value per tree: `None` when
+    /// a value of another type was made first.
+    pub(crate) fn derived<T: Any + Send + Sync>(&self, make: impl FnOnce() -> T) -> Option<&T> {
+        self.derived
+            .get_or_init(|| Box::new(make()))
+            .downcast_ref::<T>()
+    }
+
     pub fn lang(&self) -> Lang {
         self.lang
     }
@@ -141,6 +155,7 @@ pub fn parse(lang: Lang, text: &Rope) -> Option<Parsed> {
         lang,
         tree,
         text: text.clone(),
+        derived: Arc::default(),
     })
 }
 
@@ -151,6 +166,7 @@ pub(crate) fn reparse(lang: Lang, old: &Tree, text: &Rope) -> Option<Parsed> {
         lang,
         tree,
         text: text.clone(),
+        derived: Arc::default(),
     })
 }
 

@@ -543,3 +543,37 @@ fn widening_what_was_widened_gives_the_same_block() {
         assert_eq!(first, again, "{src}");
     }
 }
+
+#[test]
+fn the_definitions_index_is_made_once_per_tree_and_shared_by_its_clones() {
+    let src = "fn helper() -> u32 {\n    2\n}\n\n‹fn run() -> u32 {\n    helper()\n}›\n";
+    let f = fixture(src);
+    let p = parsed(Lang::Rust, &f.text);
+    let other = parsed(Lang::Rust, "pub fn unused() {}\n");
+    let sources = [Source {
+        name: "src/other.rs".into(),
+        parsed: other.clone(),
+    }];
+    let first = definitions_used(&p, f.selection.clone(), &sources);
+    assert_eq!(first.len(), 1, "{first:?}");
+    // The clone shares what the first call made, and answers the same.
+    let clone = p.clone();
+    assert_eq!(
+        definitions_used(&clone, f.selection.clone(), &sources),
+        first
+    );
+    assert_eq!(
+        clone
+            .derived(|| crate::syntax::defs::index(&p))
+            .map(Vec::len),
+        Some(2),
+        "the memo holds the whole file's index"
+    );
+    // A tree of a changed text starts without one: it quotes the new text.
+    let changed = parsed(Lang::Rust, &f.text.to_string().replace("2\n", "3\n"));
+    let now = definitions_used(&changed, f.selection, &sources);
+    assert_eq!(
+        now[0].full.as_deref(),
+        Some("fn helper() -> u32 {\n    3\n}")
+    );
+}

@@ -15,7 +15,7 @@ use crate::lsp::commands::{ActionArgs, Command};
 use crate::lsp::error::LspResult;
 use crate::lsp::proto::{self, DiagnosticData};
 use crate::lsp::session::{ClientFlags, Session};
-use crate::prompts::widen_selection;
+use crate::prompts::Widening;
 use crate::render;
 use crate::syntax::Parsed;
 
@@ -108,12 +108,17 @@ fn list(
         }
     }
     let answers = session.answers(uri);
+    // Widened once for every action listed (the block search is the listing's main cost).
+    let widening = std::cell::OnceCell::new();
     for action in Action::ALL {
         let kind = kind(action);
         if !wanted(&kind) {
             continue;
         }
-        let selection = widen_selection(action, &snap.text, tree, requested.clone()).chars;
+        let selection = widening
+            .get_or_init(|| Widening::new(&snap.text, tree, requested.clone()))
+            .of(action)
+            .chars;
         let range = proto::lsp_range_of(&snap.text, selection.clone(), enc);
         let base = &config.action(action).tier;
         let args = |tier: Option<&str>, fresh: bool, answer: Option<u64>| ActionArgs {

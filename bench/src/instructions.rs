@@ -1,0 +1,203 @@
+//! Instructions per request and per edit, counted by valgrind's callgrind: figures that the noise of a busy machine cannot move.
+//!
+//! Each workload runs twice under `valgrind --tool=callgrind`, with `few` and with `many`
+//! repetitions after the same start; the difference of the two totals divided by the
+//! difference of the counts is the cost of one repetition, start-up and shutdown cancelled.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, ensure, Context};
+use codetier_tests::fake::{Answer, Behavior, FakeProvider, Script};
+use serde_json::json;
+
+use crate::client::{Lsp, Options};
+use crate::over_lsp::{provider_env, EXPLANATION};
+use crate::report::{Report, Row, Target};
+use crate::source::{rust_source, Typist};
+use crate::Ctx;
+
+const GROUP: &str = "Instructions (callgrind)";
+
+/// One workload: what it repeats, given a started server and the repetition count.
+type Workload<'a> = &'a dyn Fn(&mut Lsp, usize) -> anyhow::Result<()>;
+
+pub fn instruction_counts(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
+    let version = Command::new("valgrind").arg("--version").output();
+    match version {
+        Ok(out) if out.status.success() => {}
+        _ => bail!("valgrind is not installed (scripts/deps installs it)"),
+    }
+    let fake = ctx.rt.block_on(FakeProvider::start(Script {
+        default: Behavior {
+            answer: Answer::Text(EXPLANATION.into()),
+            ..Behavior::default()
+        },
+        ..Script::default()
+    }))?;
+    let uri = "file:///bench/src/weigh.rs";
+    let command = |fresh: bool, token: Option<&str>| {
+        let mut params = json!({
+            "command": "codetier.explain",
+            "arguments": [{ "uri": uri, "fresh": fresh, "range": {
+                "start": { "line": 3, "character": 0 }, "end": { "line": 10, "character": 5 } } }],
+        });
+        if let Some(token) = token {
+            params["workDoneToken"] = json!(token);
+        }
+        params
+    };
+    let prepare = |lsp: &mut Lsp| -> anyhow::Result<()> {
+        lsp.open(uri, &rust_source(8_000))?;
+        let first = lsp.request("workspace/executeCommand", command(false, Some("warm")))?;
+        ensure!(first["cached"] == false, "the first ask was a hit: {first}");
+        Ok(())
+    };
+    let hits = |lsp: &mut Lsp, n: usize| -> anyhow::Result<()> {
+        prepare(lsp)?;
+        for _ in 0..n {
+            let reply = lsp.request("workspace/executeCommand", command(false, None))?;
+            ensure!(reply["cached"] == true, "missed the cache: {reply}");
+        }
+        Ok(())
+    };
+    let round_trips = |lsp: &mut Lsp, n: usize| -> anyhow::Result<()> {
+        prepare(lsp)?;
+        for _ in 0..n {
+            let reply = lsp.request("workspace/executeCommand", command(true, None))?;
+            ensure!(reply["cached"] == false, "came from the cache: {reply}");
+        }
+        Ok(())
+    };
+    let big = rust_source(1 << 20);
+    let listing = |lsp: &mut Lsp, n: usize| -> anyhow::Result<()> {
+        lsp.open("file:///bench/src/big.rs", &big)?;
+        let mut typist = Typist::new(&big, 7);
+        for _ in 0..n {
+            let line = typist.random_line();
+            let at = json!({ "line": line, "character": 6 });
+            lsp.request(
+                "textDocument/codeAction",
+                json!({ "textDocument": { "uri": "file:///bench/src/big.rs" },
+                        "range": { "start": at, "end": at }, "context": { "diagnostics": [] } }),
+            )?;
+        }
+        Ok(())
+    };
+    let edits = |lsp: &mut Lsp, n: usize| -> anyhow::Result<()> {
+        // Opened as plain text: no grammar, so no background reparse, whose count under
+        // callgrind's slowdown depends on timing (the 1 MB parse even exceeds its time bound
+        // there). This row is the notification path itself: framing, dispatch, the rope.
+        lsp.notify(
+            "textDocument/didOpen",
+            json!({ "textDocument": { "uri": "file:///bench/src/big.rs", "languageId": "plaintext",
+                                      "version": 0, "text": big } }),
+        )?;
+        let mut typist = Typist::new(&big, 11);
+        for version in 1..=n {
+            let edit = typist.next_edit();
+            lsp.notify_buffered(
+                "textDocument/didChange",
+                json!({ "textDocument": { "uri": "file:///bench/src/big.rs", "version": version },
+                        "contentChanges": [edit.to_lsp()] }),
+            )?;
+        }
+        let text = lsp.request(
+            "codetier/viewFileText",
+            json!({ "uri": "file:///bench/src/big.rs" }),
+        )?;
+        ensure!(
+            text["version"] == n,
+            "not every edit was applied: {}",
+            text["version"]
+        );
+        Ok(())
+    };
+    let env = provider_env(&fake);
+    let (few, many) = (ctx.scaled(10, 5), ctx.scaled(60, 25));
+    let rows: [(&str, Workload<'_>, usize, usize); 4] = [
+        (
+            "cache hit over LSP, no `workDoneToken`, per request",
+            &hits,
+            few,
+            many,
+        ),
+        (
+            "AI round trip over LSP, provider at 0 ms, per request (whole server)",
+            &round_trips,
+            few,
+            many,
+        ),
+        (
+            "codeAction at a cursor on the 1 MB file, per request",
+            &listing,
+            few,
+            many,
+        ),
+        (
+            "didChange (1 char) on the 1 MB file (plain text), per edit",
+            &edits,
+            ctx.scaled(100, 50),
+            ctx.scaled(1100, 300),
+        ),
+    ];
+    let dir = tempfile::tempdir().context("callgrind output directory")?;
+    for (name, workload, few, many) in rows {
+        let low = count(&ctx.bin, &env, dir.path(), workload, few)?;
+        let high = count(&ctx.bin, &env, dir.path(), workload, many)?;
+        let per = high.saturating_sub(low) / (many - few) as u64;
+        // The issue's bar for the whole server per AI round trip.
+        let target = if name.starts_with("AI round trip") {
+            Target::CountBelow(350_000)
+        } else {
+            Target::None
+        };
+        report.push(Row::count(GROUP, name, per, target));
+    }
+    report.note(format!(
+        "**Instructions.** Each workload runs under `valgrind --tool=callgrind` (the server \
+         process, every thread) twice, repeating its step {few} and {many} times after the \
+         same start (edits: {} and {}); the row is the difference of the two instruction \
+         totals divided by the difference of the counts. Unlike the timings, these do not \
+         move when the machine is busy, so a change in them is a change in the code. Under \
+         callgrind the 1 MB file's parse exceeds its 5 s bound, so the listing row measures \
+         the heuristic widening (`widen::Window::scan`), not the tree's; the edit row opens \
+         the file as plain text (no reparse).",
+        ctx.scaled(100, 50),
+        ctx.scaled(1100, 300),
+    ));
+    Ok(())
+}
+
+/// Total instructions of one callgrind run of `workload` repeated `n` times.
+fn count(
+    bin: &Path,
+    env: &Options<'_>,
+    dir: &Path,
+    workload: Workload<'_>,
+    n: usize,
+) -> anyhow::Result<u64> {
+    let out = dir.join(format!("callgrind.{n}.{}", std::process::id()));
+    let opts = Options {
+        env: env.env.clone(),
+        wrapper: vec![
+            "valgrind".into(),
+            "--tool=callgrind".into(),
+            "--quiet".into(),
+            format!("--callgrind-out-file={}", out.display()),
+        ],
+    };
+    let mut lsp = Lsp::spawn(bin, &opts)?;
+    lsp.initialize()?;
+    workload(&mut lsp, n)?;
+    lsp.shutdown()?;
+    let text = std::fs::read_to_string(&out).with_context(|| format!("read {}", out.display()))?;
+    let _ = std::fs::remove_file(&out);
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("summary:")
+                .or_else(|| l.strip_prefix("totals:"))
+        })
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("no instruction total in the callgrind output")
+}
