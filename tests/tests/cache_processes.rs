@@ -88,7 +88,15 @@ fn write_and_read(dir: &Path, mine: &str, theirs: &str) -> Result<(), String> {
                 Some(found) if found == item(theirs, i) => break,
                 Some(_) => return Err(format!("{mine}: entry {theirs} {i} differs")),
                 None if Instant::now() > deadline => {
-                    return Err(format!("{mine}: entry {theirs} {i} never appeared"))
+                    let missing = (i..PAIR_COUNT)
+                        .filter(|&j| cache.get(&item_key(theirs, j)).is_none())
+                        .count();
+                    let totals = cache.stats();
+                    return Err(format!(
+                        "{mine}: entry {theirs} {i} never appeared ({missing} of theirs from \
+                         {i} on missing; warning: {:?}; store: {totals:?})",
+                        cache.warning()
+                    ));
                 }
                 None => std::thread::sleep(Duration::from_millis(5)),
             }
@@ -141,7 +149,7 @@ fn two_processes_write_and_read_the_same_cache_at_once() {
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "child failed: {}\n{}",
+        "child failed (parent side: {ours:?}): {}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
