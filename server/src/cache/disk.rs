@@ -206,14 +206,21 @@ impl Disk {
         {
             let mut guard = self.conn();
             let Some(conn) = guard.as_ref() else { return };
-            let written = conn
-                .prepare_cached(
+            let write = || {
+                conn.prepare_cached(
                     "INSERT OR REPLACE INTO entries (key, value, checksum, created, last_used, size) \
                      VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
                 )
                 .and_then(|mut stmt| {
                     stmt.execute(params![key.as_bytes(), value, checksum.as_bytes(), when, size])
-                });
+                })
+            };
+            // An answer not stored is paid for again later, so a write that found another
+            // process's lock held past the busy timeout gets one more wait before it is skipped.
+            let written = match write() {
+                Err(e) if is_transient(&e) => write(),
+                other => other,
+            };
             if let Err(e) = written {
                 self.fail(&mut guard, &e, "write");
                 return;
