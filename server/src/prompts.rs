@@ -2,6 +2,7 @@
 
 mod definitions;
 mod exclude;
+mod layout;
 mod mask;
 mod redact;
 mod templates;
@@ -14,6 +15,7 @@ use ropey::Rope;
 
 use crate::action::Action;
 use crate::provider::{Message, Role};
+use layout::{digits, Layout, Lines, Row, FRAME_CHARS};
 
 pub use exclude::{exclusion, is_excluded, Exclusion};
 pub use redact::redact;
@@ -25,17 +27,6 @@ pub use crate::provider::CHARS_PER_TOKEN;
 /// At most this many diagnostics from other tools go into a prompt, each capped in length.
 const MAX_DIAGNOSTICS: usize = 20;
 const MAX_DIAGNOSTIC_CHARS: usize = 400;
-/// Context lines (not selected ones) longer than this are cut: minified code is noise.
-const MAX_CONTEXT_LINE_CHARS: usize = 400;
-/// A partial-line selection is also quoted exactly when it is at most this long.
-const MAX_EXACT_CHARS: usize = 2000;
-/// Chars of selection always sent, even when the fixed parts use up the budget.
-const MIN_SELECTION_CHARS: usize = 256;
-/// At most this many enclosing block headers are pinned above the context.
-const MAX_HEADERS: usize = 4;
-/// Headings, fences and line breaks around the code blocks, counted against the budget.
-const FRAME_CHARS: usize = 300;
-
 /// Everything a prompt is built from; protocol-free so the CLI and the LSP layer share it.
 #[derive(Clone, Debug)]
 pub struct ContextInput<'a> {
@@ -107,22 +98,11 @@ pub struct Coverage {
 /// on the text before masking.
 pub fn build(input: &ContextInput) -> Prompt {
     let text = input.text;
-    let len = text.len_chars();
-    let (mut start, mut end) = (input.selection.start.min(len), input.selection.end.min(len));
-    if start > end {
-        std::mem::swap(&mut start, &mut end);
-    }
-    let first = text.char_to_line(start);
-    let mut last = text.char_to_line(end);
-    // A selection ending at the start of a line does not include that line.
-    if end > start && last > first && end == text.line_to_char(last) {
-        last -= 1;
-    }
+    let lines = Lines::of(text, &input.selection);
+    let (first, last) = (lines.first, lines.last);
     let last_doc_line = last_content_line(text);
-    let lang = fence_lang(input.language_id);
     let width = digits(last.max(last_doc_line.min(last + input.surrounding_lines)) + 1);
     let system = templates::system(input.action);
-
     let diagnostics: Vec<&str> = input
         .diagnostics
         .iter()
@@ -130,133 +110,26 @@ pub fn build(input: &ContextInput) -> Prompt {
         .map(|d| d.trim())
         .collect();
     // The fixed parts are reckoned as they would read unmasked.
-    let header_estimate = chars(&header(input, &diagnostics, |d| d.to_owned()));
-    let task_estimate = templates::task(input.action, first + 1, last + 1);
+    let fixed = chars(system)
+        + chars(&header(input, &diagnostics, |d| d.to_owned()))
+        + chars(&templates::task(input.action, first + 1, last + 1))
+        + FRAME_CHARS;
     let budget = input.token_budget.saturating_mul(CHARS_PER_TOKEN);
-    let fixed = chars(system) + header_estimate + chars(&task_estimate) + FRAME_CHARS;
-    // However small the budget, a prompt without its selection is useless: keep a floor.
-    let mut remaining = budget.saturating_sub(fixed).max(MIN_SELECTION_CHARS);
+    let layout = Layout::plan(
+        input,
+        &lines,
+        width,
+        last_doc_line,
+        budget.saturating_sub(fixed),
+    );
 
-    // The layout first, on the unmasked text: which lines (and how much of each) each block
-    // shows. `(line, chars shown)` per row.
-    let mut selected: Vec<(usize, usize)> = Vec::new();
-    let mut shown_last = last;
-    let mut truncated = None;
-    let mut line_cut = None;
-    for line in first..=last {
-        let n = widen::content_len(text, line);
-        let cost = row_len(line, width, n, n);
-        if cost <= remaining {
-            selected.push((line, n));
-            remaining -= cost;
-            continue;
-        }
-        if line == first {
-            // Even the first line is too long: show what fits of it.
-            let room = remaining.saturating_sub(width + 4).max(1);
-            selected.push((line, n.min(room)));
-            line_cut = Some(n.min(room));
-            remaining = 0;
-            shown_last = first;
-            truncated = Some(if first == last {
-                format!(
-                    "[… selection truncated to fit: the rest of line {} is not shown]\n",
-                    first + 1
-                )
-            } else {
-                format!(
-                    "[… selection truncated to fit: the rest of line {} and lines {}-{} are not shown]\n",
-                    first + 1,
-                    first + 2,
-                    last + 1
-                )
-            });
-        } else {
-            shown_last = line - 1;
-            truncated = Some(format!(
-                "[… selection truncated to fit: lines {}-{} are not shown]\n",
-                line + 1,
-                last + 1
-            ));
-        }
-        break;
-    }
-
-    // The exact text when the selection covers only part of its lines.
-    let whole = widen::lines_to_chars(text, first, last);
-    let mut exact = None;
-    if truncated.is_none() && end > start && (start != whole.start || end < whole.end) {
-        let part = end - start;
-        let cost = part + FRAME_CHARS / 3;
-        if part <= MAX_EXACT_CHARS && cost <= remaining {
-            remaining -= cost;
-            exact = Some(start..end);
-        }
-    }
-
-    // The definitions the selection uses, within a share of what is left: a signature says
-    // more about a call than a line of context does.
-    let (chosen, used) = if truncated.is_none() {
-        definitions::choose(
-            input.definitions,
-            input.file_name,
-            remaining / definitions::SHARE_DIVISOR,
-        )
-    } else {
-        (Vec::new(), 0)
-    };
-    remaining -= used;
-
-    // Context: first the headers of the enclosing blocks that lie above the surrounding lines
-    // (one line each, they say where the code lives), then the closest lines first,
-    // alternating sides, while the budget lasts.
-    let mut before: Vec<(usize, usize)> = Vec::new();
-    let mut after: Vec<(usize, usize)> = Vec::new();
-    let lowest = first.saturating_sub(input.surrounding_lines);
-    let highest = last_doc_line.min(last + input.surrounding_lines);
-    let (mut up, mut down) = (first, last + 1);
-    if truncated.is_none() {
-        let mut take = |line: usize, rows: &mut Vec<(usize, usize)>| {
-            let n = widen::content_len(text, line);
-            let shown = n.min(MAX_CONTEXT_LINE_CHARS);
-            let cost = row_len(line, width, n, shown) + 2;
-            if cost > remaining {
-                return false;
-            }
-            remaining -= cost;
-            rows.push((line, shown));
-            true
-        };
-        for h in widen::enclosing_headers(text, first, last, MAX_HEADERS) {
-            if h < lowest {
-                take(h, &mut before);
-            }
-        }
-        let (mut up_open, mut down_open) = (true, true);
-        while up_open || down_open {
-            if up_open {
-                up_open = up > lowest && take(up - 1, &mut before);
-                if up_open {
-                    up -= 1;
-                }
-            }
-            if down_open {
-                down_open = down <= highest && take(down, &mut after);
-                if down_open {
-                    down += 1;
-                }
-            }
-        }
-        before.sort_by_key(|(line, _)| *line);
-    }
-    let context_truncated = up > lowest || down <= highest;
-
-    // Then the secrets on exactly those lines, and every piece masked where it overlaps one.
+    // Then the secrets on exactly the lines shown, and every piece masked where it overlaps one.
     let secrets = if input.redact {
-        let shown: Vec<(usize, usize)> = before
+        let shown: Vec<Row> = layout
+            .before
             .iter()
-            .chain(&selected)
-            .chain(&after)
+            .chain(&layout.selected)
+            .chain(&layout.after)
             .copied()
             .collect();
         mask::scan(text, &shown)
@@ -264,10 +137,62 @@ pub fn build(input: &ContextInput) -> Prompt {
         Vec::new()
     };
     let mut masker = mask::Masker::new(text, secrets, input.redact);
-    let row = |masker: &mut mask::Masker, (line, shown): (usize, usize)| {
+    let user = write_user(input, &lines, &layout, &diagnostics, &mut masker);
+
+    let context_lines = layout.context_lines(&lines);
+    let truncated = layout.truncated.is_some();
+    let note = coverage_note(
+        (first, last),
+        layout.shown_last,
+        layout.line_cut,
+        truncated,
+        layout.context_truncated,
+        context_lines,
+    );
+    Prompt {
+        messages: vec![
+            Message {
+                role: Role::System,
+                content: system.to_owned(),
+            },
+            Message {
+                role: Role::User,
+                content: user,
+            },
+        ],
+        redactions: masker.count(),
+        selection_lines: (to_u32(first), to_u32(last)),
+        coverage: Coverage {
+            covered_lines: (to_u32(first), to_u32(layout.shown_last)),
+            truncated,
+            context_lines: (to_u32(context_lines.0), to_u32(context_lines.1)),
+            context_truncated: layout.context_truncated,
+            note,
+        },
+        definitions: layout
+            .chosen
+            .iter()
+            .map(|c| definitions::note(&input.definitions[c.index], input.file_name))
+            .collect(),
+    }
+}
+
+/// The user message: header, the code blocks the layout planned (masked), the definitions,
+/// and the task.
+fn write_user(
+    input: &ContextInput,
+    lines: &Lines,
+    layout: &Layout,
+    diagnostics: &[&str],
+    masker: &mut mask::Masker,
+) -> String {
+    let text = input.text;
+    let (first, last) = (lines.first, lines.last);
+    let lang = fence_lang(input.language_id);
+    let mut row = |(line, shown): Row| {
         let n = widen::content_len(text, line);
         let begin = text.line_to_char(line);
-        let mut row = format!("{:>width$} |", line + 1);
+        let mut row = format!("{:>width$} |", line + 1, width = layout.width);
         if shown > 0 {
             row.push(' ');
             row.push_str(&masker.piece(begin..begin + shown));
@@ -278,14 +203,15 @@ pub fn build(input: &ContextInput) -> Prompt {
         row.push('\n');
         row
     };
-    let selected: String = selected.iter().map(|r| row(&mut masker, *r)).collect();
-    let before: Vec<(usize, String)> = before.iter().map(|r| (r.0, row(&mut masker, *r))).collect();
-    let after: Vec<(usize, String)> = after.iter().map(|r| (r.0, row(&mut masker, *r))).collect();
-    let exact = exact.map(|range| masker.piece(range));
-    let header = header(input, &diagnostics, |d| masker.other(d));
+    let selected: String = layout.selected.iter().map(|r| row(*r)).collect();
+    let before: Vec<(usize, String)> = layout.before.iter().map(|r| (r.0, row(*r))).collect();
+    let after: Vec<(usize, String)> = layout.after.iter().map(|r| (r.0, row(*r))).collect();
+    let exact = layout.exact.clone().map(|range| masker.piece(range));
+    let header = header(input, diagnostics, |d| masker.other(d));
     // Definitions come from other documents too: masked as text of their own, and for
     // quotes of this document's secrets.
-    let defs: Vec<(String, String)> = chosen
+    let defs: Vec<(String, String)> = layout
+        .chosen
         .iter()
         .map(|c| {
             let d = &input.definitions[c.index];
@@ -317,7 +243,7 @@ pub fn build(input: &ContextInput) -> Prompt {
         user,
         "\nSelected code ({}):\n{fence}{lang}\n{selected}{}{fence}\n",
         span(first + 1, last + 1),
-        truncated.as_deref().unwrap_or("")
+        layout.truncated.as_deref().unwrap_or("")
     );
     if let Some(part) = &exact {
         let _ = write!(
@@ -342,53 +268,15 @@ pub fn build(input: &ContextInput) -> Prompt {
     let _ = write!(
         user,
         "\n{}\n",
-        templates::task(input.action, first + 1, shown_last + 1)
+        templates::task(input.action, first + 1, layout.shown_last + 1)
     );
-    if truncated.is_some() {
+    if layout.truncated.is_some() {
         let _ = writeln!(
             user,
             "The selection was too long and is truncated; work with the part shown and say so."
         );
     }
-
-    let context_lines = if truncated.is_some() {
-        (first, shown_last)
-    } else {
-        (up, down - 1)
-    };
-    let note = coverage_note(
-        (first, last),
-        shown_last,
-        line_cut,
-        truncated.is_some(),
-        context_truncated,
-        context_lines,
-    );
-    Prompt {
-        messages: vec![
-            Message {
-                role: Role::System,
-                content: system.to_owned(),
-            },
-            Message {
-                role: Role::User,
-                content: user,
-            },
-        ],
-        redactions: masker.count(),
-        selection_lines: (to_u32(first), to_u32(last)),
-        coverage: Coverage {
-            covered_lines: (to_u32(first), to_u32(shown_last)),
-            truncated: truncated.is_some(),
-            context_lines: (to_u32(context_lines.0), to_u32(context_lines.1)),
-            context_truncated,
-            note,
-        },
-        definitions: chosen
-            .iter()
-            .map(|c| definitions::note(&input.definitions[c.index], input.file_name))
-            .collect(),
-    }
+    user
 }
 
 /// The file, the language, and the diagnostics of other tools, each passed through `show`.
@@ -472,14 +360,6 @@ fn grouped(n: usize) -> String {
     out
 }
 
-/// The length in chars of a row `"{n} | {line}\n"` showing `shown` of the line's `n` chars.
-fn row_len(line: usize, width: usize, n: usize, shown: usize) -> usize {
-    let number = width.max(digits(line + 1)) + 2;
-    let content = if shown > 0 { 1 + shown } else { 0 };
-    let marker = if shown < n { 2 } else { 0 };
-    number + content + marker + 1
-}
-
 /// Rows in line order, with `⋮` where lines are skipped.
 fn with_gaps(rows: &[(usize, String)]) -> String {
     let mut out = String::new();
@@ -547,10 +427,6 @@ fn cut(s: &str, max: usize) -> String {
 
 fn chars(s: &str) -> usize {
     s.chars().count()
-}
-
-fn digits(n: usize) -> usize {
-    n.to_string().len()
 }
 
 fn to_u32(n: usize) -> u32 {
