@@ -177,8 +177,84 @@ pub fn build(input: &ContextInput) -> Prompt {
     }
 }
 
-/// The user message: header, the code blocks the layout planned (masked), the definitions,
-/// and the task.
+/// The code blocks the layout planned, as masked text.
+struct Blocks {
+    /// File, language and other tools' diagnostics.
+    header: String,
+    selected: String,
+    before: Vec<(usize, String)>,
+    after: Vec<(usize, String)>,
+    exact: Option<String>,
+    /// Each quoted definition's origin and code.
+    defs: Vec<(String, String)>,
+}
+
+impl Blocks {
+    /// Masks in the order the message was always masked in, so markers keep their numbers.
+    fn render(
+        input: &ContextInput,
+        layout: &Layout,
+        diagnostics: &[&str],
+        masker: &mut mask::Masker,
+    ) -> Blocks {
+        let text = input.text;
+        let mut row = |(line, shown): Row| {
+            let n = widen::content_len(text, line);
+            let begin = text.line_to_char(line);
+            let mut row = format!("{:>width$} |", line + 1, width = layout.width);
+            if shown > 0 {
+                row.push(' ');
+                row.push_str(&masker.piece(begin..begin + shown));
+            }
+            if shown < n {
+                row.push_str(" …");
+            }
+            row.push('\n');
+            row
+        };
+        let selected = layout.selected.iter().map(|r| row(*r)).collect();
+        let before = layout.before.iter().map(|r| (r.0, row(*r))).collect();
+        let after = layout.after.iter().map(|r| (r.0, row(*r))).collect();
+        let exact = layout.exact.clone().map(|range| masker.piece(range));
+        let header = header(input, diagnostics, |d| masker.other(d));
+        // Definitions come from other documents too: masked as text of their own, and for
+        // quotes of this document's secrets.
+        let defs = layout
+            .chosen
+            .iter()
+            .map(|c| {
+                let d = &input.definitions[c.index];
+                (
+                    definitions::origin(d, input.file_name),
+                    masker.other(&definitions::code(d, c.full)),
+                )
+            })
+            .collect();
+        Blocks {
+            header,
+            selected,
+            before,
+            after,
+            exact,
+            defs,
+        }
+    }
+
+    /// A fence longer than any backtick run in the blocks.
+    fn fence(&self) -> String {
+        fence_for(
+            self.before
+                .iter()
+                .chain(&self.after)
+                .map(|(_, row)| row.as_str())
+                .chain([self.selected.as_str(), self.exact.as_deref().unwrap_or("")])
+                .chain(self.defs.iter().map(|(_, code)| code.as_str())),
+        )
+    }
+}
+
+/// The user message: header, the code blocks the layout planned, the definitions, and the
+/// task.
 fn write_user(
     input: &ContextInput,
     lines: &Lines,
@@ -186,50 +262,18 @@ fn write_user(
     diagnostics: &[&str],
     masker: &mut mask::Masker,
 ) -> String {
-    let text = input.text;
     let (first, last) = (lines.first, lines.last);
     let lang = fence_lang(input.language_id);
-    let mut row = |(line, shown): Row| {
-        let n = widen::content_len(text, line);
-        let begin = text.line_to_char(line);
-        let mut row = format!("{:>width$} |", line + 1, width = layout.width);
-        if shown > 0 {
-            row.push(' ');
-            row.push_str(&masker.piece(begin..begin + shown));
-        }
-        if shown < n {
-            row.push_str(" …");
-        }
-        row.push('\n');
-        row
-    };
-    let selected: String = layout.selected.iter().map(|r| row(*r)).collect();
-    let before: Vec<(usize, String)> = layout.before.iter().map(|r| (r.0, row(*r))).collect();
-    let after: Vec<(usize, String)> = layout.after.iter().map(|r| (r.0, row(*r))).collect();
-    let exact = layout.exact.clone().map(|range| masker.piece(range));
-    let header = header(input, diagnostics, |d| masker.other(d));
-    // Definitions come from other documents too: masked as text of their own, and for
-    // quotes of this document's secrets.
-    let defs: Vec<(String, String)> = layout
-        .chosen
-        .iter()
-        .map(|c| {
-            let d = &input.definitions[c.index];
-            (
-                definitions::origin(d, input.file_name),
-                masker.other(&definitions::code(d, c.full)),
-            )
-        })
-        .collect();
-
-    let fence = fence_for(
-        before
-            .iter()
-            .chain(&after)
-            .map(|(_, row)| row.as_str())
-            .chain([selected.as_str(), exact.as_deref().unwrap_or("")])
-            .chain(defs.iter().map(|(_, code)| code.as_str())),
-    );
+    let blocks = Blocks::render(input, layout, diagnostics, masker);
+    let fence = blocks.fence();
+    let Blocks {
+        header,
+        selected,
+        before,
+        after,
+        exact,
+        defs,
+    } = blocks;
     let mut user = header;
     if let Some((from, _)) = before.first() {
         let _ = write!(
