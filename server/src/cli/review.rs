@@ -194,6 +194,49 @@ struct State {
     cut: Vec<Vec<String>>,
 }
 
+impl State {
+    /// Every file reported as cached and free until its requests settle.
+    fn new(work: &[Work], tier: &str, estimate: Option<f64>) -> State {
+        let reports = work
+            .iter()
+            .map(|w| FileReport {
+                path: w.target.display.clone(),
+                tier: tier.to_owned(),
+                cached: true,
+                cost_usd: Some(0.0),
+                chunks: w.chunks.len(),
+                ..FileReport::default()
+            })
+            .collect();
+        let total: usize = work.iter().map(|w| w.chunks.len()).sum();
+        State {
+            reports,
+            spend: Spend::default(),
+            estimate,
+            stop: None,
+            progress: progress_bar(total as u64),
+            set: JoinSet::new(),
+            masked: vec![0; work.len()],
+            cut: vec![Vec::new(); work.len()],
+        }
+    }
+
+    /// Per file: what the budget cut of its chunks, and how many secrets were masked.
+    fn file_notes(&self, work: &[Work]) -> Vec<String> {
+        let mut notes = Vec::new();
+        for (index, file) in work.iter().enumerate() {
+            let path = &file.target.display;
+            notes.extend(self.cut[index].iter().map(|note| format!("{path}: {note}")));
+            match self.masked[index] {
+                0 => {}
+                1 => notes.push(format!("{path}: 1 secret masked before sending")),
+                n => notes.push(format!("{path}: {n} secrets masked before sending")),
+            }
+        }
+        notes
+    }
+}
+
 impl Dispatch {
     /// Starts the requests in file order, at most `jobs` at once and no faster than the bucket
     /// allows; a file is started only if the money spent, plus what requests in flight may
@@ -205,28 +248,7 @@ impl Dispatch {
         estimate: Option<f64>,
         skipped: &mut Vec<Skip>,
     ) -> (Vec<FileReport>, Vec<String>) {
-        let reports = work
-            .iter()
-            .map(|w| FileReport {
-                path: w.target.display.clone(),
-                tier: self.tier.clone(),
-                cached: true,
-                cost_usd: Some(0.0),
-                chunks: w.chunks.len(),
-                ..FileReport::default()
-            })
-            .collect();
-        let total: usize = work.iter().map(|w| w.chunks.len()).sum();
-        let mut state = State {
-            reports,
-            spend: Spend::default(),
-            estimate,
-            stop: None,
-            progress: progress_bar(total as u64),
-            set: JoinSet::new(),
-            masked: vec![0; work.len()],
-            cut: vec![Vec::new(); work.len()],
-        };
+        let mut state = State::new(work, &self.tier, estimate);
         let bucket = TokenBucket::new(args.rate, 1);
         let jobs = usize::from(args.jobs);
         let mut notes = Vec::new();
@@ -239,24 +261,9 @@ impl Dispatch {
             if state.stop.is_none() {
                 if let (Some(cap), Some(per_request)) = (args.max_cost, estimate) {
                     let need = per_request * file.chunks.len() as f64;
-                    loop {
-                        if state.spend.spent + state.spend.reserved + need <= cap + 1e-12 {
-                            state.spend.reserved += need;
-                            break;
-                        }
-                        // Requests in flight usually cost less than reserved: see what they cost first.
-                        match state.set.join_next().await {
-                            Some(done) => self.settle(&mut state, done),
-                            None => {
-                                let why = format!(
-                                    "--max-cost {cap} USD reached: spent ${:.6}, the next file may cost up to ${need:.6}",
-                                    state.spend.spent
-                                );
-                                notes.push(why.clone());
-                                state.stop = Some(why);
-                                break;
-                            }
-                        }
+                    if let Some(why) = self.reserve(&mut state, cap, need).await {
+                        notes.push(why.clone());
+                        state.stop = Some(why);
                     }
                 }
             }
@@ -268,50 +275,14 @@ impl Dispatch {
                 continue;
             }
             started[index] = true;
-            for chunk in &file.chunks {
-                self.wait_for_slot(&mut state, jobs).await;
-                let job = Job {
-                    tier: Some(self.tier.clone()),
-                    fresh: self.fresh,
-                    tree: file.tree.clone(),
-                    verify: self.verify,
-                    ..Job::new(
-                        Action::Review,
-                        &file.target.display,
-                        files::language_id(&file.target.display),
-                        file.text.clone(),
-                        chunk.clone(),
-                    )
-                };
-                // Only requests that go upstream count against the provider's rate limit: a
-                // rerun answered from the cache is not slowed down.
-                if !self.engine.is_cached(&job) {
-                    bucket.acquire().await;
-                }
-                let engine = self.engine.clone();
-                state.progress.set_message(file.target.display.clone());
-                state
-                    .set
-                    .spawn(async move { (index, engine.run(job, None).await) });
-            }
+            self.start_file(&mut state, index, file, &bucket, jobs)
+                .await;
         }
         while let Some(done) = state.set.join_next().await {
             self.settle(&mut state, done);
         }
         state.progress.finish_and_clear();
-        for (index, file) in work.iter().enumerate() {
-            let path = &file.target.display;
-            notes.extend(
-                state.cut[index]
-                    .iter()
-                    .map(|note| format!("{path}: {note}")),
-            );
-            match state.masked[index] {
-                0 => {}
-                1 => notes.push(format!("{path}: 1 secret masked before sending")),
-                n => notes.push(format!("{path}: {n} secrets masked before sending")),
-            }
-        }
+        notes.extend(state.file_notes(work));
         let files = state
             .reports
             .into_iter()
@@ -320,6 +291,64 @@ impl Dispatch {
             .map(|(r, _)| r)
             .collect();
         (files, notes)
+    }
+
+    /// Reserves `need` dollars under `cap`, waiting for requests in flight to settle what
+    /// they really cost (usually less than reserved) while it does not fit. Returns why the
+    /// run stops when it still does not fit with nothing left in flight.
+    async fn reserve(&self, state: &mut State, cap: f64, need: f64) -> Option<String> {
+        loop {
+            if state.spend.spent + state.spend.reserved + need <= cap + 1e-12 {
+                state.spend.reserved += need;
+                return None;
+            }
+            match state.set.join_next().await {
+                Some(done) => self.settle(state, done),
+                None => {
+                    return Some(format!(
+                        "--max-cost {cap} USD reached: spent ${:.6}, the next file may cost up to ${need:.6}",
+                        state.spend.spent
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Starts one request per chunk of `file`, each when a slot is free.
+    async fn start_file(
+        &self,
+        state: &mut State,
+        index: usize,
+        file: &Work,
+        bucket: &TokenBucket,
+        jobs: usize,
+    ) {
+        for chunk in &file.chunks {
+            self.wait_for_slot(state, jobs).await;
+            let job = Job {
+                tier: Some(self.tier.clone()),
+                fresh: self.fresh,
+                tree: file.tree.clone(),
+                verify: self.verify,
+                ..Job::new(
+                    Action::Review,
+                    &file.target.display,
+                    files::language_id(&file.target.display),
+                    file.text.clone(),
+                    chunk.clone(),
+                )
+            };
+            // Only requests that go upstream count against the provider's rate limit: a
+            // rerun answered from the cache is not slowed down.
+            if !self.engine.is_cached(&job) {
+                bucket.acquire().await;
+            }
+            let engine = self.engine.clone();
+            state.progress.set_message(file.target.display.clone());
+            state
+                .set
+                .spawn(async move { (index, engine.run(job, None).await) });
+        }
     }
 
     async fn wait_for_slot(&self, state: &mut State, jobs: usize) {
