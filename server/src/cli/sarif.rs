@@ -61,6 +61,9 @@ fn fingerprint(path: &str, severity: &Severity, message: &str) -> String {
 }
 
 /// The SARIF log. `root` is the repository root the artifact URIs are relative to.
+///
+/// Long on purpose: one JSON document written top to bottom in the order of SARIF 2.1.0
+/// schema, so it can be checked against the specification by reading it once.
 pub fn sarif(report: &ReviewReport, root: &Path) -> Value {
     let results: Vec<Value> = report
         .findings()

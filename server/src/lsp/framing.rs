@@ -117,6 +117,10 @@ pub(crate) struct Decoder {
 }
 
 impl Decoder {
+    /// The next frame, or `None` when more input is needed.
+    ///
+    /// Long on purpose: the decoder's one state machine (skipping, hunting, headers, body);
+    /// its states hand over to each other through `continue`, which a split would scatter.
     pub(crate) fn next_frame(&mut self) -> Option<Frame> {
         loop {
             if self.skip > 0 {

@@ -399,6 +399,9 @@ impl Window {
 /// With `enclosing = Some((first, last))` it stops at the first line break that reaches
 /// line `last` or later while no bracket opened above `first` is still open: every pair it
 /// would find after that opens at `first` or below.
+///
+/// Long on purpose: one lexer loop whose states (strings, comments, brackets) share the
+/// position, the line count and the stack; split up, each part would take all of them.
 fn bracket_pairs(bytes: &[u8], lo: usize, enclosing: Option<(usize, usize)>) -> Vec<Pair> {
     let at = |i: usize| bytes.get(i).copied().unwrap_or(0);
     let mut pairs = Vec::new();

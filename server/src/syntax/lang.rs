@@ -178,6 +178,8 @@ impl Lang {
     /// Besides functions and classes: Rust `const`/`static`/`type`, Go `type`/`const`/`var`
     /// specs, TypeScript `type` aliases, and module-level bindings (`X = 1` in Python,
     /// `const X = …` in JavaScript, where an arrow function counts as a function).
+    ///
+    /// Long on purpose: one table over the grammars' node kinds, a language per arm.
     pub(crate) fn definition(
         self,
         node: Node,

@@ -14,7 +14,7 @@ use crate::docs::{AnchorState, Snapshot};
 use crate::lsp::commands::{ActionArgs, Command};
 use crate::lsp::error::LspResult;
 use crate::lsp::proto::{self, DiagnosticData};
-use crate::lsp::session::{ClientFlags, Session};
+use crate::lsp::session::{AnswerRecord, ClientFlags, Session};
 use crate::prompts::Widening;
 use crate::render;
 use crate::syntax::Parsed;
@@ -68,51 +68,30 @@ fn list(
     let enc = session.encoding();
     let config = session.config();
     let requested = proto::chars(&snap.text, params.range, enc);
-    let diagnostics: Vec<String> = params
-        .context
-        .diagnostics
-        .iter()
-        .filter(|d| d.source.as_deref() != Some(super::publish::SOURCE))
-        .map(|d| match &d.source {
-            Some(src) => format!("{src}: {}", d.message),
-            None => d.message.clone(),
-        })
-        .collect();
-    let only = params.context.only.clone();
-    let wanted = |k: &lsp::CodeActionKind| match &only {
-        None => true,
-        Some(only) => only.iter().any(|o| {
-            k.as_str() == o.as_str() || k.as_str().starts_with(&format!("{}.", o.as_str()))
-        }),
-    };
+    let diagnostics = other_tools(&params.context.diagnostics);
+    let only = params.context.only.as_deref();
 
     let flags = session.flags();
     let mut actions: Vec<lsp::CodeActionOrCommand> = Vec::new();
     // Escalations of an answer whose code failed its check: listed before anything else.
     let mut first: Vec<lsp::CodeActionOrCommand> = Vec::new();
     // A quick fix is an edit, which only a `CodeAction` literal can carry.
-    let fixes = if flags.code_action_literals {
-        quick_fixes(
+    if flags.code_action_literals && wanted(only, &lsp::CodeActionKind::QUICKFIX) {
+        let fixes = quick_fixes(
             session,
             uri,
             &snap.text,
             snap.version,
             &params.context.diagnostics,
-        )
-    } else {
-        Vec::new()
-    };
-    for fix in fixes {
-        if wanted(&lsp::CodeActionKind::QUICKFIX) {
-            actions.push(lsp::CodeActionOrCommand::CodeAction(fix));
-        }
+        );
+        actions.extend(fixes.into_iter().map(lsp::CodeActionOrCommand::CodeAction));
     }
     let answers = session.answers(uri);
     // Widened once for every action listed (the block search is the listing's main cost).
     let widening = std::cell::OnceCell::new();
     for action in Action::ALL {
         let kind = kind(action);
-        if !wanted(&kind) {
+        if !wanted(only, &kind) {
             continue;
         }
         let selection = widening
@@ -120,7 +99,6 @@ fn list(
             .of(action)
             .chars;
         let range = proto::lsp_range_of(&snap.text, selection.clone(), enc);
-        let base = &config.action(action).tier;
         let args = |tier: Option<&str>, fresh: bool, answer: Option<u64>| ActionArgs {
             uri: uri.to_owned(),
             range,
@@ -129,13 +107,15 @@ fn list(
             diagnostics: diagnostics.clone(),
             answer,
         };
+        let base = &config.action(action).tier;
+        let title = format!(
+            "{} ({})",
+            Command::Run(action).title(),
+            label(&config, base)
+        );
         actions.push(command_action(
             &flags,
-            format!(
-                "{} ({})",
-                Command::Run(action).title(),
-                label(&config, base)
-            ),
+            title,
             &kind,
             action,
             args(None, false, None),
@@ -146,36 +126,80 @@ fn list(
                 && matches!(session.docs.resolve(uri, a.origin), AnchorState::Live(r) if overlaps(&r, &selection))
         });
         if let Some(answer) = answered {
-            let id = Some(answer.origin.to_raw());
-            let escalations = if answer.verified == Some(false) {
-                &mut first
-            } else {
-                &mut actions
-            };
-            for tier in &config.action(action).escalate {
-                escalations.push(command_action(
-                    &flags,
-                    format!("{} with {}", action.title(), label(&config, tier)),
-                    &kind,
-                    action,
-                    args(Some(tier), false, id),
-                ));
-            }
-            actions.push(command_action(
-                &flags,
-                format!(
-                    "Regenerate: {} ({})",
-                    action.title(),
-                    label(&config, &answer.tier)
-                ),
-                &kind,
+            let listed = Listed {
+                flags: &flags,
+                kind: &kind,
                 action,
-                args(Some(&answer.tier), true, id),
-            ));
+            };
+            follow_ups(&listed, &config, answer, args, &mut first, &mut actions);
         }
     }
     first.append(&mut actions);
     Ok(Some(first))
+}
+
+/// What the entries of one action share.
+struct Listed<'a> {
+    flags: &'a ClientFlags,
+    kind: &'a lsp::CodeActionKind,
+    action: Action,
+}
+
+impl Listed<'_> {
+    fn command(&self, title: String, args: ActionArgs) -> lsp::CodeActionOrCommand {
+        command_action(self.flags, title, self.kind, self.action, args)
+    }
+}
+
+/// The escalations and the regeneration of `answer`; escalations of an answer whose code
+/// failed its check go `first`, everything else after the actions listed so far.
+fn follow_ups(
+    listed: &Listed,
+    config: &Config,
+    answer: &AnswerRecord,
+    args: impl Fn(Option<&str>, bool, Option<u64>) -> ActionArgs,
+    first: &mut Vec<lsp::CodeActionOrCommand>,
+    actions: &mut Vec<lsp::CodeActionOrCommand>,
+) {
+    let action = listed.action;
+    let id = Some(answer.origin.to_raw());
+    let escalations = if answer.verified == Some(false) {
+        first
+    } else {
+        &mut *actions
+    };
+    for tier in &config.action(action).escalate {
+        let title = format!("{} with {}", action.title(), label(config, tier));
+        escalations.push(listed.command(title, args(Some(tier), false, id)));
+    }
+    let title = format!(
+        "Regenerate: {} ({})",
+        action.title(),
+        label(config, &answer.tier)
+    );
+    actions.push(listed.command(title, args(Some(&answer.tier), true, id)));
+}
+
+/// Other tools' diagnostics on the range, as the prompt quotes them (ours left out).
+fn other_tools(diagnostics: &[lsp::Diagnostic]) -> Vec<String> {
+    diagnostics
+        .iter()
+        .filter(|d| d.source.as_deref() != Some(super::publish::SOURCE))
+        .map(|d| match &d.source {
+            Some(src) => format!("{src}: {}", d.message),
+            None => d.message.clone(),
+        })
+        .collect()
+}
+
+/// Whether the client's `only` filter lets actions of `kind` through (a kind and its
+/// sub-kinds, as the specification says).
+fn wanted(only: Option<&[lsp::CodeActionKind]>, kind: &lsp::CodeActionKind) -> bool {
+    only.is_none_or(|only| {
+        only.iter().any(|o| {
+            kind.as_str() == o.as_str() || kind.as_str().starts_with(&format!("{}.", o.as_str()))
+        })
+    })
 }
 
 pub fn label(config: &Config, tier: &str) -> String {
