@@ -61,7 +61,7 @@ where
                 );
                 Response::from_error(id, err.into())
             });
-            return futures::future::ready(Ok(reply)).boxed();
+            return ready(reply);
         }
         match req.method() {
             Shutdown::METHOD if req.id().is_some() => session.mark_shutdown_requested(),
@@ -78,8 +78,7 @@ where
                     format!("codetier does not implement {method}"),
                 );
                 let id = id.unwrap_or(Id::Null);
-                return futures::future::ready(Ok(Some(Response::from_error(id, err.into()))))
-                    .boxed();
+                return ready(Some(Response::from_error(id, err.into())));
             }
             _ => {}
         }
@@ -89,55 +88,21 @@ where
                     let (method, _, params) = req.into_parts();
                     handlers::sync::apply(session, &method, params.unwrap_or(Value::Null));
                 }
-                return futures::future::ready(Ok(None)).boxed();
+                return ready(None);
             }
             Cancel::METHOD => {
                 if let Some(id) = req.params().and_then(|p| p.get("id")) {
                     session.cancel_request(&id_key_value(id));
                 }
             }
-            framing::INVALID_MESSAGE => {
-                return futures::future::ready(Ok(Some(rejected(req)))).boxed()
-            }
+            framing::INVALID_MESSAGE => return ready(Some(rejected(req))),
             WorkDoneProgressCancel::METHOD => {
                 if let Some(token) = req.params().and_then(|p| p.get("token")) {
                     session.cancel_progress(&token_key(token));
                 }
-                return futures::future::ready(Ok(None)).boxed();
+                return ready(None);
             }
-            method if handlers::is_ours(method) => {
-                let (method, id, params) = req.into_parts();
-                let Some(id) = id else {
-                    tracing::warn!(%method, "ignoring {method} sent as a notification");
-                    return futures::future::ready(Ok(None)).boxed();
-                };
-                if !session.is_initialized() {
-                    let err = LspError::new(Code::ServerNotInitialized, "server not initialized");
-                    return futures::future::ready(Ok(Some(Response::from_error(id, err.into()))))
-                        .boxed();
-                }
-                // Stamped now: the handler sees the document as it was when the request arrived.
-                let key = id_key(&id);
-                let cancel = session.register_request(key.clone());
-                let work = handlers::route(
-                    session,
-                    &method,
-                    params.unwrap_or(Value::Null),
-                    cancel.clone(),
-                );
-                let session = session.clone();
-                let label = method.to_string();
-                return async move {
-                    let result = tokio::select! {
-                        biased;
-                        () = cancel.cancelled() => Err(LspError::cancelled().into()),
-                        r = AssertUnwindSafe(work).catch_unwind() => r.unwrap_or_else(|panic| Err(panicked(&label, &panic))),
-                    };
-                    session.finish_request(&key);
-                    Ok(Some(Response::from_parts(id, result)))
-                }
-                .boxed();
-            }
+            method if handlers::is_ours(method) => return ours(session, req),
             _ => {}
         }
         let id = req.id().cloned();
@@ -154,6 +119,45 @@ where
         }
         .boxed()
     }
+}
+
+/// One of our requests: refused before `initialize`, else routed to its handler, stamped with
+/// the document as it was when the request arrived, and raced against its cancellation.
+fn ours(session: &Arc<Session>, req: Request) -> BoxFuture<'static, Reply> {
+    let (method, id, params) = req.into_parts();
+    let Some(id) = id else {
+        tracing::warn!(%method, "ignoring {method} sent as a notification");
+        return ready(None);
+    };
+    if !session.is_initialized() {
+        let err = LspError::new(Code::ServerNotInitialized, "server not initialized");
+        return ready(Some(Response::from_error(id, err.into())));
+    }
+    let key = id_key(&id);
+    let cancel = session.register_request(key.clone());
+    let work = handlers::route(
+        session,
+        &method,
+        params.unwrap_or(Value::Null),
+        cancel.clone(),
+    );
+    let session = session.clone();
+    let label = method.to_string();
+    async move {
+        let result = tokio::select! {
+            biased;
+            () = cancel.cancelled() => Err(LspError::cancelled().into()),
+            r = AssertUnwindSafe(work).catch_unwind() => r.unwrap_or_else(|panic| Err(panicked(&label, &panic))),
+        };
+        session.finish_request(&key);
+        Ok(Some(Response::from_parts(id, result)))
+    }
+    .boxed()
+}
+
+/// A reply known at once.
+fn ready(reply: Option<Response>) -> BoxFuture<'static, Reply> {
+    futures::future::ready(Ok(reply)).boxed()
 }
 
 /// The error response for input the framing guard rejected.
