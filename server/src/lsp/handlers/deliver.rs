@@ -170,51 +170,70 @@ async fn place(
             }
             delivered
         }
-        Action::Review => {
-            let notes = origin
-                .map(|o| review_notes(session, uri, o, job, &range, outcome))
-                .unwrap_or_default();
-            let count = notes.len();
-            session.replace_notes(uri, Action::Review, range, notes);
-            session.republish(uri);
-            if count == 0 {
-                editor::show_message(
-                    client,
-                    lsp::MessageType::INFO,
-                    "codetier review: no findings",
-                )
-                .await;
-            }
-            vec![]
-        }
-        Action::Explain => {
-            let Some(explanation) = outcome.explanation.clone() else {
-                return vec![];
-            };
-            let headline = explanation.headline.clone();
-            let mut notes = Vec::new();
-            if let Some(anchor) = session.docs.anchor(uri, range.clone()) {
-                if let Some(origin) = origin {
-                    notes.push(Note {
-                        anchor,
-                        origin,
-                        action: Action::Explain,
-                        tier: outcome.tier.clone(),
-                        kind: NoteKind::Explanation(explanation),
-                    });
-                }
-            }
-            session.replace_notes(uri, Action::Explain, range, notes);
-            session.republish(uri);
-            editor::show_message(
-                client,
-                lsp::MessageType::INFO,
-                format!("codetier: {headline}"),
-            )
-            .await;
-            vec![("headline", json!(headline))]
-        }
+        Action::Review => attach_review(session, client, uri, origin, range, job, outcome).await,
+        Action::Explain => attach_explanation(session, client, uri, origin, range, outcome).await,
     }
+}
+
+/// The findings as diagnostics over `range`; says so when there are none.
+async fn attach_review(
+    session: &Session,
+    client: &Client,
+    uri: &str,
+    origin: Option<AnchorId>,
+    range: Range<usize>,
+    job: &Job,
+    outcome: &Outcome,
+) -> Vec<(&'static str, Value)> {
+    let notes = origin
+        .map(|o| review_notes(session, uri, o, job, &range, outcome))
+        .unwrap_or_default();
+    let count = notes.len();
+    session.replace_notes(uri, Action::Review, range, notes);
+    session.republish(uri);
+    if count == 0 {
+        editor::show_message(
+            client,
+            lsp::MessageType::INFO,
+            "codetier review: no findings",
+        )
+        .await;
+    }
+    vec![]
+}
+
+/// The explanation as a note over `range` (its hover), and its headline shown.
+async fn attach_explanation(
+    session: &Session,
+    client: &Client,
+    uri: &str,
+    origin: Option<AnchorId>,
+    range: Range<usize>,
+    outcome: &Outcome,
+) -> Vec<(&'static str, Value)> {
+    let Some(explanation) = outcome.explanation.clone() else {
+        return vec![];
+    };
+    let headline = explanation.headline.clone();
+    let mut notes = Vec::new();
+    if let (Some(anchor), Some(origin)) = (session.docs.anchor(uri, range.clone()), origin) {
+        notes.push(Note {
+            anchor,
+            origin,
+            action: Action::Explain,
+            tier: outcome.tier.clone(),
+            kind: NoteKind::Explanation(explanation),
+        });
+    }
+    session.replace_notes(uri, Action::Explain, range, notes);
+    session.republish(uri);
+    editor::show_message(
+        client,
+        lsp::MessageType::INFO,
+        format!("codetier: {headline}"),
+    )
+    .await;
+    vec![("headline", json!(headline))]
 }
 
 /// Where the request's code is now; when it was edited (or is gone), its anchor is released,
