@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{bail, ensure, Context};
 use codetier_tests::fake::{Answer, Behavior, FakeProvider, Script};
@@ -169,6 +170,9 @@ pub fn instruction_counts(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Numbers the profiles kept, in the order the rows run.
+static KEPT: AtomicUsize = AtomicUsize::new(0);
+
 /// Total instructions of one callgrind run of `workload` repeated `n` times.
 fn count(
     bin: &Path,
@@ -192,7 +196,16 @@ fn count(
     workload(&mut lsp, n)?;
     lsp.shutdown()?;
     let text = std::fs::read_to_string(&out).with_context(|| format!("read {}", out.display()))?;
-    let _ = std::fs::remove_file(&out);
+    // CODETIER_BENCH_CALLGRIND_DIR keeps each profile there, for `callgrind_annotate`.
+    match std::env::var_os("CODETIER_BENCH_CALLGRIND_DIR") {
+        Some(keep) => {
+            let name = format!("callgrind.{}.{n}", KEPT.fetch_add(1, Ordering::Relaxed));
+            std::fs::rename(&out, Path::new(&keep).join(name)).context("keep the profile")?;
+        }
+        None => {
+            let _ = std::fs::remove_file(&out);
+        }
+    }
     text.lines()
         .find_map(|l| {
             l.strip_prefix("summary:")

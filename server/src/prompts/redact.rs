@@ -222,37 +222,65 @@ const SHAPES: &[Shape] = &[
     },
 ];
 
+/// The bytes some prefix in [`SHAPES`] starts with, so [`tokens`] looks closer only there.
+const FIRST_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut s = 0;
+    while s < SHAPES.len() {
+        let mut p = 0;
+        while p < SHAPES[s].prefixes.len() {
+            table[SHAPES[s].prefixes[p].as_bytes()[0] as usize] = true;
+            p += 1;
+        }
+        s += 1;
+    }
+    table
+};
+
 /// Well-known token shapes: a fixed prefix at a word start, then a body of a given alphabet.
+///
+/// One pass over the text, trying the prefixes only at a word start whose byte begins one:
+/// searching for each of the prefixes in turn cost a searcher per prefix on every piece of a
+/// prompt, most of the prompt's masking time.
 fn tokens(text: &str, spans: &mut Vec<Secret>) {
     let bytes = text.as_bytes();
-    for shape in SHAPES {
-        for prefix in shape.prefixes {
-            for (start, _) in text.match_indices(prefix) {
-                if start > 0 && (is_word(bytes[start - 1]) || bytes[start - 1] == b'-') {
-                    continue;
+    for (start, &first) in bytes.iter().enumerate() {
+        if !FIRST_BYTES[usize::from(first)]
+            || (start > 0 && (is_word(bytes[start - 1]) || bytes[start - 1] == b'-'))
+        {
+            continue;
+        }
+        for shape in SHAPES {
+            for prefix in shape.prefixes {
+                if bytes[start..].starts_with(prefix.as_bytes()) {
+                    token_at(bytes, start, prefix.len(), shape, spans);
                 }
-                let body = start + prefix.len();
-                let len = bytes[body..]
-                    .iter()
-                    .take(shape.max + 1)
-                    .take_while(|b| (shape.body)(**b))
-                    .count();
-                let end = body + len;
-                if len < shape.min || len > shape.max || bytes.get(end).is_some_and(|b| is_word(*b))
-                {
-                    continue;
-                }
-                if shape.needs_digit && !bytes[body..end].iter().any(u8::is_ascii_digit) {
-                    continue;
-                }
-                let start = if shape.keep_prefix { body } else { start };
-                spans.push(Secret {
-                    range: start..end,
-                    kind: shape.kind,
-                });
             }
         }
     }
+}
+
+/// The token of `shape` whose prefix (`prefix_len` bytes) starts at `start`, if its body has
+/// the shape's alphabet and length.
+fn token_at(bytes: &[u8], start: usize, prefix_len: usize, shape: &Shape, spans: &mut Vec<Secret>) {
+    let body = start + prefix_len;
+    let len = bytes[body..]
+        .iter()
+        .take(shape.max + 1)
+        .take_while(|b| (shape.body)(**b))
+        .count();
+    let end = body + len;
+    if len < shape.min || len > shape.max || bytes.get(end).is_some_and(|b| is_word(*b)) {
+        return;
+    }
+    if shape.needs_digit && !bytes[body..end].iter().any(u8::is_ascii_digit) {
+        return;
+    }
+    let start = if shape.keep_prefix { body } else { start };
+    spans.push(Secret {
+        range: start..end,
+        kind: shape.kind,
+    });
 }
 
 /// SendGrid API keys: `SG.<22 base64url>.<43 base64url>` (lengths vary a little between key
