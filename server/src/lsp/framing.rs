@@ -207,9 +207,14 @@ impl Decoder {
                     // A body shorter than its `Content-Length` said leaves its tail glued to
                     // the next message's headers (`…}}Content-Length: 52`): resume at that
                     // header instead of dropping the message behind it. The tail is part of
-                    // the message already refused, so it earns no second error.
-                    if let Some(at) = find_ignore_case(&headers[1..], b"content-length") {
-                        self.buf.advance(at + 1);
+                    // the message already refused, so it earns no second error. Only a
+                    // header that reads well from there is such a resumption point: the bad
+                    // `Content-Length` of these very headers is not.
+                    let resume = find_ignore_case(&headers[1..], b"content-length")
+                        .map(|at| at + 1)
+                        .filter(|&at| content_length(&headers[at..]).is_ok());
+                    if let Some(at) = resume {
+                        self.buf.advance(at);
                         if glued {
                             continue;
                         }
@@ -475,6 +480,20 @@ mod tests {
     #[test]
     fn garbage_glued_to_a_header_is_refused_once_and_the_message_kept() {
         let mut input = b"Content-Type: text/plain".to_vec();
+        input.extend(framed(PING));
+        let frames = decode_all(&input);
+        assert_eq!(frames.len(), 2, "{frames:?}");
+        assert_eq!(code(&frames[0]), PARSE_ERROR);
+        assert_eq!(frames[1], Frame::Message(PING.as_bytes().to_vec()));
+    }
+
+    #[test]
+    fn a_bad_content_length_after_another_header_is_refused_once() {
+        // Found by the fuzzer: the bad `Content-Length` line of these very headers is no
+        // place to resume at, so it must not earn a second error.
+        let mut input = b"Content-Type: application/vscode-jsonrpc; charset=utf-8\r\n\
+                          content-length: 99999999999999999999\r\n\r\n"
+            .to_vec();
         input.extend(framed(PING));
         let frames = decode_all(&input);
         assert_eq!(frames.len(), 2, "{frames:?}");
