@@ -168,14 +168,16 @@ impl Cache {
     /// Opens the cache described by `cfg`. Never fails: without a usable disk store it runs
     /// from memory and `warning()` says why (the reason is also logged once).
     pub fn open(cfg: &CacheConfig) -> Cache {
-        let cache = Cache::open_lazily(cfg);
-        cache.wait_open();
-        cache
+        Cache::with_disk(cfg, false)
     }
 
     /// Like [`Cache::open`], but returns at once: the disk store opens on a thread of its
     /// own, and whatever needs it first waits for it. Memory hits never wait.
     pub fn open_lazily(cfg: &CacheConfig) -> Cache {
+        Cache::with_disk(cfg, true)
+    }
+
+    fn with_disk(cfg: &CacheConfig, in_background: bool) -> Cache {
         if !cfg.enabled {
             return Cache::build(cfg, None, None);
         }
@@ -183,17 +185,10 @@ impl Cache {
             Some(dir) => {
                 let disk = Disk::lazy(&dir, cfg.ttl_days, cfg.max_disk_bytes, unix_now());
                 let cache = Cache::build(cfg, Some(disk), None);
-                let opening = Arc::clone(&cache.inner);
-                let spawned = std::thread::Builder::new()
-                    .name("codetier-cache-open".into())
-                    .spawn(move || {
-                        if let Some(disk) = &opening.disk {
-                            disk.ensure_open();
-                        }
-                    });
-                if spawned.is_err() {
-                    // No thread to spare: the first use opens it.
-                    tracing::debug!("the disk cache opens on its first use");
+                if in_background {
+                    cache.open_in_background();
+                } else {
+                    cache.wait_open();
                 }
                 cache
             }
@@ -205,6 +200,23 @@ impl Cache {
                 tracing::warn!("{message}");
                 Cache::build(cfg, None, Some(message))
             }
+        }
+    }
+
+    /// Opens the disk store on a thread of its own. The thread holds no strong reference: a
+    /// cache dropped meanwhile closes its store as soon as the opening is done.
+    fn open_in_background(&self) {
+        let opening = Arc::downgrade(&self.inner);
+        let spawned = std::thread::Builder::new()
+            .name("codetier-cache-open".into())
+            .spawn(move || {
+                if let Some(disk) = opening.upgrade().as_ref().and_then(|i| i.disk.as_ref()) {
+                    disk.ensure_open();
+                }
+            });
+        if spawned.is_err() {
+            // No thread to spare: the first use opens it.
+            tracing::debug!("the disk cache opens on its first use");
         }
     }
 

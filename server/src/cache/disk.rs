@@ -20,6 +20,8 @@ pub(crate) const FILE_NAME: &str = "cache.sqlite3";
 
 /// How long a write waits for another process's write lock before giving up on that write.
 const BUSY_TIMEOUT: Duration = Duration::from_millis(1000);
+/// How long opening keeps trying while other processes hold the locks it needs.
+const OPEN_PATIENCE: Duration = Duration::from_secs(3);
 /// Size cap and expiry are enforced on open and then once per this many writes.
 const MAINTAIN_EVERY: u32 = 64;
 /// `last_used` is refreshed on a read only when it is older than this, so hits stay reads.
@@ -101,7 +103,7 @@ impl Disk {
             let dir = self.path.parent().unwrap_or(Path::new("."));
             let opened = create_dir(dir)
                 .map_err(|e| format!("the directory cannot be created ({e})"))
-                .and_then(|()| connect(&self.path).map_err(|e| reason(&e)));
+                .and_then(|()| connect_patiently(&self.path).map_err(|e| reason(&e)));
             match opened {
                 Ok(conn) => {
                     let mut guard = lock(&self.conn);
@@ -261,7 +263,7 @@ impl Disk {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let conn = create_dir(dir)
             .map_err(|e| e.to_string())
-            .and_then(|()| connect(&self.path).map_err(|e| reason(&e)))
+            .and_then(|()| connect_patiently(&self.path).map_err(|e| reason(&e)))
             .map_err(|message| CacheError::Clear {
                 path: self.path.clone(),
                 message,
@@ -426,6 +428,25 @@ impl Disk {
     pub(crate) fn execute(&self, sql: &str) {
         if let Some(conn) = self.conn().as_ref() {
             let _ = conn.execute_batch(sql);
+        }
+    }
+}
+
+/// [`connect`], tried again while another connection holds a lock it needs. Processes
+/// starting together (a multi-root workspace, parallel CI jobs) open the same new file at
+/// once, and SQLite reports some of those conflicts (switching to WAL, the first schema)
+/// without waiting in its busy handler.
+fn connect_patiently(path: &Path) -> rusqlite::Result<Connection> {
+    let deadline = std::time::Instant::now() + OPEN_PATIENCE;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match connect(path) {
+            Err(e) if is_transient(&e) && std::time::Instant::now() + pause < deadline => {
+                tracing::debug!(error = %e, "disk cache busy while opening; trying again");
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            other => return other,
         }
     }
 }

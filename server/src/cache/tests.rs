@@ -573,3 +573,26 @@ async fn share_answers_disk_hits_from_another_process_view() {
     assert_eq!((got, cached), (entry("from disk"), true));
     assert_eq!(cache.stats().hits, 1);
 }
+
+#[test]
+fn processes_opening_a_new_cache_at_once_all_get_it() {
+    // Editors start several servers at once (a multi-root workspace, parallel CI jobs): each
+    // connection creating the same new file must end up using it, never fall back to memory
+    // because another was switching it to WAL or writing its schema at that moment.
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let start = Arc::new(std::sync::Barrier::new(6));
+        let openers: Vec<_> = (0..6)
+            .map(|_| {
+                let (dir, start) = (dir.path().to_path_buf(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    Cache::open(&config(&dir)).warning()
+                })
+            })
+            .collect();
+        for opener in openers {
+            assert_eq!(opener.join().unwrap(), None, "round {round}");
+        }
+    }
+}
