@@ -645,97 +645,106 @@ struct CheckFailure {
 /// too large) or with `verify` off, `verified` stays `None` and nothing is checked.
 fn check(job: &Job, tree: Option<&Parsed>, outcome: &mut Outcome) -> Option<CheckFailure> {
     let tree = tree.filter(|_| job.verify)?;
-    let text = &job.text;
-    let selection = job.selection.clone();
     match job.action {
-        Action::Generate => {
-            let code = outcome.code.clone().unwrap_or_default();
-            let failure = if code.trim().is_empty() {
-                syntax::Failure {
-                    reason: "held no code".into(),
-                    errors: usize::MAX,
-                    defines: false,
-                }
-            } else {
-                let fitted = render::fit_generated(text, selection.clone(), &code);
-                let name = job.block.as_ref().and_then(|b| b.name.clone());
-                match syntax::verify(tree, selection, &fitted, &Expect::Defines(name))? {
-                    Ok(()) => {
-                        outcome.verified = Some(true);
-                        return None;
-                    }
-                    Err(f) => f,
-                }
-            };
-            Some(mark(outcome, "code", failure))
+        Action::Generate => check_generated(job, tree, outcome),
+        Action::Explain => check_fix(job, tree, outcome),
+        Action::Review => check_findings(job, tree, outcome),
+    }
+}
+
+/// Generated code must hold code that parses in place and defines the block asked for.
+fn check_generated(job: &Job, tree: &Parsed, outcome: &mut Outcome) -> Option<CheckFailure> {
+    let code = outcome.code.clone().unwrap_or_default();
+    let failure = if code.trim().is_empty() {
+        syntax::Failure {
+            reason: "held no code".into(),
+            errors: usize::MAX,
+            defines: false,
         }
-        Action::Explain => {
-            let fix = outcome.explanation.as_ref().and_then(|e| e.fix.clone());
-            let Some(fix) = fix else {
+    } else {
+        let selection = job.selection.clone();
+        let fitted = render::fit_generated(&job.text, selection.clone(), &code);
+        let name = job.block.as_ref().and_then(|b| b.name.clone());
+        match syntax::verify(tree, selection, &fitted, &Expect::Defines(name))? {
+            Ok(()) => {
                 outcome.verified = Some(true);
                 return None;
-            };
-            let fitted = render::fit(text, selection.clone(), &fix);
-            match syntax::verify(tree, selection, &fitted, &Expect::Parses)? {
-                Ok(()) => {
-                    outcome.verified = Some(true);
-                    None
-                }
-                Err(f) => {
-                    // A fix that does not parse is not offered as a quick fix; the
-                    // explanation itself stays.
-                    if let Some(e) = &mut outcome.explanation {
-                        e.fix = None;
-                    }
-                    Some(mark(outcome, "fix", f))
-                }
             }
+            Err(f) => f,
         }
-        Action::Review => {
-            let mut failed: Vec<(u32, syntax::Failure)> = Vec::new();
-            for finding in &mut outcome.findings {
-                let Some(replacement) = finding.replacement.clone() else {
-                    // Nothing the model proposed can fail to parse.
-                    finding.verified = Some(true);
-                    continue;
-                };
-                let range = render::finding_range(text, &selection, finding);
-                let fitted = render::fit(text, range.clone(), &replacement);
-                match syntax::verify(tree, range, &fitted, &Expect::Parses) {
-                    None => {}
-                    Some(Ok(())) => finding.verified = Some(true),
-                    Some(Err(f)) => {
-                        finding.verified = Some(false);
-                        finding.replacement = None;
-                        failed.push((finding.start_line, f));
-                    }
-                }
+    };
+    Some(mark(outcome, "code", failure))
+}
+
+/// An explanation's fix must parse in place; one that does not is not offered as a quick
+/// fix, and the explanation itself stays.
+fn check_fix(job: &Job, tree: &Parsed, outcome: &mut Outcome) -> Option<CheckFailure> {
+    let fix = outcome.explanation.as_ref().and_then(|e| e.fix.clone());
+    let Some(fix) = fix else {
+        outcome.verified = Some(true);
+        return None;
+    };
+    let selection = job.selection.clone();
+    let fitted = render::fit(&job.text, selection.clone(), &fix);
+    match syntax::verify(tree, selection, &fitted, &Expect::Parses)? {
+        Ok(()) => {
+            outcome.verified = Some(true);
+            None
+        }
+        Err(f) => {
+            if let Some(e) = &mut outcome.explanation {
+                e.fix = None;
             }
-            let Some((line, first)) = failed.first().cloned() else {
-                outcome.verified = Some(true);
-                return None;
-            };
-            let failure = if failed.len() == 1 {
-                syntax::Failure {
-                    reason: format!("for line {} {}; it was dropped", line + 1, first.reason),
-                    ..first
-                }
-            } else {
-                let lines: Vec<String> = failed.iter().map(|(l, _)| (l + 1).to_string()).collect();
-                syntax::Failure {
-                    reason: format!(
-                        "for lines {} did not parse ({}, …); they were dropped",
-                        lines.join(", "),
-                        first.reason
-                    ),
-                    errors: failed.iter().map(|(_, f)| f.errors).sum(),
-                    defines: true,
-                }
-            };
-            let what = if failed.len() == 1 { "fix" } else { "fixes" };
-            Some(mark(outcome, what, failure))
+            Some(mark(outcome, "fix", f))
         }
     }
+}
+
+/// Each finding's fix must parse in place; one that does not is dropped (the finding stays).
+fn check_findings(job: &Job, tree: &Parsed, outcome: &mut Outcome) -> Option<CheckFailure> {
+    let text = &job.text;
+    let mut failed: Vec<(u32, syntax::Failure)> = Vec::new();
+    for finding in &mut outcome.findings {
+        let Some(replacement) = finding.replacement.clone() else {
+            // Nothing the model proposed can fail to parse.
+            finding.verified = Some(true);
+            continue;
+        };
+        let range = render::finding_range(text, &job.selection, finding);
+        let fitted = render::fit(text, range.clone(), &replacement);
+        match syntax::verify(tree, range, &fitted, &Expect::Parses) {
+            None => {}
+            Some(Ok(())) => finding.verified = Some(true),
+            Some(Err(f)) => {
+                finding.verified = Some(false);
+                finding.replacement = None;
+                failed.push((finding.start_line, f));
+            }
+        }
+    }
+    let Some((line, first)) = failed.first().cloned() else {
+        outcome.verified = Some(true);
+        return None;
+    };
+    let failure = if failed.len() == 1 {
+        syntax::Failure {
+            reason: format!("for line {} {}; it was dropped", line + 1, first.reason),
+            ..first
+        }
+    } else {
+        let lines: Vec<String> = failed.iter().map(|(l, _)| (l + 1).to_string()).collect();
+        syntax::Failure {
+            reason: format!(
+                "for lines {} did not parse ({}, …); they were dropped",
+                lines.join(", "),
+                first.reason
+            ),
+            errors: failed.iter().map(|(_, f)| f.errors).sum(),
+            defines: true,
+        }
+    };
+    let what = if failed.len() == 1 { "fix" } else { "fixes" };
+    Some(mark(outcome, what, failure))
 }
 
 /// Marks `outcome` unverified for `failure` of its `what` (code, fix, fixes).
