@@ -381,8 +381,8 @@ async fn with_syntax(session: &Session, job: &mut Job, stamp: Stamp) {
             .await
             .ok()
             .flatten();
-    }
-    if job.block.is_none() {
+        // Widened without a tree, so the block was not looked up: with the tree it is. (A
+        // job widened with its tree has the block already, or none is exactly its selection.)
         job.block = job
             .tree
             .as_ref()
