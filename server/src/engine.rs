@@ -520,6 +520,8 @@ impl Engine {
             tier: tier_name.clone(),
             messages: prompt.messages.clone(),
             max_tokens: None,
+            fim: None,
+            action: None,
         };
         let compute_progress = progress.clone();
         let compute = async move {

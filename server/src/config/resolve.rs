@@ -258,6 +258,14 @@ fn validate(c: &Config, origin: &Origins, errors: &mut Vec<ConfigError>) {
             }
         }
     }
+    if !c.tiers.contains_key(&c.completion.tier) {
+        let message = format!(
+            "unknown tier `{}`; known tiers: {}",
+            c.completion.tier,
+            known()
+        );
+        error("completion.tier", "completion.tier", message);
+    }
     if c.hedge.min_delay_ms > c.hedge.max_delay_ms {
         let message = format!(
             "must not exceed hedge.max_delay_ms ({}), got {}",
