@@ -378,3 +378,24 @@ fn typing_never_waits_on_completions_in_flight() {
         assert!(closed(&b, i), "request {i} still open");
     }
 }
+
+#[test]
+fn nothing_is_sent_before_the_debounce_and_a_quicker_request_replaces_it() {
+    let mut b = start(
+        answering("compute(1, 2);"),
+        json!({ "debounce_ms": 2000, "budget_ms": 60000 }),
+    );
+    b.server.open(URI, "rust", DOC);
+    // Two requests well inside the debounce: the first is stale before anything was sent.
+    let first = ask(&mut b.server, URI, (1, 4));
+    let second = ask(&mut b.server, URI, CURSOR);
+    assert!(items(b.server.response(first, WAIT)).is_empty());
+    assert_eq!(items(b.server.response(second, WAIT)).len(), 1);
+    assert_eq!(b.fake.requests().len(), 1, "the stale request was sent");
+    let usage = complete_usage(&mut b.server);
+    assert_eq!(
+        (usage["asked"].as_u64(), usage["cancelled_stale"].as_u64()),
+        (Some(2), Some(1)),
+        "{usage}"
+    );
+}
