@@ -256,3 +256,10 @@ function str(v: unknown): string | undefined {
 function num(v: unknown): number | undefined {
   return typeof v === "number" && Number.isFinite(v) ? v : undefined;
 }
+
+/** The status bar toggle of inline completions: its text and tooltip for the setting's value. */
+export function completionToggle(enabled: boolean): { text: string; tooltip: string } {
+  return enabled
+    ? { text: "$(sparkle) codetier", tooltip: "codetier inline completions are on: click to turn them off" }
+    : { text: "$(circle-slash) codetier", tooltip: "codetier inline completions are off: click to turn them on" };
+}
