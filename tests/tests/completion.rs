@@ -399,3 +399,24 @@ fn nothing_is_sent_before_the_debounce_and_a_quicker_request_replaces_it() {
         "{usage}"
     );
 }
+
+#[test]
+fn the_menu_and_inline_requests_do_not_cancel_each_other() {
+    let mut b = start(hanging(), json!({ "menu": true, "budget_ms": 60000 }));
+    b.server.open(URI, "rust", DOC);
+    let inline = ask(&mut b.server, URI, CURSOR);
+    arrived(&b, 1, "the inline completion was sent");
+    let menu = b.server.send(
+        "textDocument/completion",
+        json!({ "textDocument": { "uri": URI }, "position": { "line": 1, "character": 12 } }),
+    );
+    arrived(&b, 2, "the menu completion was sent");
+    assert!(
+        b.server.poll_response(inline).is_none(),
+        "the menu request cancelled the inline one"
+    );
+    b.server.edit(URI, CURSOR, CURSOR, "x");
+    assert!(items(b.server.response(inline, WAIT)).is_empty());
+    assert_eq!(b.server.response(menu, WAIT), Ok(Value::Null));
+    assert!(closed(&b, 0) && closed(&b, 1));
+}

@@ -37,37 +37,57 @@ pub struct ClientFlags {
     pub inline_completion: bool,
 }
 
-/// The completions of a session: the one in flight per document, and the last suggestion shown.
+/// Which request a completion answers: inline completions and the menu item are in flight apart,
+/// so an editor that sends both for one keystroke does not cancel one with the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CompletionKind {
+    Inline,
+    Menu,
+}
+
+/// The completions of a session: the one in flight per document and kind, and the last
+/// suggestion shown.
 #[derive(Default)]
 pub struct Completions {
-    /// Per document: the id of the completion in flight and its cancellation.
-    running: DashMap<String, (u64, CancellationToken)>,
+    /// Per document and kind: the id of the completion in flight and its cancellation.
+    running: DashMap<(String, CompletionKind), (u64, CancellationToken)>,
     next_id: AtomicU64,
     /// The last suggestion shown, for typeahead.
     shown: Mutex<Option<crate::complete::Shown>>,
 }
 
 impl Completions {
-    /// Registers a new completion in `uri`: the one in flight there (now stale) is cancelled.
-    pub fn begin(&self, uri: &str, parent: &CancellationToken) -> (u64, CancellationToken) {
+    /// Registers a new completion of `kind` in `uri`: the one of that kind in flight there (now
+    /// stale) is cancelled.
+    pub fn begin(
+        &self,
+        uri: &str,
+        kind: CompletionKind,
+        parent: &CancellationToken,
+    ) -> (u64, CancellationToken) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let token = parent.child_token();
-        if let Some((_, older)) = self.running.insert(uri.to_owned(), (id, token.clone())) {
+        let older = self
+            .running
+            .insert((uri.to_owned(), kind), (id, token.clone()));
+        if let Some((_, older)) = older {
             older.cancel();
         }
         (id, token)
     }
 
-    /// The completion `id` in `uri` is over.
-    pub fn end(&self, uri: &str, id: u64) {
+    /// The completion `id` of `kind` in `uri` is over.
+    pub fn end(&self, uri: &str, kind: CompletionKind, id: u64) {
         self.running
-            .remove_if(uri, |_, (running, _)| *running == id);
+            .remove_if(&(uri.to_owned(), kind), |_, (running, _)| *running == id);
     }
 
-    /// The document changed: its completion in flight is stale.
+    /// The document changed: its completions in flight are stale.
     pub fn document_changed(&self, uri: &str) {
-        if let Some((_, (_, token))) = self.running.remove(uri) {
-            token.cancel();
+        for kind in [CompletionKind::Inline, CompletionKind::Menu] {
+            if let Some((_, (_, token))) = self.running.remove(&(uri.to_owned(), kind)) {
+                token.cancel();
+            }
         }
     }
 

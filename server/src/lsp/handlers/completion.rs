@@ -10,7 +10,7 @@ use tower_lsp_server::ls_types::request::Completion;
 use super::inline_completion::{suggest, Suggestion};
 use super::{done, Handled};
 use crate::lsp::proto;
-use crate::lsp::session::Session;
+use crate::lsp::session::{CompletionKind, Session};
 
 /// Characters of the suggestion shown in the item's label.
 const LABEL_CHARS: usize = 60;
@@ -24,7 +24,8 @@ pub fn handle(
         return done::<Completion>(Ok(None));
     }
     let at = params.text_document_position;
-    let work = suggest(session, at.text_document.uri.as_str(), at.position, cancel);
+    let uri = at.text_document.uri.as_str();
+    let work = suggest(session, uri, at.position, CompletionKind::Menu, cancel);
     let enc = session.encoding();
     async move {
         let Some(s) = work.await else {

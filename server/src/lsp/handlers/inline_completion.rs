@@ -15,7 +15,7 @@ use crate::complete::{Shown, ACTION};
 use crate::docs;
 use crate::engine::{CompletionJob, EngineError};
 use crate::lsp::proto;
-use crate::lsp::session::Session;
+use crate::lsp::session::{CompletionKind, Session};
 use crate::router::RouteError;
 use crate::usage::{AskOutcome, Ledger};
 
@@ -36,7 +36,8 @@ pub fn handle(
     cancel: CancellationToken,
 ) -> Handled<InlineCompletionRequest> {
     let at = params.text_document_position;
-    let work = suggest(session, at.text_document.uri.as_str(), at.position, cancel);
+    let uri = at.text_document.uri.as_str();
+    let work = suggest(session, uri, at.position, CompletionKind::Inline, cancel);
     let enc = session.encoding();
     async move {
         let items = match work.await {
@@ -59,17 +60,19 @@ pub fn handle(
     .boxed()
 }
 
-/// The suggestion at `position` of `uri`, or `None` (nothing to show, stale, late, or off).
+/// The suggestion at `position` of `uri` for a request of `kind`, or `None` (nothing to show,
+/// stale, late, or off).
 ///
 /// Runs synchronously up to the returned future, in arrival order: the document snapshot, the
 /// rest of the suggestion being typed (typeahead) and a cached suggestion answer at once. The
 /// future waits `completion.debounce_ms`, then asks, all within `completion.budget_ms` from
-/// arrival; an edit of the document, a newer completion there or `cancel` drops it, and so
+/// arrival; an edit of the document, a newer completion of the same kind there or `cancel` drops it, and so
 /// the upstream request, at once.
 pub fn suggest(
     session: &Arc<Session>,
     uri: &str,
     position: lsp::Position,
+    kind: CompletionKind,
     cancel: CancellationToken,
 ) -> BoxFuture<'static, Option<Suggestion>> {
     let nothing = || futures::future::ready(None).boxed();
@@ -85,10 +88,11 @@ pub fn suggest(
         return nothing();
     };
     let cursor = docs::position_to_char(&snap.text, proto::position(position), session.encoding());
-    let (id, stale) = session.completions.begin(uri, &cancel);
+    let (id, stale) = session.completions.begin(uri, kind, &cancel);
     let mut running = Running {
         session: session.clone(),
         uri: uri.to_owned(),
+        kind,
         id,
         ledger: engine.usage().clone(),
         outcome: Some(AskOutcome::Stale),
@@ -181,6 +185,7 @@ pub fn suggest(
 struct Running {
     session: Arc<Session>,
     uri: String,
+    kind: CompletionKind,
     id: u64,
     ledger: Arc<Ledger>,
     /// `None`: not booked (the file is excluded).
@@ -195,7 +200,7 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.session.completions.end(&self.uri, self.id);
+        self.session.completions.end(&self.uri, self.kind, self.id);
         if let Some(outcome) = self.outcome {
             self.ledger.record_outcome(ACTION, outcome);
         }
