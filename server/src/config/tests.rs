@@ -527,6 +527,15 @@ fn a_workspace_may_only_turn_completions_off_and_modes_are_checked() {
         .with_user_file(Some(&path))
         .expect_err("an unknown tier");
     assert!(err.names("completion.tier"), "{err}");
+    let path = write(
+        dir.path(),
+        "late.toml",
+        "[completion]\ndebounce_ms = 2000\nbudget_ms = 1000\n",
+    );
+    let err = loader()
+        .with_user_file(Some(&path))
+        .expect_err("a debounce past the budget");
+    assert!(err.names("completion.debounce_ms"), "{err}");
 }
 
 fn loader_with_workspace_error(root: &Path) -> ConfigErrors {
