@@ -270,6 +270,25 @@ pub async fn ask<U: Upstream>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_window_meets_at_the_cursor_within_the_budget(
+            text in "[a-z \n]{0,300}",
+            at in 0usize..320,
+            budget in 1usize..60,
+        ) {
+            let rope = Rope::from_str(&text);
+            let cursor = at.min(rope.len_chars());
+            let (before, after) = window(&rope, cursor, budget);
+            prop_assert_eq!(before.end, cursor);
+            prop_assert_eq!(after.start, cursor);
+            let chars = budget * CHARS_PER_TOKEN;
+            prop_assert!(before.len() + after.len() <= chars, "{before:?} {after:?} over {chars}");
+            prop_assert!(after.end <= rope.len_chars());
+        }
+    }
 
     #[test]
     fn the_window_keeps_whole_lines_within_the_budget() {

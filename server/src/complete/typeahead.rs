@@ -89,6 +89,26 @@ fn context_hash(doc: &Rope, line_start: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn typing_any_start_of_the_suggestion_leaves_exactly_the_rest(
+            before in "[a-z \n]{0,40}",
+            after in "[a-z ]{0,10}",
+            suggestion in "[a-z(); ]{1,20}",
+            typed in 0usize..20,
+        ) {
+            let doc = Rope::from_str(&format!("{before}{after}\n"));
+            let start = before.chars().count();
+            let shown = Shown::new("u", &doc, start, &suggestion);
+            let typed = typed.min(suggestion.len());
+            let now = Rope::from_str(&format!("{before}{}{after}\n", &suggestion[..typed]));
+            let rest = &suggestion[typed..];
+            let want = (!rest.trim().is_empty()).then_some(rest);
+            prop_assert_eq!(shown.rest("u", &now, start + typed), want);
+        }
+    }
 
     #[test]
     fn typing_what_the_suggestion_holds_leaves_the_rest() {
