@@ -420,3 +420,22 @@ fn the_menu_and_inline_requests_do_not_cancel_each_other() {
     assert_eq!(b.server.response(menu, WAIT), Ok(Value::Null));
     assert!(closed(&b, 0) && closed(&b, 1));
 }
+
+#[test]
+fn a_fim_stream_is_dropped_once_the_block_ends() {
+    let script = Script::always(Behavior {
+        answer: Answer::Text(
+            "let x = 1;\n    x + 1\n}\nfn other() { and many more words nobody will read }".into(),
+        ),
+        tokens_per_second: Some(5.0),
+        ..Behavior::default()
+    });
+    let mut b = start(script, json!({ "mode": "fim", "budget_ms": 60000 }));
+    b.server.open(URI, "rust", "fn main() {\n    \n}\n");
+    assert_eq!(
+        suggestion(&mut b.server, URI, (1, 4)).as_deref(),
+        Some("let x = 1;\n    x + 1")
+    );
+    assert!(b.fake.requests()[0].fim);
+    assert!(closed(&b, 0), "the upstream request was not closed");
+}
