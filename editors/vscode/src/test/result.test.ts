@@ -138,4 +138,5 @@ test("a cached answer's header agrees with the status bar: nothing this time, an
 test("the completion toggle says what a click does", () => {
   assert.match(completionToggle(true).tooltip, /on: click to turn them off/);
   assert.match(completionToggle(false).text, /circle-slash/);
+  assert.ok(!completionToggle(true).text.includes("codetier"), "the word finds the status item");
 });
