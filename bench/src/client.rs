@@ -112,6 +112,20 @@ impl Lsp {
     /// The `initialize` request and the `initialized` notification, as an editor with
     /// work-done progress and utf-16 positions sends them. Returns the initialize result.
     pub fn initialize(&mut self) -> anyhow::Result<Value> {
+        self.initialize_with(json!({}), json!({}))
+    }
+
+    /// `initialize` with `text_document` merged into the client's `textDocument` capabilities
+    /// (e.g. `{ "inlineCompletion": {} }`) and `init_options` as initializationOptions.
+    pub fn initialize_with(
+        &mut self,
+        text_document: Value,
+        init_options: Value,
+    ) -> anyhow::Result<Value> {
+        let mut caps = json!({ "hover": { "contentFormat": ["markdown", "plaintext"] }, "codeAction": {}, "publishDiagnostics": {} });
+        if let (Some(caps), Some(extra)) = (caps.as_object_mut(), text_document.as_object()) {
+            caps.extend(extra.clone());
+        }
         let result = self.request(
             "initialize",
             json!({
@@ -121,9 +135,9 @@ impl Lsp {
                     "general": { "positionEncodings": ["utf-16"] },
                     "window": { "workDoneProgress": true, "showMessage": {} },
                     "workspace": { "applyEdit": true, "workspaceEdit": { "documentChanges": true }, "configuration": false },
-                    "textDocument": { "hover": { "contentFormat": ["markdown", "plaintext"] }, "codeAction": {}, "publishDiagnostics": {} }
+                    "textDocument": caps
                 },
-                "initializationOptions": {},
+                "initializationOptions": init_options,
             }),
         )?;
         self.notify("initialized", json!({}))?;

@@ -7,6 +7,7 @@
 //! binary; otherwise `codetier` is built in this profile next to this executable.
 
 mod client;
+mod completion;
 mod in_process;
 mod instructions;
 mod machine;
@@ -56,6 +57,10 @@ const BENCHES: &[(&str, Bench)] = &[
     ("document sync in process", in_process::doc_sync),
     ("cache hit over LSP", over_lsp::cache_hit),
     ("cache hit in process", in_process::cache_hit),
+    (
+        "inline completions: typing replay",
+        completion::typing_replay,
+    ),
     ("router overhead", routing::router_overhead),
     ("latency budget under a heavy tail", routing::latency_budget),
     ("syntax trees in process", syntax::parse_in_process),

@@ -98,6 +98,7 @@ async fn overhead<U: Upstream>(
         max_tokens: flash.max_tokens.unwrap_or(config.max_tokens),
         extra_body: flash.extra_body.clone(),
         stream: true,
+        fim: None,
     };
     let router = Router::new(
         Arc::new(remote(config)),
@@ -123,6 +124,8 @@ async fn overhead<U: Upstream>(
             tier: "flash".into(),
             messages: req.messages.clone(),
             max_tokens: None,
+            fim: None,
+            action: None,
         };
         let started = Instant::now();
         router.ask(ask, Some(tx)).await.context("routed request")?;
@@ -352,6 +355,8 @@ async fn tail_run(model: TtftModel, hedge: bool, setup: TailSetup) -> anyhow::Re
                 tier: "flash".into(),
                 messages: messages(format!("ask {i}")),
                 max_tokens: None,
+                fim: None,
+                action: None,
             };
             let started = Instant::now();
             let result = router.ask(req, None).await.map(|_| ());
@@ -458,6 +463,8 @@ async fn rate_limited_action(warm_up: usize, scale: f64) -> anyhow::Result<RateL
         tier: "flash".into(),
         messages: messages(format!("rate limited {i}")),
         max_tokens: None,
+        fim: None,
+        action: None,
     };
     for i in 0..warm_up {
         router.ask(ask(i), None).await.context("warm-up answer")?;

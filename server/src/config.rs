@@ -49,6 +49,8 @@ settings! {
         context: ContextConfig = ContextConfig::default(), Any, Kind::Section(ContextConfig::KEYS);
         /// The server's log.
         log: LogConfig = LogConfig::default(), Any, Kind::Section(LogConfig::KEYS);
+        /// Inline completions as you type.
+        completion: CompletionConfig = CompletionConfig::default(), Any, Kind::Section(CompletionConfig::KEYS);
     }
 
     /// One model tier.
@@ -149,6 +151,24 @@ settings! {
         surrounding_lines: usize = 20, Any, Kind::Uint { min: 0, max: 10_000 };
     }
 
+    /// Inline completions. A workspace may only turn them off; everything else is the user's.
+    pub struct CompletionConfig {
+        /// Offer `textDocument/inlineCompletion` where the editor declares it (VS Code, Neovim 0.12).
+        enabled: bool = true, WorkspaceMayDisable, Kind::Bool;
+        /// Also offer the suggestion as one `textDocument/completion` item (Helix, Neovim before 0.12).
+        menu: bool = false, User, Kind::Bool;
+        /// The tier completions are asked on.
+        tier: String = "flash".into(), User, Kind::TierName;
+        /// `chat`: `/chat/completions` with the text before and after the cursor; `fim`: `/completions` with `prompt` and `suffix` (DeepSeek FIM beta, llama.cpp, Ollama).
+        mode: String = "chat".into(), User, Kind::Choice(COMPLETION_MODES);
+        /// Quiet time after a request before anything is sent, in milliseconds; a newer request or an edit in the meantime sends nothing.
+        debounce_ms: u64 = 75, User, Kind::Uint { min: 0, max: 5_000 };
+        /// A suggestion not ready after this many milliseconds is dropped without a word.
+        budget_ms: u64 = 1500, User, Kind::Uint { min: 100, max: 60_000 };
+        /// Bound on generated tokens per suggestion.
+        max_tokens: u32 = 96, User, Kind::Uint { min: 1, max: 4096 };
+    }
+
     /// The server's log.
     pub struct LogConfig {
         /// One of off, error, warn, info, debug, trace.
@@ -160,6 +180,9 @@ settings! {
 
 /// Files never sent by default. Only the user may remove one of them.
 pub const DEFAULT_EXCLUDE: &[&str] = &[".env", ".env.*", "*.pem", "*.key", "**/secrets/**"];
+
+/// Prompt modes accepted by `completion.mode`.
+pub const COMPLETION_MODES: &[&str] = &["chat", "fim"];
 
 /// Log levels accepted by `log.level` (the `RUST_LOG` / `CODETIER_LOG` variables take full directives).
 pub const LOG_LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];

@@ -10,6 +10,7 @@ use ropey::Rope;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::cache::{self, Cache};
+use crate::complete;
 use crate::config::{Config, UnknownTier};
 use crate::prompts;
 use crate::provider::{Endpoint, Provider, TokenUsage};
@@ -520,6 +521,8 @@ impl Engine {
             tier: tier_name.clone(),
             messages: prompt.messages.clone(),
             max_tokens: None,
+            fim: None,
+            action: None,
         };
         let compute_progress = progress.clone();
         let compute = async move {
@@ -591,6 +594,99 @@ impl Engine {
 }
 
 /// A checked job, ready to send.
+/// A completion at a cursor, protocol-free.
+#[derive(Clone, Copy, Debug)]
+pub struct CompletionJob<'a> {
+    /// Path or URI of the file, for the prompt and the privacy rules.
+    pub file_name: &'a str,
+    pub language_id: &'a str,
+    pub text: &'a Rope,
+    /// Char offset of the cursor.
+    pub cursor: usize,
+}
+
+impl Engine {
+    /// Builds what a completion sends, under the privacy rules of the actions: an excluded file
+    /// is refused; the text before and after the cursor (within `context.token_budget`) is
+    /// masked where it overlaps a secret.
+    pub fn prepare_completion(
+        &self,
+        job: &CompletionJob<'_>,
+    ) -> Result<complete::Prepared, EngineError> {
+        let config = self.config();
+        config.tier(&config.completion.tier)?;
+        if prompts::exclusion(job.file_name, None, None, &config.privacy.exclude).is_some() {
+            return Err(EngineError::Excluded {
+                path: display_path(job.file_name),
+                pattern_hint: "see the privacy section of your configuration".into(),
+            });
+        }
+        let (before, after) = complete::window(job.text, job.cursor, config.context.token_budget);
+        let (mut pieces, redactions) =
+            prompts::masked_pieces(job.text, &[before, after], config.privacy.redact_secrets);
+        let suffix = pieces.pop().unwrap_or_default();
+        let prefix = pieces.pop().unwrap_or_default();
+        let sent = complete::Sent {
+            prefix,
+            suffix,
+            redactions,
+        };
+        let around = complete::surroundings(job.text, job.cursor);
+        Ok(complete::prepare(
+            &config,
+            &display_path(job.file_name),
+            job.language_id,
+            sent,
+            around,
+        ))
+    }
+
+    /// The suggestion cached for `prepared` (`Some("")`: nothing was worth showing there).
+    pub fn cached_completion(&self, prepared: &complete::Prepared) -> Option<String> {
+        if !self.config().cache.enabled {
+            return None;
+        }
+        self.cache()
+            .get(&completion_key(prepared))
+            .map(|entry| entry.text)
+    }
+
+    /// Asks for `prepared`, stopping the stream once the suggestion is complete for its scope,
+    /// and caches what was suggested. Dropping the future cancels the upstream request.
+    pub async fn complete(
+        &self,
+        prepared: &complete::Prepared,
+    ) -> Result<complete::Asked, EngineError> {
+        let router = self.router_handle();
+        let asked = complete::ask(&router, prepared).await?;
+        if self.config().cache.enabled {
+            let entry = cache::Entry {
+                text: asked.text.clone().unwrap_or_default(),
+                reasoning: String::new(),
+                tier: prepared.tier.clone(),
+                model: prepared.model.clone(),
+                usage: TokenUsage::default(),
+                cost_usd: None,
+                created_unix: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
+            };
+            self.cache().put(&completion_key(prepared), &entry);
+        }
+        Ok(asked)
+    }
+}
+
+fn completion_key(prepared: &complete::Prepared) -> cache::CacheKey {
+    cache::key(
+        complete::ACTION,
+        &prepared.model,
+        complete::TEMPLATE_VERSION,
+        &prepared.cache_text,
+    )
+}
+
 struct Prepared {
     tier_name: String,
     model: String,

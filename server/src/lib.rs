@@ -5,6 +5,7 @@
 pub mod action;
 pub mod cache;
 pub mod cli;
+pub mod complete;
 pub mod config;
 pub mod docs;
 pub mod engine;

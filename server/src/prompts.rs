@@ -84,6 +84,31 @@ pub struct Coverage {
     pub note: Option<String>,
 }
 
+/// The document text in each of `ranges` (chars), masked where it overlaps a secret found on
+/// the whole lines the ranges touch (so a secret the cursor cuts is still masked on both sides),
+/// and how many secrets were masked. With `redact` false the pieces come back as they are.
+/// Completions send their text before and after the cursor through this.
+pub fn masked_pieces(text: &Rope, ranges: &[Range<usize>], redact: bool) -> (Vec<String>, usize) {
+    let len = text.len_chars();
+    let secrets = if redact {
+        let mut shown = Vec::new();
+        for r in ranges {
+            let (a, b) = (r.start.min(len), r.end.min(len));
+            for line in text.char_to_line(a)..=text.char_to_line(b) {
+                if line < text.len_lines() {
+                    shown.push((line, text.line(line).len_chars()));
+                }
+            }
+        }
+        mask::scan(text, &shown)
+    } else {
+        Vec::new()
+    };
+    let mut masker = mask::Masker::new(text, secrets, redact);
+    let pieces = ranges.iter().map(|r| masker.piece(r.clone())).collect();
+    (pieces, masker.count())
+}
+
 /// Builds the system and user messages for `input`.
 ///
 /// The user message names the file and language, lists other tools' diagnostics, and shows

@@ -90,6 +90,27 @@ pub struct ChatRequest {
     pub extra_body: serde_json::Map<String, serde_json::Value>,
     /// Stream with SSE (`true`), or ask for one JSON answer.
     pub stream: bool,
+    /// Set for a fill-in-the-middle request: it goes to `/completions` with `prompt` and
+    /// `suffix` instead of `messages` (which are then empty). The answer streams the same way.
+    pub fim: Option<FimPrompt>,
+}
+
+/// A fill-in-the-middle prompt: the text before the cursor and the text after it, as the
+/// `/completions` endpoints of DeepSeek (FIM beta), llama.cpp's server and Ollama take them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FimPrompt {
+    pub prompt: String,
+    pub suffix: String,
+}
+
+impl ChatRequest {
+    /// Characters of what the request sends as its prompt, for `TokenUsage::estimated`.
+    pub fn input_chars(&self) -> usize {
+        match &self.fim {
+            Some(fim) => fim.prompt.chars().count() + fim.suffix.chars().count(),
+            None => TokenUsage::input_chars(&self.messages),
+        }
+    }
 }
 
 /// A piece of the answer as it arrives.
@@ -326,7 +347,7 @@ impl Provider {
             .inner
             .client
             .get()?
-            .post(format!("{}/chat/completions", self.inner.base))
+            .post(format!("{}/{}", self.inner.base, wire::path(req)))
             .json(&body);
         let resp = http::authorized(builder, key, &self.inner.endpoint.api_key_env)?
             .send()

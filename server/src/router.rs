@@ -39,7 +39,9 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 
 use crate::config::{Config, TierConfig, UnknownTier};
-use crate::provider::{Message, Provider, ProviderError, StreamEvent, TokenUsage, Upstream};
+use crate::provider::{
+    FimPrompt, Message, Provider, ProviderError, StreamEvent, TokenUsage, Upstream,
+};
 use crate::usage::Ledger;
 
 use breaker::{Admission, Breaker};
@@ -67,12 +69,17 @@ const MAX_HEDGE_SHARE: f64 = 0.12;
 const MAX_BACKOFF_DOUBLINGS: u32 = 10;
 
 /// "Ask tier T this prompt."
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RouteRequest {
     pub tier: String,
     pub messages: Vec<Message>,
     /// Bounded by the tier's (or the global) `max_tokens`.
     pub max_tokens: Option<u32>,
+    /// A fill-in-the-middle prompt, sent to `/completions` instead of `messages`.
+    pub fim: Option<FimPrompt>,
+    /// Every request is also booked under this action in the usage report (completions book
+    /// under `complete`); `None` books by tier only.
+    pub action: Option<&'static str>,
 }
 
 /// What happens while a job is answered, in order: the one progress event type. The router
@@ -241,6 +248,8 @@ impl<U: Upstream> Router<U> {
             tier,
             config: &config,
             messages: &req.messages,
+            fim: req.fim.as_ref(),
+            action: req.action,
             max_tokens: req.max_tokens.map_or(bound, |m| m.min(bound)).max(1),
             budget: Duration::from_millis(budget_ms),
             deadline: started + Duration::from_millis(budget_ms),
@@ -466,6 +475,8 @@ struct Ask<'a> {
     tier: &'a TierConfig,
     config: &'a Config,
     messages: &'a [Message],
+    fim: Option<&'a FimPrompt>,
+    action: Option<&'static str>,
     max_tokens: u32,
     budget: Duration,
     deadline: Instant,
@@ -481,6 +492,14 @@ struct Ask<'a> {
 }
 
 impl Ask<'_> {
+    /// Characters of the prompt, for estimated usage.
+    fn input_chars(&self) -> usize {
+        match self.fim {
+            Some(fim) => fim.prompt.chars().count() + fim.suffix.chars().count(),
+            None => TokenUsage::input_chars(self.messages),
+        }
+    }
+
     fn emit(&self, event: Event) {
         if let Some(events) = self.events {
             // Status events are best effort; a closed channel is noticed on the next token.

@@ -73,12 +73,55 @@ pub struct UsageReport {
     pub estimated: bool,
     #[serde(default)]
     pub saved_estimated: bool,
+    /// Totals of actions booked apart (completions, as `complete`); absent while there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_action: Vec<ActionUsage>,
+}
+
+/// Totals of one action booked apart from the tiers (completions: `complete`). The requests,
+/// tokens and cost are also in their tier's row.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ActionUsage {
+    pub action: String,
+    /// Times the editor asked (each completion request that got as far as being answered or cancelled).
+    pub asked: u64,
+    /// Upstream requests, including those stopped early or cancelled.
+    pub requests: u64,
+    /// Answered without an upstream request: from the suggestion being typed, or the cache.
+    pub hits: u64,
+    /// Cancelled because they went stale: an edit, a newer request or `$/cancelRequest`.
+    pub cancelled_stale: u64,
+    /// Dropped silently because they ran past their budget.
+    pub dropped_late: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: Option<f64>,
+    #[serde(default)]
+    pub estimated: bool,
+    /// `hits / asked`; `None` before the first.
+    pub hit_rate: Option<f64>,
+    /// `cancelled_stale / asked`; `None` before the first.
+    pub stale_share: Option<f64>,
+}
+
+/// How one ask of an action booked apart ended, for [`Ledger::record_outcome`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AskOutcome {
+    /// Answered (with or without a suggestion) by an upstream request.
+    Asked,
+    /// Answered without an upstream request.
+    Hit,
+    /// Cancelled as stale.
+    Stale,
+    /// Dropped past its budget.
+    Late,
 }
 
 /// The session's ledger; cheap to update from any task (one short mutex section per call).
 #[derive(Debug, Default)]
 pub struct Ledger {
     tiers: Mutex<BTreeMap<String, TierUsage>>,
+    actions: Mutex<BTreeMap<String, ActionUsage>>,
 }
 
 impl Ledger {
@@ -107,6 +150,47 @@ impl Ledger {
         });
     }
 
+    /// One upstream request made for `action` (its tier's row counts it too).
+    pub fn record_action(&self, action: &str, usage: TokenUsage, cost: Option<f64>) {
+        self.update_action(action, |a| {
+            a.requests += 1;
+            a.input_tokens += usage.input_tokens;
+            a.output_tokens += usage.output_tokens;
+            a.cost_usd = add(a.cost_usd, cost);
+            a.estimated |= usage.estimated;
+        });
+    }
+
+    /// How one ask of `action` ended.
+    pub fn record_outcome(&self, action: &str, outcome: AskOutcome) {
+        self.update_action(action, |a| {
+            a.asked += 1;
+            match outcome {
+                AskOutcome::Asked => {}
+                AskOutcome::Hit => a.hits += 1,
+                AskOutcome::Stale => a.cancelled_stale += 1,
+                AskOutcome::Late => a.dropped_late += 1,
+            }
+        });
+    }
+
+    fn update_action(&self, action: &str, f: impl FnOnce(&mut ActionUsage)) {
+        let mut actions = match self.actions.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let entry = actions
+            .entry(action.to_owned())
+            .or_insert_with(|| ActionUsage {
+                action: action.to_owned(),
+                ..ActionUsage::default()
+            });
+        f(entry);
+        let asked = entry.asked as f64;
+        entry.hit_rate = (entry.asked > 0).then(|| entry.hits as f64 / asked);
+        entry.stale_share = (entry.asked > 0).then(|| entry.cancelled_stale as f64 / asked);
+    }
+
     pub fn report(&self) -> UsageReport {
         let per_tier: Vec<TierUsage> = match self.tiers.lock() {
             Ok(tiers) => tiers.values().cloned().collect(),
@@ -114,7 +198,12 @@ impl Ledger {
         };
         let total_cost_usd = per_tier.iter().fold(None, |acc, t| add(acc, t.cost_usd));
         let total_saved_usd = per_tier.iter().fold(None, |acc, t| add(acc, t.saved_usd));
+        let per_action: Vec<ActionUsage> = match self.actions.lock() {
+            Ok(a) => a.values().cloned().collect(),
+            Err(poisoned) => poisoned.into_inner().values().cloned().collect(),
+        };
         UsageReport {
+            per_action,
             estimated: per_tier.iter().any(|t| t.estimated),
             saved_estimated: per_tier.iter().any(|t| t.saved_estimated),
             per_tier,
@@ -210,6 +299,20 @@ impl fmt::Display for UsageReport {
         for row in &rows {
             line(f, &row.each_ref().map(String::as_str))?;
         }
+        for a in &self.per_action {
+            let pct = |x: Option<f64>| x.map_or("n/a".to_owned(), |v| format!("{:.0}%", v * 100.0));
+            writeln!(
+                f,
+                "{}: {} asked, {} upstream requests, {} cost, hit rate {}, cancelled as stale {}, dropped late {}",
+                a.action,
+                a.asked,
+                a.requests,
+                usd(a.cost_usd, a.estimated),
+                pct(a.hit_rate),
+                pct(a.stale_share),
+                a.dropped_late
+            )?;
+        }
         write!(
             f,
             "Cost counts output tokens only: no input prices are known."
@@ -236,6 +339,40 @@ mod tests {
             output_tokens: output,
             estimated: false,
         }
+    }
+
+    #[test]
+    fn actions_booked_apart_count_hits_and_stale_asks() {
+        let ledger = Ledger::new();
+        assert!(ledger.report().per_action.is_empty());
+        ledger.record_action("complete", usage(10, 4), Some(0.001));
+        ledger.record_outcome("complete", AskOutcome::Asked);
+        ledger.record_outcome("complete", AskOutcome::Hit);
+        ledger.record_outcome("complete", AskOutcome::Stale);
+        ledger.record_outcome("complete", AskOutcome::Late);
+        let report = ledger.report();
+        let a = &report.per_action[0];
+        assert_eq!(
+            (
+                a.asked,
+                a.requests,
+                a.hits,
+                a.cancelled_stale,
+                a.dropped_late
+            ),
+            (4, 1, 1, 1, 1)
+        );
+        assert_eq!((a.hit_rate, a.stale_share), (Some(0.25), Some(0.25)));
+        assert_eq!(a.cost_usd, Some(0.001));
+        let shown = report.to_string();
+        assert!(
+            shown.contains("complete: 4 asked, 1 upstream requests"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("hit rate 25%, cancelled as stale 25%"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -467,7 +467,8 @@ impl TestServer {
                         "codeActionLiteralSupport": { "codeActionKind": { "valueSet": ["", "quickfix", "refactor"] } },
                         "isPreferredSupport": true
                     },
-                    "publishDiagnostics": { "dataSupport": true }
+                    "publishDiagnostics": { "dataSupport": true },
+                    "inlineCompletion": {}
                 }
             })
         });

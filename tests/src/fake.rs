@@ -34,6 +34,9 @@ pub struct RecordedRequest {
     pub model_index: usize,
     pub model: String,
     pub messages: Vec<RecordedMessage>,
+    /// It came to `/v1/completions` (fill in the middle: `prompt` and `suffix` in the body)
+    /// rather than `/v1/chat/completions`.
+    pub fim: bool,
     pub body: serde_json::Value,
     /// Lower-case names; `authorization` is never recorded.
     pub headers: Vec<(String, String)>,
@@ -116,6 +119,7 @@ impl FakeProvider {
         });
         let app = axum::Router::new()
             .route("/v1/chat/completions", post(chat))
+            .route("/v1/completions", post(fim))
             .route("/v1/models", get(models))
             .route("/_fake/script", post(put_script))
             .with_state(shared.clone());
@@ -297,6 +301,26 @@ async fn chat(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    answer(shared, peer, headers, body, false).await
+}
+
+/// `POST /v1/completions`: a fill-in-the-middle request, answered with `text` choices.
+async fn fim(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(shared, peer, headers, body, true).await
+}
+
+async fn answer(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    body: Bytes,
+    fim: bool,
+) -> Response {
     let received_at = Instant::now();
     let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return error_json(
@@ -353,6 +377,7 @@ async fn chat(
             model_index,
             model: model.clone(),
             messages,
+            fim,
             body: json.clone(),
             headers: headers
                 .iter()
@@ -393,6 +418,7 @@ async fn chat(
             index,
             behavior,
             key,
+            fim,
         },
         guard,
     )

@@ -59,6 +59,7 @@ fn request(stream: bool) -> ChatRequest {
         max_tokens: 128,
         extra_body: serde_json::Map::new(),
         stream,
+        fim: None,
     }
 }
 

@@ -238,6 +238,8 @@ fn request() -> RouteRequest {
             },
         ],
         max_tokens: Some(64),
+        fim: None,
+        action: None,
     }
 }
 

@@ -66,7 +66,9 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     &["logging"],
     &["provider"],
-    &["syntax", "render", "prompts", "usage", "router", "cache"],
+    &[
+        "syntax", "render", "prompts", "usage", "router", "cache", "complete",
+    ],
     &["engine"],
     &["lsp"],
     &["cli"],

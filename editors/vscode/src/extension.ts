@@ -18,6 +18,7 @@ import { Action, ACTION_TITLES, ACTIONS, actionOfCommand, buildCommandArguments,
 import {
   Answer,
   answerMarkdown,
+  completionToggle,
   INITIAL_STATUS,
   parseCommandResult,
   parseUsage,
@@ -39,6 +40,7 @@ let client: LanguageClient | undefined;
 let status: StatusState = INITIAL_STATUS;
 let lastUsage: UsageReport | undefined;
 let statusItem: vscode.StatusBarItem;
+let completionItem: vscode.StatusBarItem;
 let output: vscode.OutputChannel;
 const answers = new Map<string, string>();
 const answerChanged = new vscode.EventEmitter<vscode.Uri>();
@@ -49,7 +51,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   statusItem = vscode.window.createStatusBarItem("codetier.status", vscode.StatusBarAlignment.Right, 100);
   statusItem.name = "codetier";
   statusItem.command = "codetier.showUsage";
-  context.subscriptions.push(output, statusItem, answerChanged);
+  // Inline completions (ghost text): the toggle flips the user setting `codetier.completion.enabled`,
+  // which the server reads through didChangeConfiguration; the middleware below skips the request
+  // at once while it is off.
+  completionItem = vscode.window.createStatusBarItem("codetier.completions", vscode.StatusBarAlignment.Right, 99);
+  completionItem.name = "codetier inline completions";
+  completionItem.command = "codetier.toggleCompletions";
+  showCompletionToggle();
+  context.subscriptions.push(output, statusItem, completionItem, answerChanged);
   context.subscriptions.push(
     vscode.workspace.registerTextDocumentContentProvider(ANSWER_SCHEME, {
       onDidChange: answerChanged.event,
@@ -67,6 +76,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand("codetier.showUsage", showUsage),
     vscode.commands.registerCommand("codetier.restartServer", restart),
     vscode.commands.registerCommand("codetier.showOutput", () => output.show(true)),
+    vscode.commands.registerCommand("codetier.toggleCompletions", toggleCompletions),
     vscode.workspace.onDidChangeConfiguration(onConfigurationChanged),
   );
   refreshStatus();
@@ -125,6 +135,8 @@ async function start(): Promise<void> {
     outputChannel: output,
     initializationOptions: () => serverSettings(),
     middleware: {
+      provideInlineCompletionItems: (document, position, context, token, next) =>
+        completionsEnabled() ? next(document, position, context, token) : undefined,
       // The lightbulb groups actions by kind: move codetier's from "More Actions…" to the first group.
       provideCodeActions: async (document, range, context, token, next) => {
         const actions = await next(document, range, context, token);
@@ -163,6 +175,9 @@ async function start(): Promise<void> {
     },
   };
   client = new LanguageClient("codetier", "codetier", serverOptions, clientOptions);
+  // The inline completion feature (textDocument/inlineCompletion) is among the proposed features of
+  // vscode-languageclient 9; it is the only one there.
+  client.registerProposedFeatures();
   try {
     await client.start();
     output.appendLine(`codetier: started ${resolved.command} --stdio`);
@@ -186,9 +201,30 @@ async function restart(): Promise<void> {
   await start();
 }
 
+/** Whether inline completions are on: the setting as it applies here (a workspace may turn them off). */
+function completionsEnabled(): boolean {
+  return vscode.workspace.getConfiguration(SECTION).get<boolean | null>("completion.enabled") !== false;
+}
+
+function showCompletionToggle(): void {
+  const { text, tooltip } = completionToggle(completionsEnabled());
+  completionItem.text = text;
+  completionItem.tooltip = tooltip;
+  completionItem.show();
+}
+
+async function toggleCompletions(): Promise<void> {
+  await vscode.workspace
+    .getConfiguration(SECTION)
+    .update("completion.enabled", !completionsEnabled(), vscode.ConfigurationTarget.Global);
+}
+
 function onConfigurationChanged(event: vscode.ConfigurationChangeEvent): void {
   if (!event.affectsConfiguration(SECTION)) {
     return;
+  }
+  if (event.affectsConfiguration("codetier.completion.enabled")) {
+    showCompletionToggle();
   }
   if (event.affectsConfiguration("codetier.server.path") || event.affectsConfiguration("codetier.server.extraEnv")) {
     void vscode.window.showInformationMessage("codetier: the server path or environment changed.", "Restart Server").then((c) => c && restart());

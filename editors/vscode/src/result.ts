@@ -256,3 +256,13 @@ function str(v: unknown): string | undefined {
 function num(v: unknown): number | undefined {
   return typeof v === "number" && Number.isFinite(v) ? v : undefined;
 }
+
+/**
+ * The status bar toggle of inline completions: its text and tooltip for the setting's value. The
+ * text does not say "codetier": that word finds the status item (`statusText`), here and in the e2e run.
+ */
+export function completionToggle(enabled: boolean): { text: string; tooltip: string } {
+  return enabled
+    ? { text: "$(sparkle) inline", tooltip: "codetier inline completions are on: click to turn them off" }
+    : { text: "$(circle-slash) inline", tooltip: "codetier inline completions are off: click to turn them on" };
+}

@@ -7,8 +7,9 @@
  *   key goes, what is sent or what is spent. These are machine-scoped in package.json.
  * - `any`: the most specific scope wins (folder, then workspace, then user).
  * - `enable`: the user's value, except that a workspace may turn it on (never off).
+ * - `disable`: the user's value, except that a workspace may turn it off (never on).
  */
-export type Trust = "user" | "any" | "enable";
+export type Trust = "user" | "any" | "enable" | "disable";
 
 /** One contributed setting that the server understands. */
 export interface SettingSpec {
@@ -20,6 +21,7 @@ export interface SettingSpec {
 const user = (key: string): SettingSpec => ({ key, trust: "user" });
 const anyScope = (key: string): SettingSpec => ({ key, trust: "any" });
 const enable = (key: string): SettingSpec => ({ key, trust: "enable" });
+const disable = (key: string): SettingSpec => ({ key, trust: "disable" });
 
 /** Every `codetier.*` setting passed on to the server; package.json contributes each one. */
 export const SERVER_SETTINGS: readonly SettingSpec[] = [
@@ -58,6 +60,13 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
   anyScope("context.surroundingLines"),
   user("log.level"),
   user("log.file"),
+  disable("completion.enabled"),
+  user("completion.menu"),
+  user("completion.tier"),
+  user("completion.mode"),
+  user("completion.debounceMs"),
+  user("completion.budgetMs"),
+  user("completion.maxTokens"),
 ];
 
 /** Settings that only the extension reads; they are never sent to the server. */
@@ -134,6 +143,8 @@ function chosen(trust: Trust, seen: Inspected): unknown {
       return firstDefined(seen.workspaceFolderValue, seen.workspaceValue, seen.globalValue);
     case "enable":
       return seen.workspaceFolderValue === true || seen.workspaceValue === true ? true : seen.globalValue;
+    case "disable":
+      return seen.workspaceFolderValue === false || seen.workspaceValue === false ? false : seen.globalValue;
   }
 }
 

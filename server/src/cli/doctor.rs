@@ -312,6 +312,7 @@ async fn tiers(
             max_tokens: 8,
             extra_body: tier.extra_body.clone(),
             stream: true,
+            fim: None,
         };
         d.progress(&what);
         let started = Instant::now();

@@ -234,6 +234,7 @@ impl Walker<'_> {
             }
             Kind::EnvName => self.env_name(key, value).map(Value::String),
             Kind::LogLevel => self.log_level(key, value).map(Value::String),
+            Kind::Choice(words) => self.choice(key, value, words).map(Value::String),
             Kind::Path => self.path(key, value),
             Kind::TierName => self.tier_name(key, value).map(Value::String),
             Kind::TierNames => self.tier_names(key, value),
@@ -408,6 +409,18 @@ impl Walker<'_> {
             self.error(
                 key,
                 format!("expected one of {}, got {s:?}", LOG_LEVELS.join(", ")),
+            );
+            return None;
+        }
+        Some(s)
+    }
+
+    fn choice(&mut self, key: &str, value: &Value, words: &[&str]) -> Option<String> {
+        let s = self.string(key, value)?.trim().to_ascii_lowercase();
+        if !words.contains(&s.as_str()) {
+            self.error(
+                key,
+                format!("expected one of {}, got {s:?}", words.join(", ")),
             );
             return None;
         }

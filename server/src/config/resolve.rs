@@ -258,6 +258,21 @@ fn validate(c: &Config, origin: &Origins, errors: &mut Vec<ConfigError>) {
             }
         }
     }
+    if !c.tiers.contains_key(&c.completion.tier) {
+        let message = format!(
+            "unknown tier `{}`; known tiers: {}",
+            c.completion.tier,
+            known()
+        );
+        error("completion.tier", "completion.tier", message);
+    }
+    if c.completion.debounce_ms >= c.completion.budget_ms {
+        let message = format!(
+            "must be less than completion.budget_ms ({}), or every completion is dropped; got {}",
+            c.completion.budget_ms, c.completion.debounce_ms
+        );
+        error("completion.debounce_ms", "completion.debounce_ms", message);
+    }
     if c.hedge.min_delay_ms > c.hedge.max_delay_ms {
         let message = format!(
             "must not exceed hedge.max_delay_ms ({}), got {}",

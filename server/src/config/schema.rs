@@ -72,6 +72,8 @@ pub enum Kind {
     EnvName,
     /// One of [`super::LOG_LEVELS`].
     LogLevel,
+    /// One of the given words (lower case).
+    Choice(&'static [&'static str]),
     /// A path; `""` means not set and a leading `~/` is the home directory.
     Path,
     /// The name of a tier.
@@ -103,6 +105,7 @@ impl Kind {
             | Kind::BaseUrl
             | Kind::EnvName
             | Kind::LogLevel
+            | Kind::Choice(_)
             | Kind::Path
             | Kind::TierName => "string",
             Kind::TierNames | Kind::Globs => "array",

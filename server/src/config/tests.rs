@@ -432,6 +432,13 @@ fn workspace_file_may_not_set_user_only_keys_and_the_rest_applies() {
             "[privacy]\nredact_secrets = false",
             "privacy.redact_secrets",
         ),
+        ("[completion]\nenabled = true", "completion.enabled"),
+        ("[completion]\nmenu = true", "completion.menu"),
+        ("[completion]\ntier = \"reasoning\"", "completion.tier"),
+        ("[completion]\nmode = \"fim\"", "completion.mode"),
+        ("[completion]\nbudget_ms = 60000", "completion.budget_ms"),
+        ("[completion]\ndebounce_ms = 0", "completion.debounce_ms"),
+        ("[completion]\nmax_tokens = 4096", "completion.max_tokens"),
     ] {
         let text = format!("{text}\n[context]\nsurrounding_lines = 7\n");
         let (_dir, path, loader) = workspace(&text);
@@ -494,6 +501,41 @@ fn workspace_file_may_tighten_privacy_and_choose_among_the_user_s_tiers() {
     );
     let errors = loader_with_workspace_error(dir.path());
     assert!(errors.names("actions.review.tier"), "{errors}");
+}
+
+#[test]
+fn a_workspace_may_only_turn_completions_off_and_modes_are_checked() {
+    let (_dir, _path, off) = workspace("[completion]\nenabled = false\n");
+    assert!(off.refusals().is_empty());
+    assert!(!off.resolve().unwrap().completion.enabled);
+    let (_dir, l) = user("[completion]\nmode = \"FIM\"\nmenu = true\n");
+    let config = l.resolve().unwrap();
+    assert_eq!(
+        (config.completion.mode.as_str(), config.completion.menu),
+        ("fim", true)
+    );
+    let err = toml_errors("[completion]\nmode = \"infill\"\n");
+    assert!(
+        error_for(&err, "completion.mode")
+            .to_string()
+            .contains("chat, fim"),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "config.toml", "[completion]\ntier = \"nope\"\n");
+    let err = loader()
+        .with_user_file(Some(&path))
+        .expect_err("an unknown tier");
+    assert!(err.names("completion.tier"), "{err}");
+    let path = write(
+        dir.path(),
+        "late.toml",
+        "[completion]\ndebounce_ms = 2000\nbudget_ms = 1000\n",
+    );
+    let err = loader()
+        .with_user_file(Some(&path))
+        .expect_err("a debounce past the budget");
+    assert!(err.names("completion.debounce_ms"), "{err}");
 }
 
 fn loader_with_workspace_error(root: &Path) -> ConfigErrors {

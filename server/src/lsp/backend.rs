@@ -76,6 +76,7 @@ fn client_flags(params: &lsp::InitializeParams) -> ClientFlags {
             .and_then(|t| t.publish_diagnostics.as_ref())
             .and_then(|d| d.data_support)
             .unwrap_or(false),
+        inline_completion: text.and_then(|t| t.inline_completion.as_ref()).is_some(),
     }
 }
 
@@ -133,6 +134,7 @@ impl LanguageServer for Backend {
         let encoding = negotiate_encoding(&params);
         self.session.set_encoding(encoding);
         let config = self.configure(&params);
+        let completion = config.completion.clone();
         match Engine::new(config) {
             Ok(engine) => self.session.set_engine(Arc::new(engine)),
             Err(e) => self
@@ -145,8 +147,12 @@ impl LanguageServer for Backend {
                     format!("codetier cannot reach its provider: {e}"),
                 )),
         }
-        self.session.set_initialized(client_flags(&params));
+        let flags = client_flags(&params);
+        self.session.set_initialized(flags);
         publish::start(&self.session);
+        // Decided once: a later configuration that turns completions off answers empty lists.
+        let inline = completion.enabled && flags.inline_completion;
+        let menu = completion.enabled && completion.menu;
         let capabilities = lsp::ServerCapabilities {
             position_encoding: Some(proto::position_encoding_kind(encoding)),
             text_document_sync: Some(lsp::TextDocumentSyncCapability::Options(
@@ -168,6 +174,8 @@ impl LanguageServer for Backend {
                 ..Default::default()
             }),
             hover_provider: Some(lsp::HoverProviderCapability::Simple(true)),
+            inline_completion_provider: inline.then_some(lsp::OneOf::Left(true)),
+            completion_provider: menu.then(lsp::CompletionOptions::default),
             ..Default::default()
         };
         Ok(lsp::InitializeResult {

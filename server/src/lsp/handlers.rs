@@ -4,8 +4,10 @@
 
 pub mod code_action;
 pub mod command;
+pub mod completion;
 mod deliver;
 pub mod hover;
+pub mod inline_completion;
 pub mod publish;
 pub mod sync;
 mod usage;
@@ -18,7 +20,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tower_lsp_server::jsonrpc;
 use tower_lsp_server::ls_types::request::{
-    CodeActionRequest, ExecuteCommand, HoverRequest, Request,
+    CodeActionRequest, Completion, ExecuteCommand, HoverRequest, InlineCompletionRequest, Request,
 };
 
 use super::error::{Code, LspError, LspResult};
@@ -32,6 +34,8 @@ pub fn is_ours(method: &str) -> bool {
         HoverRequest::METHOD,
         ExecuteCommand::METHOD,
         ViewFileText::METHOD,
+        InlineCompletionRequest::METHOD,
+        Completion::METHOD,
     ]
     .contains(&method)
 }
@@ -59,6 +63,12 @@ pub fn route(
         }
         ViewFileText::METHOD => {
             serve::<ViewFileText>(params, |p| view_file_text::handle(session, p))
+        }
+        InlineCompletionRequest::METHOD => serve::<InlineCompletionRequest>(params, |p| {
+            inline_completion::handle(session, p, cancel)
+        }),
+        Completion::METHOD => {
+            serve::<Completion>(params, |p| completion::handle(session, p, cancel))
         }
         _ => fail(LspError::new(
             Code::MethodNotFound,

@@ -33,6 +33,71 @@ pub struct ClientFlags {
     pub is_preferred: bool,
     /// The client echoes `Diagnostic.data` back in the code-action context.
     pub diagnostic_data: bool,
+    /// The client declares `textDocument.inlineCompletion` (VS Code, Neovim 0.12).
+    pub inline_completion: bool,
+}
+
+/// Which request a completion answers: inline completions and the menu item are in flight apart,
+/// so an editor that sends both for one keystroke does not cancel one with the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CompletionKind {
+    Inline,
+    Menu,
+}
+
+/// The completions of a session: the one in flight per document and kind, and the last
+/// suggestion shown.
+#[derive(Default)]
+pub struct Completions {
+    /// Per document and kind: the id of the completion in flight and its cancellation.
+    running: DashMap<(String, CompletionKind), (u64, CancellationToken)>,
+    next_id: AtomicU64,
+    /// The last suggestion shown, for typeahead.
+    shown: Mutex<Option<crate::complete::Shown>>,
+}
+
+impl Completions {
+    /// Registers a new completion of `kind` in `uri`: the one of that kind in flight there (now
+    /// stale) is cancelled.
+    pub fn begin(
+        &self,
+        uri: &str,
+        kind: CompletionKind,
+        parent: &CancellationToken,
+    ) -> (u64, CancellationToken) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let token = parent.child_token();
+        let older = self
+            .running
+            .insert((uri.to_owned(), kind), (id, token.clone()));
+        if let Some((_, older)) = older {
+            older.cancel();
+        }
+        (id, token)
+    }
+
+    /// The completion `id` of `kind` in `uri` is over.
+    pub fn end(&self, uri: &str, kind: CompletionKind, id: u64) {
+        self.running
+            .remove_if(&(uri.to_owned(), kind), |_, (running, _)| *running == id);
+    }
+
+    /// The document changed: its completions in flight are stale.
+    pub fn document_changed(&self, uri: &str) {
+        for kind in [CompletionKind::Inline, CompletionKind::Menu] {
+            if let Some((_, (_, token))) = self.running.remove(&(uri.to_owned(), kind)) {
+                token.cancel();
+            }
+        }
+    }
+
+    pub fn shown(&self) -> Option<crate::complete::Shown> {
+        self.shown.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_shown(&self, shown: Option<crate::complete::Shown>) {
+        *self.shown.lock().unwrap_or_else(|e| e.into_inner()) = shown;
+    }
 }
 
 /// What the server attached to a range of a document.
@@ -116,6 +181,8 @@ pub struct Session {
     publish_tx: mpsc::UnboundedSender<String>,
     publish_rx: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
     pub waiting_commands: AtomicUsize,
+    /// Completions in flight and the last one shown.
+    pub completions: Completions,
     next_token: AtomicU64,
     shutdown: CancellationToken,
     /// Errors found before the client could be told (shown at `initialized`).
@@ -144,6 +211,7 @@ impl Session {
             publish_tx,
             publish_rx: Mutex::new(Some(publish_rx)),
             waiting_commands: AtomicUsize::new(0),
+            completions: Completions::default(),
             next_token: AtomicU64::new(1),
             shutdown: CancellationToken::new(),
             startup_errors: Mutex::new(Vec::new()),

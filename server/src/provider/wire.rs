@@ -13,6 +13,14 @@ pub(crate) struct Quirks {
     pub no_thinking: bool,
 }
 
+/// The endpoint below `base_url` a request goes to.
+pub(crate) fn path(req: &ChatRequest) -> &'static str {
+    match req.fim {
+        Some(_) => "completions",
+        None => "chat/completions",
+    }
+}
+
 /// Builds the JSON body. `extra_body` wins over our defaults except for `model`, `messages`
 /// and `stream`, which decide what the request is.
 pub(crate) fn request_body(req: &ChatRequest, quirks: Quirks) -> Value {
@@ -25,7 +33,10 @@ pub(crate) fn request_body(req: &ChatRequest, quirks: Quirks) -> Value {
         );
     }
     for (k, v) in &req.extra_body {
-        if !matches!(k.as_str(), "model" | "messages" | "stream") {
+        if !matches!(
+            k.as_str(),
+            "model" | "messages" | "stream" | "prompt" | "suffix"
+        ) {
             body.insert(k.clone(), v.clone());
         }
     }
@@ -36,10 +47,18 @@ pub(crate) fn request_body(req: &ChatRequest, quirks: Quirks) -> Value {
         body.remove("thinking");
     }
     body.insert("model".into(), Value::from(req.model.as_str()));
-    body.insert(
-        "messages".into(),
-        serde_json::to_value(&req.messages).unwrap_or(Value::Array(Vec::new())),
-    );
+    match &req.fim {
+        Some(fim) => {
+            body.insert("prompt".into(), Value::from(fim.prompt.as_str()));
+            body.insert("suffix".into(), Value::from(fim.suffix.as_str()));
+        }
+        None => {
+            body.insert(
+                "messages".into(),
+                serde_json::to_value(&req.messages).unwrap_or(Value::Array(Vec::new())),
+            );
+        }
+    }
     body.insert("stream".into(), Value::Bool(req.stream));
     Value::Object(body)
 }
@@ -72,6 +91,8 @@ struct WireChoice {
     /// Streaming chunks carry `delta`, whole answers `message`.
     delta: Option<WireText>,
     message: Option<WireText>,
+    /// `/completions` (fill in the middle) answers carry the text itself.
+    text: Option<String>,
     finish_reason: Option<String>,
 }
 
@@ -124,6 +145,9 @@ pub(crate) fn parse(json: &str) -> Result<Delta, String> {
                 .or(text.reasoning)
                 .filter(|s| !s.is_empty());
         }
+        if delta.content.is_none() {
+            delta.content = choice.text.filter(|s| !s.is_empty());
+        }
     }
     Ok(delta)
 }
@@ -143,7 +167,32 @@ mod tests {
             max_tokens: 64,
             extra_body: extra.as_object().cloned().unwrap_or_default(),
             stream,
+            fim: None,
         }
+    }
+
+    #[test]
+    fn fim_body_and_chunks() {
+        let mut fim = req(
+            true,
+            serde_json::json!({ "prompt": "evil", "temperature": 0 }),
+        );
+        fim.fim = Some(crate::provider::FimPrompt {
+            prompt: "fn a() {".into(),
+            suffix: "}\n".into(),
+        });
+        assert_eq!(path(&fim), "completions");
+        assert_eq!(path(&req(true, Value::Null)), "chat/completions");
+        let body = request_body(&fim, Quirks::default());
+        assert_eq!(body["prompt"], "fn a() {");
+        assert_eq!(body["suffix"], "}\n");
+        assert_eq!(body["temperature"], 0);
+        assert!(body.get("messages").is_none());
+        assert_eq!(fim.input_chars(), 10);
+        let delta = parse(
+            r#"{"object":"text_completion","choices":[{"index":0,"text":" x","finish_reason":null}]}"#,
+        );
+        assert_eq!(delta.map(|d| d.content), Ok(Some(" x".to_owned())));
     }
 
     #[test]

@@ -31,6 +31,7 @@ impl<U: Upstream> Router<U> {
             max_tokens: ctx.max_tokens,
             extra_body: ctx.tier.extra_body.clone(),
             stream: true,
+            fim: ctx.fim.cloned(),
         };
         let price = output_price(Some(ctx.tier), model);
         let (tx_a, mut rx_a) = mpsc::unbounded_channel();
@@ -180,13 +181,14 @@ impl<U: Upstream> Router<U> {
                 router_models: &self.models,
                 ledger: &self.usage,
                 tier: ctx.tier_name,
+                action: ctx.action,
                 model: &req.model,
                 price,
                 trial,
                 sent,
                 waiting,
                 outcome: LegOutcome::Waiting,
-                input_chars: TokenUsage::input_chars(ctx.messages),
+                input_chars: req.input_chars(),
                 received_chars: 0,
             },
         }
@@ -239,7 +241,7 @@ impl<U: Upstream> Router<U> {
     ) -> Done {
         let usage = completion.usage.unwrap_or_else(|| {
             TokenUsage::estimated(
-                TokenUsage::input_chars(ctx.messages),
+                ctx.input_chars(),
                 completion.text.chars().count() + completion.reasoning.chars().count(),
             )
         });
@@ -335,6 +337,8 @@ struct LegGuard<'a> {
     router_models: &'a Mutex<HashMap<String, ModelState>>,
     ledger: &'a Ledger,
     tier: &'a str,
+    /// Also booked under this action, when set.
+    action: Option<&'static str>,
     model: &'a str,
     price: Option<f64>,
     trial: bool,
@@ -366,12 +370,11 @@ impl Drop for LegGuard<'_> {
             }
             _ => TokenUsage::default(),
         };
-        self.ledger.record(
-            self.tier,
-            self.model,
-            usage,
-            cost_usd(usage.output_tokens, self.price),
-        );
+        let cost = cost_usd(usage.output_tokens, self.price);
+        self.ledger.record(self.tier, self.model, usage, cost);
+        if let Some(action) = self.action {
+            self.ledger.record_action(action, usage, cost);
+        }
         let mut models = self
             .router_models
             .lock()

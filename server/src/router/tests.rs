@@ -293,6 +293,8 @@ fn flash(prompt: &str) -> RouteRequest {
             content: prompt.into(),
         }],
         max_tokens: None,
+        fim: None,
+        action: None,
     }
 }
 
@@ -1118,6 +1120,8 @@ async fn hedge_delay_follows_observed_p90_within_bounds() {
         tier: &config.tiers["flash"],
         config,
         messages: &[],
+        fim: None,
+        action: None,
         max_tokens: 1,
         budget: Duration::from_millis(config.latency_budget_ms),
         deadline: Instant::now(),

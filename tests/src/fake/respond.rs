@@ -18,6 +18,8 @@ pub(crate) struct Request {
     pub behavior: Behavior,
     /// The bearer token the request carried, for `Behavior::echo_key` only.
     pub key: Option<String>,
+    /// A `/v1/completions` request: chunks carry `text`, and `Answer::Echo` repeats `prompt`.
+    pub fim: bool,
 }
 
 type Item = Result<Bytes, std::io::Error>;
@@ -155,6 +157,12 @@ fn echo_key(req: &Request, text: String) -> String {
 fn raw_answer_text(req: &Request) -> String {
     match &req.behavior.answer {
         Answer::Text(t) => t.clone(),
+        Answer::Echo if req.fim => req
+            .json
+            .get("prompt")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
         Answer::Echo => req
             .json
             .get("messages")
@@ -183,17 +191,23 @@ fn tokenize(text: &str, b: &Behavior) -> Vec<String> {
 }
 
 fn usage(req: &Request, completion_tokens: usize) -> Value {
-    let chars: usize = req
-        .json
-        .get("messages")
-        .and_then(Value::as_array)
-        .map(|l| {
-            l.iter()
-                .filter_map(|m| m.get("content")?.as_str())
-                .map(|c| c.chars().count())
-                .sum()
-        })
-        .unwrap_or(0);
+    let fim_chars: usize = ["prompt", "suffix"]
+        .iter()
+        .filter_map(|k| req.json.get(*k)?.as_str())
+        .map(|t| t.chars().count())
+        .sum();
+    let chars: usize = fim_chars
+        + req
+            .json
+            .get("messages")
+            .and_then(Value::as_array)
+            .map(|l| {
+                l.iter()
+                    .filter_map(|m| m.get("content")?.as_str())
+                    .map(|c| c.chars().count())
+                    .sum()
+            })
+            .unwrap_or(0);
     let prompt_tokens = chars.div_ceil(4);
     json!({ "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens })
@@ -225,12 +239,21 @@ fn whole_answer(req: &Request, mut guard: DisconnectGuard) -> Response {
     let b = &req.behavior;
     let tokens =
         tokenize(&text, b).len() + reasoning.as_deref().map_or(0, |r| tokenize(r, b).len());
-    let mut body = json!({
+    let finish = b.finish_reason.as_deref().unwrap_or("stop");
+    let mut body = if req.fim {
+        json!({
+            "id": format!("fake-{}", req.index), "object": "text_completion", "created": 0,
+            "model": req.model,
+            "choices": [{ "index": 0, "finish_reason": finish, "text": text }],
+        })
+    } else {
+        json!({
         "id": format!("fake-{}", req.index), "object": "chat.completion", "created": 0,
         "model": req.model,
         "choices": [{ "index": 0, "finish_reason": b.finish_reason.as_deref().unwrap_or("stop"),
             "message": { "role": "assistant", "content": text, "reasoning_content": reasoning } }],
-    });
+        })
+    };
     if req.behavior.usage {
         body["usage"] = usage(req, tokens);
     }
@@ -275,6 +298,13 @@ async fn stream(req: &Request, ttft: Duration, out: &Out) -> Result<(), ()> {
     let nl = b.line_ending.as_str();
     let frame = |data: &Value| format!("data: {data}{nl}{nl}").into_bytes();
     let chunk = |delta: Value, finish: Option<&str>| {
+        if req.fim {
+            // A `/completions` chunk: the text itself, no delta (reasoning has no place here).
+            let text = delta.get("content").cloned().unwrap_or(Value::from(""));
+            return json!({ "id": format!("fake-{}", req.index), "object": "text_completion",
+                    "created": 0, "model": req.model,
+                    "choices": [{ "index": 0, "text": text, "finish_reason": finish }] });
+        }
         json!({ "id": format!("fake-{}", req.index), "object": "chat.completion.chunk",
                 "created": 0, "model": req.model,
                 "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }] })

@@ -34,7 +34,7 @@ local defaults = {
   -- notification plugin that shows long text well.
   notify = false,
   -- Neovim 0.12+: turn on vim.lsp.inline_completion for codetier's buffers when the server offers
-  -- textDocument/inlineCompletion (accept with vim.lsp.inline_completion.get()).
+  -- textDocument/inlineCompletion; keys.accept_inline (<M-l>) accepts the ghost text.
   inline_completion = true,
   on_attach = nil,
   -- Called after every action with (action, err, result), e.g. to refresh a status line.
@@ -49,6 +49,8 @@ local default_keys = {
   generate_tier = "<leader>aG",
   review_tier = "<leader>aR",
   usage = "<leader>au",
+  -- Insert mode, Neovim 0.12+: accept codetier's inline suggestion (the key itself when there is none).
+  accept_inline = "<M-l>",
   -- Hover (the full explanation of an explained range). Mapped only where Neovim does not map K to
   -- LSP hover itself (before 0.10), and only when K has no mapping of yours.
   hover = "K",
@@ -549,6 +551,16 @@ function M.on_client_attach(client, bufnr)
     local offers = client.supports_method and client:supports_method("textDocument/inlineCompletion", bufnr)
     if offers then
       inline.enable(true, { bufnr = bufnr })
+      local keys = M.config.keys == true and default_keys
+        or (M.config.keys ~= false and vim.tbl_extend("force", default_keys, M.config.keys))
+      local lhs = keys and keys.accept_inline
+      if lhs then
+        vim.keymap.set("i", lhs, function()
+          if not inline.get() then
+            return lhs
+          end
+        end, { buffer = bufnr, expr = true, silent = true, desc = "codetier: accept the inline suggestion" })
+      end
     end
   end
 end

@@ -3,7 +3,7 @@
 import { strict as assert } from "node:assert";
 import { test } from "node:test";
 
-import { Answer, answerMarkdown, formatLatency, formatUsd, INITIAL_STATUS, parseCommandResult, parseUsage, statusText, usageTooltip, withAnswer, withUsage } from "../result";
+import { Answer, answerMarkdown, completionToggle, formatLatency, formatUsd, INITIAL_STATUS, parseCommandResult, parseUsage, statusText, usageTooltip, withAnswer, withUsage } from "../result";
 
 const explainResult = {
   action: "explain",
@@ -133,4 +133,10 @@ test("a cached answer's header agrees with the status bar: nothing this time, an
   assert.doesNotMatch(md, /first asked/);
   // A fresh answer shows its own cost and the total.
   assert.match(answerMarkdown(parseCommandResult(explainResult) as Answer, "a.js:4", 0.000024), /· 812 ms · 420 in \/ 96 out tokens · \$0\.00002 · session \$0\.00002\n/);
+});
+
+test("the completion toggle says what a click does", () => {
+  assert.match(completionToggle(true).tooltip, /on: click to turn them off/);
+  assert.match(completionToggle(false).text, /circle-slash/);
+  assert.ok(!completionToggle(true).text.includes("codetier"), "the word finds the status item");
 });

@@ -86,6 +86,21 @@ test("a workspace may turn secret redaction on, never off", () => {
   assert.deepEqual(user, { privacy: { redact_secrets: false } });
 });
 
+test("a workspace may turn completions off, never on, and the rest of completion.* is the user's", () => {
+  const off = collectServerSettings(inspector({ "completion.enabled": { globalValue: true, workspaceValue: false } }));
+  assert.deepEqual(off, { completion: { enabled: false } });
+  const on = collectServerSettings(inspector({ "completion.enabled": { workspaceFolderValue: true } }));
+  assert.deepEqual(on, {});
+  const user = collectServerSettings(
+    inspector({
+      "completion.mode": { globalValue: "fim", workspaceValue: "chat" },
+      "completion.budgetMs": { workspaceValue: 60000 },
+      "completion.menu": { globalValue: true },
+    }),
+  );
+  assert.deepEqual(user, { completion: { mode: "fim", menu: true } });
+});
+
 test("a workspace cannot set where the key goes or which files the server writes", () => {
   const settings = collectServerSettings(
     inspector({

@@ -44,6 +44,8 @@ pub fn apply(session: &Session, method: &str, params: Value) {
             match serde_json::from_value::<lsp::DidChangeTextDocumentParams>(params) {
                 Ok(p) => {
                     let uri = p.text_document.uri.as_str();
+                    // Any edit makes the document's completion in flight stale.
+                    session.completions.document_changed(uri);
                     let changes: Vec<Change> = p
                         .content_changes
                         .into_iter()
@@ -82,6 +84,7 @@ pub fn apply(session: &Session, method: &str, params: Value) {
             match serde_json::from_value::<lsp::DidCloseTextDocumentParams>(params) {
                 Ok(p) => {
                     let uri = p.text_document.uri.as_str();
+                    session.completions.document_changed(uri);
                     session.syntax.close(uri);
                     if session.docs.close(uri) && session.has_notes(uri) {
                         session.forget_document(uri);

@@ -49,13 +49,24 @@ fn usage_line(report: &crate::usage::UsageReport) -> String {
     } else {
         "per tier in the log"
     };
-    format!(
+    let mut line = format!(
         "codetier usage this session: {requests} request{}, {hits} cache hit{}, {approx}{} tokens in / {approx}{} out, {cost} ({note})",
         if requests == 1 { "" } else { "s" },
         if hits == 1 { "" } else { "s" },
         sum(|t| t.input_tokens),
         sum(|t| t.output_tokens),
-    )
+    );
+    for a in &report.per_action {
+        let pct = |x: Option<f64>| x.map_or("n/a".to_owned(), |v| format!("{:.0}%", v * 100.0));
+        line.push_str(&format!(
+            "; {}: {} asked, {} without a request, {} stale",
+            a.action,
+            a.asked,
+            pct(a.hit_rate),
+            pct(a.stale_share)
+        ));
+    }
+    line
 }
 
 #[cfg(test)]
@@ -85,6 +96,7 @@ mod tests {
             total_saved_usd: None,
             estimated: false,
             saved_estimated: false,
+            per_action: vec![],
         };
         let line = usage_line(&report);
         assert!(!line.contains('\n'), "{line}");
@@ -107,6 +119,7 @@ mod tests {
             total_saved_usd: None,
             estimated: false,
             saved_estimated: false,
+            per_action: vec![],
         };
         assert_eq!(
             usage_line(&empty),

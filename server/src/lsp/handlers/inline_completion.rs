@@ -1,0 +1,208 @@
+//! `textDocument/inlineCompletion`, and the suggestion both it and the completion menu show: typeahead, cache, debounce, staleness and the budget around the engine's completion.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::{BoxFuture, FutureExt};
+use ropey::Rope;
+use tokio_util::sync::CancellationToken;
+use tower_lsp_server::ls_types as lsp;
+use tower_lsp_server::ls_types::request::InlineCompletionRequest;
+
+use super::code_action::label;
+use super::Handled;
+use crate::complete::{Shown, ACTION};
+use crate::docs;
+use crate::engine::{CompletionJob, EngineError};
+use crate::lsp::proto;
+use crate::lsp::session::{CompletionKind, Session};
+use crate::router::RouteError;
+use crate::usage::{AskOutcome, Ledger};
+
+/// A suggestion to show at a cursor.
+pub struct Suggestion {
+    /// What to insert at the cursor.
+    pub text: String,
+    /// The document as the request saw it, and the cursor in it (chars).
+    pub doc: Rope,
+    pub cursor: usize,
+    /// The tier's label, e.g. "Flash".
+    pub tier_label: String,
+}
+
+pub fn handle(
+    session: &Arc<Session>,
+    params: lsp::InlineCompletionParams,
+    cancel: CancellationToken,
+) -> Handled<InlineCompletionRequest> {
+    let at = params.text_document_position;
+    let uri = at.text_document.uri.as_str();
+    let work = suggest(session, uri, at.position, CompletionKind::Inline, cancel);
+    let enc = session.encoding();
+    async move {
+        let items = match work.await {
+            Some(s) => {
+                let range = proto::lsp_range_of(&s.doc, s.cursor..s.cursor, enc);
+                vec![lsp::InlineCompletionItem {
+                    insert_text: s.text,
+                    filter_text: None,
+                    range: Some(range),
+                    command: None,
+                    insert_text_format: Some(lsp::InsertTextFormat::PLAIN_TEXT),
+                }]
+            }
+            None => Vec::new(),
+        };
+        Ok(Some(lsp::InlineCompletionResponse::List(
+            lsp::InlineCompletionList { items },
+        )))
+    }
+    .boxed()
+}
+
+/// The suggestion at `position` of `uri` for a request of `kind`, or `None` (nothing to show,
+/// stale, late, or off).
+///
+/// Runs synchronously up to the returned future, in arrival order: the document snapshot, the
+/// rest of the suggestion being typed (typeahead) and a cached suggestion answer at once. The
+/// future waits `completion.debounce_ms`, then asks, all within `completion.budget_ms` from
+/// arrival; an edit of the document, a newer completion of the same kind there or `cancel` drops it, and so
+/// the upstream request, at once.
+pub fn suggest(
+    session: &Arc<Session>,
+    uri: &str,
+    position: lsp::Position,
+    kind: CompletionKind,
+    cancel: CancellationToken,
+) -> BoxFuture<'static, Option<Suggestion>> {
+    let nothing = || futures::future::ready(None).boxed();
+    let Some(engine) = session.engine().cloned() else {
+        return nothing();
+    };
+    let config = engine.config();
+    if !config.completion.enabled {
+        return nothing();
+    }
+    let Some(snap) = session.docs.snapshot(uri) else {
+        tracing::debug!(uri, "completion in a document that is not open");
+        return nothing();
+    };
+    let cursor = docs::position_to_char(&snap.text, proto::position(position), session.encoding());
+    let (id, stale) = session.completions.begin(uri, kind, &cancel);
+    let mut running = Running {
+        session: session.clone(),
+        uri: uri.to_owned(),
+        kind,
+        id,
+        ledger: engine.usage().clone(),
+        outcome: Some(AskOutcome::Stale),
+    };
+    let tier_label = label(&config, &config.completion.tier);
+    let suggestion = |text: &str| Suggestion {
+        text: text.to_owned(),
+        doc: snap.text.clone(),
+        cursor,
+        tier_label: tier_label.clone(),
+    };
+    if let Some(shown) = session.completions.shown() {
+        if let Some(rest) = shown.rest(uri, &snap.text, cursor) {
+            running.book(AskOutcome::Hit);
+            return futures::future::ready(Some(suggestion(rest))).boxed();
+        }
+    }
+    let job = CompletionJob {
+        file_name: uri,
+        language_id: &snap.language_id,
+        text: &snap.text,
+        cursor,
+    };
+    let prepared = match engine.prepare_completion(&job) {
+        Ok(p) => p,
+        Err(e) => {
+            // Said once per keystroke would be noise: excluded files get no completions.
+            tracing::debug!(uri, "no completion: {e}");
+            running.outcome = None;
+            return nothing();
+        }
+    };
+    if let Some(text) = engine.cached_completion(&prepared) {
+        running.book(AskOutcome::Hit);
+        if text.is_empty() {
+            return nothing();
+        }
+        session
+            .completions
+            .set_shown(Some(Shown::new(uri, &snap.text, cursor, &text)));
+        return futures::future::ready(Some(suggestion(&text))).boxed();
+    }
+    let debounce = Duration::from_millis(config.completion.debounce_ms);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(config.completion.budget_ms);
+    let session = session.clone();
+    let uri = uri.to_owned();
+    let doc = snap.text.clone();
+    async move {
+        // The whole guard moves in (not only the field assigned below), so it ends with the future.
+        let mut running = running;
+        let asked = tokio::select! {
+            biased;
+            () = stale.cancelled() => return None,
+            r = tokio::time::timeout_at(deadline, async {
+                tokio::time::sleep(debounce).await;
+                engine.complete(&prepared).await
+            }) => r,
+        };
+        let asked = match asked {
+            Err(_) | Ok(Err(EngineError::Route(RouteError::BudgetExceeded { .. }))) => {
+                running.book(AskOutcome::Late);
+                tracing::debug!(%uri, "completion dropped: past completion.budget_ms");
+                return None;
+            }
+            Ok(Err(e)) => {
+                running.book(AskOutcome::Asked);
+                tracing::warn!(%uri, "completion failed: {e}");
+                return None;
+            }
+            Ok(Ok(asked)) => asked,
+        };
+        running.book(AskOutcome::Asked);
+        tracing::debug!(%uri, stopped_early = asked.stopped_early, shown = asked.text.is_some(), "completion answered");
+        let text = asked.text?;
+        session
+            .completions
+            .set_shown(Some(Shown::new(&uri, &doc, cursor, &text)));
+        Some(Suggestion {
+            text,
+            doc,
+            cursor,
+            tier_label,
+        })
+    }
+    .boxed()
+}
+
+/// One completion from its start to its end, however it ends: it leaves the session's list of
+/// those in flight, and its outcome is booked (stale unless it got further).
+struct Running {
+    session: Arc<Session>,
+    uri: String,
+    kind: CompletionKind,
+    id: u64,
+    ledger: Arc<Ledger>,
+    /// `None`: not booked (the file is excluded).
+    outcome: Option<AskOutcome>,
+}
+
+impl Running {
+    fn book(&mut self, outcome: AskOutcome) {
+        self.outcome = Some(outcome);
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.session.completions.end(&self.uri, self.kind, self.id);
+        if let Some(outcome) = self.outcome {
+            self.ledger.record_outcome(ACTION, outcome);
+        }
+    }
+}
