@@ -4,7 +4,7 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::{ControlFlow, Range};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use ropey::Rope;
@@ -28,7 +28,16 @@ pub struct Parsed {
     /// What is derived from exactly this tree, computed once and shared by its clones (the
     /// definitions index, `defs::index`): every request on an unchanged document reuses it.
     derived: Arc<OnceLock<Box<dyn Any + Send + Sync>>>,
+    /// Results computed from this tree for one input each (a check of one replacement),
+    /// the last [`MEMO_ENTRIES`], shared by its clones.
+    memo: Arc<Mutex<Vec<Memo>>>,
 }
+
+/// One remembered result: the hash of its input and the value.
+type Memo = (blake3::Hash, Arc<dyn Any + Send + Sync>);
+
+/// How many results [`Parsed::memo`] keeps per tree: a few answers on one version.
+const MEMO_ENTRIES: usize = 16;
 
 impl std::fmt::Debug for Parsed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -56,6 +65,31 @@ impl Parsed {
         self.derived
             .get_or_init(|| Box::new(make()))
             .downcast_ref::<T>()
+    }
+
+    /// The result of `make` for the input hashed as `key`, remembered for this tree (and its
+    /// clones): the same question on an unchanged document is answered without `make`.
+    pub(crate) fn memo<T: Clone + Any + Send + Sync>(
+        &self,
+        key: blake3::Hash,
+        make: impl FnOnce() -> T,
+    ) -> T {
+        let lock = || self.memo.lock().unwrap_or_else(|e| e.into_inner());
+        let known = lock()
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.downcast_ref::<T>().cloned());
+        if let Some(value) = known {
+            return value;
+        }
+        // Made outside the lock: two callers racing on one input both make it, harmlessly.
+        let value = make();
+        let mut memo = lock();
+        if memo.len() >= MEMO_ENTRIES {
+            memo.remove(0);
+        }
+        memo.push((key, Arc::new(value.clone())));
+        value
     }
 
     pub fn lang(&self) -> Lang {
@@ -156,6 +190,7 @@ pub fn parse(lang: Lang, text: &Rope) -> Option<Parsed> {
         tree,
         text: text.clone(),
         derived: Arc::default(),
+        memo: Arc::default(),
     })
 }
 
@@ -167,6 +202,7 @@ pub(crate) fn reparse(lang: Lang, old: &Tree, text: &Rope) -> Option<Parsed> {
         tree,
         text: text.clone(),
         derived: Arc::default(),
+        memo: Arc::default(),
     })
 }
 

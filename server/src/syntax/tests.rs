@@ -577,3 +577,29 @@ fn the_definitions_index_is_made_once_per_tree_and_shared_by_its_clones() {
         Some("fn helper() -> u32 {\n    3\n}")
     );
 }
+
+#[test]
+fn a_check_is_remembered_per_tree_and_forgotten_with_it() {
+    let p = parsed(Lang::Rust, "fn a() {}\nfn b() { 1 }\n");
+    let key = blake3::hash(b"some input");
+    let calls = std::cell::Cell::new(0);
+    let make = || {
+        calls.set(calls.get() + 1);
+        42u32
+    };
+    assert_eq!(p.memo(key, make), 42);
+    assert_eq!(p.clone().memo(key, make), 42, "a clone shares the memo");
+    assert_eq!(calls.get(), 1);
+    // A tree of the same text made anew (another version) knows nothing yet.
+    let again = parsed(Lang::Rust, "fn a() {}\nfn b() { 1 }\n");
+    assert_eq!(again.memo(key, make), 42);
+    assert_eq!(calls.get(), 2);
+    // The same verdict either way, from the memo or not.
+    let fix = "fn b() { 2 }";
+    let range = 10..22;
+    let first = verify(&p, range.clone(), fix, &Expect::Parses);
+    assert_eq!(first, verify(&p, range.clone(), fix, &Expect::Parses));
+    assert_eq!(first, Some(Ok(())));
+    let broken = verify(&p, range, "fn b() { 2", &Expect::Parses);
+    assert!(matches!(broken, Some(Err(_))), "{broken:?}");
+}

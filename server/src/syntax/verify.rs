@@ -47,7 +47,26 @@ pub type Verdict = Result<(), Failure>;
 ///
 /// Errors the document already had elsewhere do not count against the code, and neither do
 /// those of the text it replaces (a stub that does not parse yet).
+///
+/// Remembered per tree: checking the same replacement again on an unchanged document (an
+/// answer served from the cache) does not parse it again.
 pub fn verify(
+    parsed: &Parsed,
+    range: Range<usize>,
+    replacement: &str,
+    expect: &Expect,
+) -> Option<Verdict> {
+    let mut key = blake3::Hasher::new();
+    key.update(b"verify\0");
+    key.update(&(range.start as u64).to_le_bytes());
+    key.update(&(range.end as u64).to_le_bytes());
+    key.update(format!("{expect:?}\0").as_bytes());
+    key.update(replacement.as_bytes());
+    parsed.memo(key.finalize(), || verify_now(parsed, range, replacement, expect))
+}
+
+/// [`verify`] without the memo.
+fn verify_now(
     parsed: &Parsed,
     range: Range<usize>,
     replacement: &str,
