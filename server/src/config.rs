@@ -49,6 +49,8 @@ settings! {
         context: ContextConfig = ContextConfig::default(), Any, Kind::Section(ContextConfig::KEYS);
         /// The server's log.
         log: LogConfig = LogConfig::default(), Any, Kind::Section(LogConfig::KEYS);
+        /// The team tier: one Redis shared by a team's editors and CI for the cache, the day's spend, rate limits and cooldowns.
+        team: TeamConfig = TeamConfig::default(), User, Kind::Section(TeamConfig::KEYS);
     }
 
     /// One model tier.
@@ -67,6 +69,8 @@ settings! {
         max_tokens: Option<u32> = None, User, TOKENS;
         /// Model to route to while this tier's model has its circuit breaker open.
         fallback: Option<String> = None, User, Kind::Text;
+        /// Upstream requests per minute to this tier's model, shared by every process on the team's Redis (a token bucket there); unset means no limit.
+        requests_per_minute: Option<u32> = None, User, Kind::Uint { min: 1, max: 1_000_000 };
     }
 
     /// Hedged requests.
@@ -147,6 +151,18 @@ settings! {
         token_budget: usize = 3000, Any, Kind::Uint { min: 100, max: 1_000_000 };
         /// Lines of context wanted on each side of the selection, budget permitting.
         surrounding_lines: usize = 20, Any, Kind::Uint { min: 0, max: 10_000 };
+    }
+
+    /// The team tier (Redis).
+    pub struct TeamConfig {
+        /// The environment variable that holds the team's `redis://` or `rediss://` URL (password inside); unset means no team tier. The URL is never logged or shown.
+        redis_url_env: Option<String> = None, User, Kind::EnvName;
+        /// Prefix of every Redis key codetier writes, so several teams or projects can share one Redis.
+        key_prefix: String = "codetier".into(), User, Kind::Text;
+        /// Share answers through Redis (lookups go memory, disk, then Redis; writes go to all three).
+        share_cache: bool = true, User, Kind::Bool;
+        /// Spend per UTC day, in USD, shared by every process on this Redis; once reached, new upstream requests are refused (cached answers still work). Unset means no cap.
+        daily_budget_usd: Option<f64> = None, User, Kind::Usd;
     }
 
     /// The server's log.
