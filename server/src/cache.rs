@@ -189,7 +189,9 @@ impl Cache {
     /// Opens the cache described by `cfg`. Never fails: without a usable disk store it runs
     /// from memory and `warning()` says why (the reason is also logged once).
     pub fn open(cfg: &CacheConfig) -> Cache {
-        let cache = Cache::open_lazily(cfg);
+        // Opened on this thread, so no opener thread still holds the cache when it is
+        // dropped (the last holder checkpoints the WAL on drop).
+        let cache = Cache::open_with(cfg, false);
         cache.wait_open();
         cache
     }
@@ -197,6 +199,10 @@ impl Cache {
     /// Like [`Cache::open`], but returns at once: the disk store opens on a thread of its
     /// own, and whatever needs it first waits for it. Memory hits never wait.
     pub fn open_lazily(cfg: &CacheConfig) -> Cache {
+        Cache::open_with(cfg, true)
+    }
+
+    fn open_with(cfg: &CacheConfig, in_background: bool) -> Cache {
         if !cfg.enabled {
             return Cache::build(cfg, None, None);
         }
@@ -204,6 +210,9 @@ impl Cache {
             Some(dir) => {
                 let disk = Disk::lazy(&dir, cfg.ttl_days, cfg.max_disk_bytes, unix_now());
                 let cache = Cache::build(cfg, Some(disk), None);
+                if !in_background {
+                    return cache;
+                }
                 let opening = Arc::clone(&cache.inner);
                 let spawned = std::thread::Builder::new()
                     .name("codetier-cache-open".into())
