@@ -390,7 +390,7 @@ impl Cache {
                 return Ok(served(entry, false));
             }
             if let Some(team) = &team {
-                if let Some(entry) = team::read(team, &key).await {
+                if let Some(entry) = team::read(team, &key, crate::team::Bound::Action).await {
                     self.inner.count(true);
                     self.inner.team_hits.fetch_add(1, Ordering::Relaxed);
                     Inner::store_local_async(&self.inner, key, entry.clone()).await;

@@ -163,6 +163,8 @@ settings! {
         share_cache: bool = true, User, Kind::Bool;
         /// Spend per UTC day, in USD, shared by every process on this Redis; once reached, new upstream requests are refused (cached answers still work). Unset means no cap.
         daily_budget_usd: Option<f64> = None, User, Kind::Usd;
+        /// How long one action may wait on Redis, all its calls together, in milliseconds; past it the action goes on with the local tiers and Redis is left alone for 3 s.
+        timeout_ms: u64 = 50, User, Kind::Uint { min: 1, max: 10_000 };
     }
 
     /// The server's log.

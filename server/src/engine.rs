@@ -232,6 +232,9 @@ impl Engine {
         let cache = Arc::new(Cache::open_lazily(&config.cache));
         let router = Arc::new(Self::router(&config, &usage)?);
         let team = Team::from_config_logged(&config.team);
+        if let Some(team) = &team {
+            team.warm_up();
+        }
         cache.set_team(team.clone());
         usage.set_team(team.clone());
         router.set_team(team.clone());
@@ -271,8 +274,11 @@ impl Engine {
             || live.config.api_key_env != config.api_key_env;
         let team_changed = live.config.team != config.team;
         if team_changed {
-            *self.team.write().unwrap_or_else(|e| e.into_inner()) =
-                Team::from_config_logged(&config.team);
+            let team = Team::from_config_logged(&config.team);
+            if let Some(team) = &team {
+                team.warm_up();
+            }
+            *self.team.write().unwrap_or_else(|e| e.into_inner()) = team;
             self.usage.set_team(self.team());
         }
         if live.config.cache != config.cache {
@@ -592,13 +598,17 @@ impl Engine {
         };
         let cache = self.cache();
         let shared = if config.cache.enabled {
-            cache.share_served(*key, job.fresh, compute).await
+            // One Redis budget (`team.timeout_ms`) for the lookup and, on a miss, the lock,
+            // the router's gate and the write.
+            crate::team::scoped(cache.share_served(*key, job.fresh, compute)).await
         } else {
-            compute.await.map(|entry| cache::Served {
-                entry,
-                cached: false,
-                team: false,
-            })
+            crate::team::scoped(compute)
+                .await
+                .map(|entry| cache::Served {
+                    entry,
+                    cached: false,
+                    team: false,
+                })
         };
         let (entry, cached, team_hit, cut_off) = match shared {
             Ok(s) => (s.entry, s.cached, s.team, None),

@@ -1,10 +1,12 @@
 //! Team tier: one Redis shared by a team's processes, behind tight timeouts, for cache entries, locks, the day's spend, token buckets and cooldowns.
 //!
-//! Every call runs under [`CALL_TIMEOUT`]. The first call that fails or times out turns the team
-//! tier off for [`RETRY_AFTER`]: calls in that window return at once as "unavailable", so an
-//! action waits on a Redis that is down or slow at most once per window, and the caller goes on
-//! with its local tiers. The user is told once per process (`warning`), the cause is logged
-//! without the URL or its password.
+//! One action's calls to Redis together run under `team.timeout_ms` (50 ms by default; see
+//! [`scoped`]): what is left of it bounds each call. The first call that fails or runs out of
+//! time turns the team tier off for [`RETRY_AFTER`]: calls in that window return at once as
+//! "unavailable", so an action waits on a Redis that is down or slow at most once per window,
+//! and goes on with its local tiers. Background bookings and the polls of a process waiting for
+//! another's answer have the same bound per call, outside any action's. The user is told once
+//! per process (`warning`); the cause is logged without the URL or its password.
 //!
 //! Nothing here knows what a cache entry is: values are opaque bytes, sealed with a checksum
 //! (`codec.rs`). Keys are the caller's hashes under `team.key_prefix`.
@@ -25,9 +27,32 @@ use crate::config::TeamConfig;
 pub use codec::{open, seal};
 pub use spend::{day_of, reset_in_words, seconds_to_midnight, DayStats, TierDay};
 
-/// Bound on one Redis call (connecting included): an action waits at most this long on a
-/// Redis that does not answer, then goes on without it.
+/// The default of `team.timeout_ms`: how long one action may wait on Redis, all its calls
+/// (connecting included) together, before it goes on without it.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(50);
+
+tokio::task_local! {
+    /// Time the current action has spent waiting on Redis.
+    static SPENT: std::cell::Cell<Duration>;
+}
+
+/// Runs `action` with its own Redis time budget (`team.timeout_ms`, all its calls together).
+/// Outside a scope each call has the whole bound to itself.
+pub async fn scoped<F: std::future::Future>(action: F) -> F::Output {
+    SPENT
+        .scope(std::cell::Cell::new(Duration::ZERO), action)
+        .await
+}
+
+/// Which bound a call is under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bound {
+    /// What is left of the action's budget (see [`scoped`]).
+    Action,
+    /// The whole bound for this call alone: background bookings, and the polls of a process
+    /// that waits for another's answer (that wait is bounded by the lock, not by Redis).
+    Call,
+}
 /// After a failed call, how long the team tier stays off before Redis is tried again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(3);
 /// Bound on one call of an explicit command (`codetier team stats`, `doctor`), which may wait
@@ -81,6 +106,7 @@ struct Inner {
     prefix: String,
     share_cache: bool,
     daily_budget_usd: Option<f64>,
+    timeout: Duration,
     conn: Mutex<Option<MultiplexedConnection>>,
     down_until: Mutex<Option<Instant>>,
     /// Set on the first outage; `take_warning` reads it once.
@@ -152,6 +178,7 @@ impl Team {
                 prefix: cfg.key_prefix.clone(),
                 share_cache: cfg.share_cache,
                 daily_budget_usd: cfg.daily_budget_usd,
+                timeout: Duration::from_millis(cfg.timeout_ms.max(1)),
                 conn: Mutex::new(None),
                 down_until: Mutex::new(None),
                 down_once: AtomicBool::new(false),
@@ -196,9 +223,9 @@ impl Team {
         format!("{}:{kind}:{rest}", self.inner.prefix)
     }
 
-    /// Runs `f` on the connection under `timeout`; `None` when Redis is off for now, does not
+    /// Runs `f` on the connection under `bound`; `None` when Redis is off for now, does not
     /// answer in time or fails (which turns it off for [`RETRY_AFTER`]).
-    async fn call<T, F, Fut>(&self, timeout: Duration, f: F) -> Option<T>
+    async fn call<T, F, Fut>(&self, bound: Bound, f: F) -> Option<T>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
@@ -206,21 +233,51 @@ impl Team {
         if !self.is_up() {
             return None;
         }
+        let spent = match bound {
+            Bound::Action => SPENT
+                .try_with(std::cell::Cell::get)
+                .unwrap_or(Duration::ZERO),
+            Bound::Call => Duration::ZERO,
+        };
+        let limit = self.inner.timeout.saturating_sub(spent);
+        if limit.is_zero() {
+            self.went_down(&format!(
+                "this action's calls took its whole {} ms",
+                self.inner.timeout.as_millis()
+            ));
+            return None;
+        }
+        let started = Instant::now();
         let work = async {
-            let conn = self.connection(timeout).await?;
+            let conn = self.connection(limit).await?;
             f(conn).await
         };
-        match tokio::time::timeout(timeout, work).await {
+        let outcome = tokio::time::timeout(limit, work).await;
+        if bound == Bound::Action {
+            let _ = SPENT.try_with(|c| c.set(c.get() + started.elapsed()));
+        }
+        match outcome {
             Ok(Ok(value)) => Some(value),
             Ok(Err(e)) => {
                 self.went_down(&e.to_string());
                 None
             }
             Err(_) => {
-                self.went_down(&format!("no answer within {} ms", timeout.as_millis()));
+                self.went_down(&format!("no answer within {} ms", limit.as_millis()));
                 None
             }
         }
+    }
+
+    /// Connects in the background, so the first action does not wait for the handshake.
+    pub fn warm_up(&self) {
+        let team = self.clone();
+        self.spawn(async move {
+            if team.is_up() {
+                let _ =
+                    tokio::time::timeout(COMMAND_TIMEOUT, team.connection(COMMAND_TIMEOUT)).await;
+            }
+        });
     }
 
     async fn connection(&self, timeout: Duration) -> redis::RedisResult<MultiplexedConnection> {
@@ -306,10 +363,10 @@ impl Team {
 
     /// The sealed value stored under `key`, checked; `None` on a miss, a damaged value or when
     /// Redis is unavailable.
-    pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
+    pub async fn get(&self, key: &str, bound: Bound) -> Option<Vec<u8>> {
         let k = self.key("cache", key);
         let raw: Option<Vec<u8>> = self
-            .call(CALL_TIMEOUT, |mut c| async move {
+            .call(bound, |mut c| async move {
                 redis::cmd("GET").arg(&k).query_async(&mut c).await
             })
             .await
@@ -327,7 +384,7 @@ impl Team {
         let k = self.key("cache", key);
         let sealed = codec::seal(value);
         let _: Option<()> = self
-            .call(CALL_TIMEOUT, |mut c| async move {
+            .call(Bound::Action, |mut c| async move {
                 redis::cmd("SET")
                     .arg(&k)
                     .arg(sealed)
@@ -351,7 +408,7 @@ impl Team {
         );
         let value = token.clone();
         let set: Option<Option<String>> = self
-            .call(CALL_TIMEOUT, |mut c| async move {
+            .call(Bound::Action, |mut c| async move {
                 redis::cmd("SET")
                     .arg(&k)
                     .arg(value)
@@ -375,7 +432,7 @@ impl Team {
         let k = self.key("lock", key);
         let token = token.to_owned();
         let _: Option<i64> = self
-            .call(CALL_TIMEOUT, |mut c| async move {
+            .call(Bound::Action, |mut c| async move {
                 scripts::release()
                     .key(&k)
                     .arg(token)
@@ -386,9 +443,9 @@ impl Team {
     }
 
     /// Whether the lock of `key` is still held; `None` when Redis is unavailable.
-    pub async fn locked(&self, key: &str) -> Option<bool> {
+    pub async fn locked(&self, key: &str, bound: Bound) -> Option<bool> {
         let k = self.key("lock", key);
-        self.call(CALL_TIMEOUT, |mut c| async move {
+        self.call(bound, |mut c| async move {
             redis::cmd("EXISTS")
                 .arg(&k)
                 .query_async::<i64>(&mut c)
@@ -404,7 +461,7 @@ impl Team {
     /// `Some(ms)` none for another `ms`, `None` when Redis is unavailable (go ahead).
     pub async fn take_token(&self, model: &str, per_minute: u32) -> Option<u64> {
         let k = self.key("bucket", model);
-        self.call(CALL_TIMEOUT, |mut c| async move {
+        self.call(Bound::Action, |mut c| async move {
             scripts::bucket()
                 .key(&k)
                 .arg(per_minute.max(1))
@@ -421,7 +478,7 @@ impl Team {
         let team = self.clone();
         self.spawn(async move {
             let _: Option<()> = team
-                .call(CALL_TIMEOUT, |mut c| async move {
+                .call(Bound::Call, |mut c| async move {
                     redis::cmd("SET")
                         .arg(&k)
                         .arg(1)
@@ -439,7 +496,7 @@ impl Team {
     pub async fn cooldown(&self, model: &str) -> Option<Duration> {
         let k = self.key("cooldown", model);
         let ms: i64 = self
-            .call(CALL_TIMEOUT, |mut c| async move {
+            .call(Bound::Action, |mut c| async move {
                 redis::cmd("PTTL").arg(&k).query_async(&mut c).await
             })
             .await?;
@@ -452,7 +509,7 @@ impl Team {
     pub async fn spent_today(&self) -> Option<f64> {
         let k = self.key("day", &day_of(spend::unix_now()));
         let spent: Option<f64> = self
-            .call(CALL_TIMEOUT, |mut c| async move {
+            .call(Bound::Action, |mut c| async move {
                 redis::cmd("HGET")
                     .arg(&k)
                     .arg(spend::TOTAL_COST)
@@ -478,7 +535,7 @@ impl Team {
         let team = self.clone();
         self.spawn(async move {
             let _: Option<()> = team
-                .call(CALL_TIMEOUT, |mut c| async move {
+                .call(Bound::Call, |mut c| async move {
                     spend::pipeline(&k, &fields).query_async(&mut c).await
                 })
                 .await;

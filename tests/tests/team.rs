@@ -39,9 +39,11 @@ fn script(default: Behavior) -> Script {
     }
 }
 
-/// The team options an editor passes (user-trusted, like the user file).
+/// The team options an editor passes (user-trusted, like the user file). Tests that count
+/// requests give Redis two seconds (`timeout_ms`), so a loaded machine cannot turn the team
+/// tier off under them; the fault tests keep the default 50 ms.
 fn team_options(extra: Value) -> Value {
-    let mut options = json!({ "team": { "redis_url_env": URL_VAR } });
+    let mut options = json!({ "team": { "redis_url_env": URL_VAR, "timeout_ms": 2000 } });
     merge(&mut options, extra);
     options
 }
@@ -128,7 +130,8 @@ impl Project {
         std::fs::create_dir_all(dir.path().join("src")).expect("mkdir src");
         std::fs::write(dir.path().join("src/lib.rs"), LIB).expect("write lib.rs");
         let config = dir.path().join("user-config.toml");
-        let toml = format!("[team]\nredis_url_env = \"{URL_VAR}\"\n{config_toml}");
+        let toml =
+            format!("[team]\nredis_url_env = \"{URL_VAR}\"\ntimeout_ms = 2000\n{config_toml}");
         std::fs::write(&config, toml).expect("write config");
         Project { dir, config }
     }
@@ -401,6 +404,21 @@ fn the_daily_budget_refuses_new_requests_and_cached_answers_still_come() {
             1,
             "a request went out past the budget"
         );
+
+        // An editor on the same Redis is under the same budget: the CLI spent it.
+        let mut editor = another(
+            &fake,
+            &url,
+            json!({ "team": { "daily_budget_usd": 0.000001 } }),
+        );
+        editor.open(URI, "rust", LIB);
+        let refused = explain(&mut editor, 12, 14).expect_err("over the team's budget");
+        assert!(
+            refused.to_string().contains("team's daily budget"),
+            "{refused}"
+        );
+        assert_eq!(fake.requests().len(), 1);
+        editor.take_messages();
     });
 }
 
@@ -531,7 +549,12 @@ fn a_hung_redis_is_given_up_on_and_actions_still_answer() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let mut a = bench(&redis, script(text(ANSWER)), json!({}));
+    // The default bound: 50 ms for all of an action's Redis calls.
+    let mut a = bench(
+        &redis,
+        script(text(ANSWER)),
+        json!({ "team": { "timeout_ms": 50 } }),
+    );
     a.server.open(URI, "rust", LIB);
     explain(&mut a.server, 0, 6).expect("with Redis");
     // DEBUG SLEEP blocks the whole server: connections stay open, nothing answers.

@@ -13,7 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::team::{Lock, Team};
+use crate::team::{Bound, Lock, Team};
 
 use super::flight::Marks;
 use super::{CacheKey, Entry};
@@ -25,8 +25,8 @@ pub(crate) const LOCK_TTL: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_millis(20);
 
 /// The entry another process stored under `key`, checked; `None` on a miss or a fault.
-pub(crate) async fn read(team: &Team, key: &CacheKey) -> Option<Entry> {
-    let raw = team.get(&key.to_hex()).await?;
+pub(crate) async fn read(team: &Team, key: &CacheKey, bound: Bound) -> Option<Entry> {
+    let raw = team.get(&key.to_hex(), bound).await?;
     match serde_json::from_slice::<Entry>(&raw) {
         Ok(entry) => Some(entry),
         Err(e) => {
@@ -83,13 +83,13 @@ async fn wait_for(team: &Team, key: &CacheKey) -> Option<Entry> {
     let hex = key.to_hex();
     let deadline = tokio::time::Instant::now() + LOCK_TTL;
     loop {
-        if let Some(entry) = read(team, key).await {
+        if let Some(entry) = read(team, key, Bound::Call).await {
             return Some(entry);
         }
-        match team.locked(&hex).await {
+        match team.locked(&hex, Bound::Call).await {
             Some(true) => {}
             // The lock went: the answer may have landed just before it.
-            Some(false) => return read(team, key).await,
+            Some(false) => return read(team, key, Bound::Call).await,
             None => return None,
         }
         if tokio::time::Instant::now() >= deadline {

@@ -49,7 +49,7 @@ async fn a_redis_that_is_not_there_costs_one_timeout_then_nothing_and_is_told_on
     // Port 1 on loopback refuses at once; nothing listens there.
     let team = Team::connect("V", "redis://:pw@127.0.0.1:1/0", &TeamConfig::default()).unwrap();
     assert!(team.is_up());
-    assert_eq!(team.get("k").await, None);
+    assert_eq!(team.get("k", Bound::Action).await, None);
     assert!(!team.is_up());
     assert_eq!(
         team.lock("k", Duration::from_secs(1)).await,
@@ -60,4 +60,27 @@ async fn a_redis_that_is_not_there_costs_one_timeout_then_nothing_and_is_told_on
     assert_eq!(team.take_warning().as_deref(), Some(UNAVAILABLE));
     assert_eq!(team.take_warning(), None);
     assert!(team.day_stats().await.is_err());
+}
+
+#[tokio::test]
+async fn a_redis_that_accepts_but_never_answers_is_given_up_on_within_the_action_s_bound() {
+    // A listener that never accepts: the connection opens (the kernel's backlog), nothing
+    // ever answers.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://:pw@{}/0", hung.local_addr().unwrap());
+    let team = Team::connect("V", &url, &TeamConfig::default()).unwrap();
+    let outcome = scoped(async {
+        let first = team.get("k", Bound::Action).await;
+        // The tier is off now: the next calls of the action do not wait at all.
+        let second = team.lock("k", Duration::from_secs(1)).await;
+        (first, second)
+    })
+    .await;
+    assert_eq!(outcome, (None, Lock::Unavailable));
+    assert!(!team.is_up());
+    assert!(team.warning().is_some());
+    assert_eq!(
+        TeamConfig::default().timeout_ms,
+        CALL_TIMEOUT.as_millis() as u64
+    );
 }
