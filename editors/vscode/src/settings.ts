@@ -58,6 +58,11 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
   anyScope("context.surroundingLines"),
   user("log.level"),
   user("log.file"),
+  user("team.redisUrlEnv"),
+  user("team.keyPrefix"),
+  user("team.shareCache"),
+  user("team.dailyBudgetUsd"),
+  user("team.timeoutMs"),
 ];
 
 /** Settings that only the extension reads; they are never sent to the server. */
