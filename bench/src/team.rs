@@ -14,6 +14,9 @@ use crate::stats::Summary;
 use crate::Ctx;
 
 const GROUP: &str = "Team tier (Redis)";
+
+/// One action as a client saw it: how long it took, `cached`, `team_hit`.
+type Seen = (Duration, bool, bool);
 const URL_VAR: &str = "CODETIER_BENCH_REDIS_URL";
 const KEY: &str = "sk-codetier-bench-team-not-a-real-key";
 const ANSWER: &str = "The loop reads one past the end of the slice: use `0..values.len()`.";
@@ -39,7 +42,12 @@ fn explain(lsp: &mut Lsp, uri: &str, line: usize) -> anyhow::Result<Value> {
 }
 
 /// A server with its own home (so its own disk cache), on `fake`, with the user file `toml`.
-fn server(ctx: &Ctx, fake: &FakeProvider, config_dir: &Path, redis_url: &str) -> anyhow::Result<Lsp> {
+fn server(
+    ctx: &Ctx,
+    fake: &FakeProvider,
+    config_dir: &Path,
+    redis_url: &str,
+) -> anyhow::Result<Lsp> {
     let opts = Options {
         env: vec![
             ("CODETIER_BASE_URL", fake.base_url()),
@@ -90,7 +98,9 @@ fn shared_processes(
     const PROMPTS: usize = 50;
     let actions = ctx.scaled(200, 100);
     fake.clear();
-    let dir = config_dir(&format!("[team]\nredis_url_env = \"{URL_VAR}\"\nkey_prefix = \"bench-share\"\n"))?;
+    let dir = config_dir(&format!(
+        "[team]\nredis_url_env = \"{URL_VAR}\"\nkey_prefix = \"bench-share\"\n"
+    ))?;
     let uri = "file:///bench/src/team.rs";
     let text = functions(PROMPTS, "share");
     let mut servers = Vec::new();
@@ -100,7 +110,7 @@ fn shared_processes(
         servers.push(lsp);
     }
     // Each process walks the prompts in its own order, so they race for the same ones.
-    let results: Vec<anyhow::Result<(Lsp, Vec<(Duration, bool, bool)>)>> = std::thread::scope(|s| {
+    let results: Vec<anyhow::Result<(Lsp, Vec<Seen>)>> = std::thread::scope(|s| {
         let handles: Vec<_> = servers
             .into_iter()
             .enumerate()
@@ -121,7 +131,10 @@ fn shared_processes(
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a client thread panicked"))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a client thread panicked")))
+            })
             .collect()
     });
     let mut team_hits = Vec::new();
@@ -137,6 +150,20 @@ fn shared_processes(
             }
         }
     }
+    // A fifth process, after the race: every answer is already in Redis.
+    let mut late = server(ctx, fake, dir.path(), &redis.url())?;
+    late.open(uri, &text)?;
+    let mut stored_hits = Vec::with_capacity(PROMPTS);
+    for line in 0..PROMPTS {
+        let started = Instant::now();
+        let reply = explain(&mut late, uri, line)?;
+        stored_hits.push(started.elapsed());
+        ensure!(
+            reply["team_hit"] == true,
+            "prompt {line} was no team hit: {reply}"
+        );
+    }
+    late.shutdown()?;
     let upstream = fake.requests().len();
     report.push(Row::count_plain(
         GROUP,
@@ -149,12 +176,18 @@ fn shared_processes(
     );
     report.push(Row::timing(
         GROUP,
+        "executeCommand answered from the team's Redis, the answer already there (a fifth process after the race), over stdio",
+        &Summary::of(&stored_hits).context("no team hits")?,
+        Target::P99Below(Duration::from_millis(20)),
+    ));
+    report.push(Row::timing(
+        GROUP,
         format!(
-            "executeCommand answered from the team's Redis (another process paid), over stdio ({} team hits, {local_hits} local hits)",
+            "team hits during the race: the answer stored, or in flight in another process and waited for (polled every 20 ms); {} team hits, {local_hits} local hits",
             team_hits.len()
         ),
         &Summary::of(&team_hits).context("no team hits")?,
-        Target::P99Below(Duration::from_millis(20)),
+        Target::None,
     ));
     Ok(())
 }
@@ -167,7 +200,9 @@ fn miss_cost(
     redis: &RedisServer,
 ) -> anyhow::Result<()> {
     let n = ctx.scaled(200, 60);
-    let with_team = config_dir(&format!("[team]\nredis_url_env = \"{URL_VAR}\"\nkey_prefix = \"bench-miss\"\n"))?;
+    let with_team = config_dir(&format!(
+        "[team]\nredis_url_env = \"{URL_VAR}\"\nkey_prefix = \"bench-miss\"\n"
+    ))?;
     let without = config_dir("")?;
     let mut lsp_team = server(ctx, fake, with_team.path(), &redis.url())?;
     let mut lsp_local = server(ctx, fake, without.path(), &redis.url())?;
@@ -198,7 +233,12 @@ fn miss_cost(
         &t,
         Target::None,
     ));
-    report.push(Row::timing(GROUP, "the same miss without a team tier", &l, Target::None));
+    report.push(Row::timing(
+        GROUP,
+        "the same miss without a team tier",
+        &l,
+        Target::None,
+    ));
     report.push(Row::derived(
         GROUP,
         "added by the team tier on a miss (difference of the medians)",
@@ -217,7 +257,9 @@ fn spend_cap(
 ) -> anyhow::Result<()> {
     fake.clear();
     // Learn one answer's cost from a first request with no cap.
-    let probe = config_dir(&format!("[team]\nredis_url_env = \"{URL_VAR}\"\nkey_prefix = \"bench-probe\"\n"))?;
+    let probe = config_dir(&format!(
+        "[team]\nredis_url_env = \"{URL_VAR}\"\nkey_prefix = \"bench-probe\"\n"
+    ))?;
     let mut lsp = server(ctx, fake, probe.path(), &redis.url())?;
     lsp.open("file:///bench/src/probe.rs", &functions(1, "probe"))?;
     let reply = explain(&mut lsp, "file:///bench/src/probe.rs", 0)?;
@@ -258,7 +300,10 @@ fn spend_cap(
         ),
         answered as u64,
     ));
-    ensure!(overshoot < 1.0, "the cap was overshot by {overshoot:.2} requests' cost");
+    ensure!(
+        overshoot < 1.0,
+        "the cap was overshot by {overshoot:.2} requests' cost"
+    );
     Ok(())
 }
 
