@@ -442,6 +442,24 @@ impl Team {
             .await;
     }
 
+    /// [`Team::unlock`] in the background, for a holder that was dropped.
+    pub fn unlock_in_background(&self, key: &str, token: String) {
+        let team = self.clone();
+        let key = key.to_owned();
+        self.spawn(async move {
+            let k = team.key("lock", &key);
+            let _: Option<i64> = team
+                .call(Bound::Call, |mut c| async move {
+                    scripts::release()
+                        .key(&k)
+                        .arg(token)
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await;
+        });
+    }
+
     /// Whether the lock of `key` is still held; `None` when Redis is unavailable.
     pub async fn locked(&self, key: &str, bound: Bound) -> Option<bool> {
         let k = self.key("lock", key);

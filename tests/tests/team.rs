@@ -640,3 +640,44 @@ fn doctor_says_whether_the_team_redis_is_there_without_showing_its_url() {
         assert!(!down.stdout.contains(":pw@"), "{down:?}");
     });
 }
+
+#[test]
+fn a_cancelled_computation_releases_its_lock_for_the_other_processes() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let slow = Behavior {
+        ttft: Latency::Fixed { ms: 8000 },
+        ..text(ANSWER)
+    };
+    let mut a = bench(&redis, script(slow), json!({}));
+    a.server.open(URI, "rust", LIB);
+    let id = a.server.send(
+        "workspace/executeCommand",
+        json!({
+            "command": "codetier.explain",
+            "arguments": [{ "uri": URI, "range": range(0, 6) }],
+        }),
+    );
+    let locked = (0..200).any(|_| {
+        let found = !redis.keys("codetier:lock:*").is_empty();
+        if !found {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        found
+    });
+    assert!(locked, "the computation never took its lock");
+    a.server.cancel(id);
+    let err = a.server.response(id, WAIT).expect_err("cancelled");
+    assert_eq!(err["code"], -32800, "{err}");
+    // Released now, not when it expires (15 s): the wait here stays well under that.
+    let released = (0..100).any(|_| {
+        let gone = redis.keys("codetier:lock:*").is_empty();
+        if !gone {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        gone
+    });
+    assert!(released, "the cancelled computation kept its lock");
+    a.server.take_messages();
+}

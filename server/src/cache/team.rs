@@ -59,11 +59,18 @@ where
     let hex = key.to_hex();
     match team.lock(&hex, LOCK_TTL).await {
         Lock::Acquired(token) => {
+            // Cancelled (every waiter here gone), the lock goes at once, in the background:
+            // the other processes need not wait out its expiry.
+            let held = Held {
+                team: team.clone(),
+                hex: hex.clone(),
+                token: Some(token),
+            };
             let result = compute.await;
             if let Ok(entry) = &result {
                 write(team, &key, entry, ttl_secs).await;
             }
-            team.unlock(&hex, &token).await;
+            held.release().await;
             result
         }
         Lock::Unavailable => compute.await,
@@ -73,6 +80,30 @@ where
                 return Ok(entry);
             }
             compute.await
+        }
+    }
+}
+
+/// The lock this process holds; dropped unreleased (a cancelled computation), it is released
+/// in the background.
+struct Held {
+    team: Team,
+    hex: String,
+    token: Option<String>,
+}
+
+impl Held {
+    async fn release(mut self) {
+        if let Some(token) = self.token.take() {
+            self.team.unlock(&self.hex, &token).await;
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(token) = self.token.take() {
+            self.team.unlock_in_background(&self.hex, token);
         }
     }
 }
