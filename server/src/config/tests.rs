@@ -422,6 +422,7 @@ fn workspace_file_may_not_set_user_only_keys_and_the_rest_applies() {
         ("[team]\nkey_prefix = \"other\"", "team.key_prefix"),
         ("[team]\nshare_cache = false", "team.share_cache"),
         ("[team]\ndaily_budget_usd = 1000.0", "team.daily_budget_usd"),
+        ("[team]\ntimeout_ms = 10000", "team.timeout_ms"),
         (
             "[tiers.flash]\nrequests_per_minute = 100000",
             "tiers.flash.requests_per_minute",
