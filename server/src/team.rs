@@ -442,6 +442,24 @@ impl Team {
             .await;
     }
 
+    /// Extends the lock of `key` to `ttl` from now while `token` still holds it; `false` when
+    /// it does not (expired and taken, or Redis unavailable).
+    pub async fn extend(&self, key: &str, token: &str, ttl: Duration) -> bool {
+        let k = self.key("lock", key);
+        let token = token.to_owned();
+        let extended: Option<i64> = self
+            .call(Bound::Call, |mut c| async move {
+                scripts::extend()
+                    .key(&k)
+                    .arg(token)
+                    .arg(ttl.as_millis().max(1) as u64)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await;
+        extended == Some(1)
+    }
+
     /// [`Team::unlock`] in the background, for a holder that was dropped.
     pub fn unlock_in_background(&self, key: &str, token: String) {
         let team = self.clone();

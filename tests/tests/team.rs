@@ -681,3 +681,46 @@ fn a_cancelled_computation_releases_its_lock_for_the_other_processes() {
     assert!(released, "the cancelled computation kept its lock");
     a.server.take_messages();
 }
+
+#[test]
+fn a_computation_longer_than_the_lock_keeps_it_and_the_other_process_still_waits() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    // 17 s to the first token, past the lock's 15 s life: the holder must extend it.
+    let slow = Behavior {
+        ttft: Latency::Fixed { ms: 17_000 },
+        ..text(ANSWER)
+    };
+    let long = json!({ "latency_budget_ms": 60000, "command_reply_ms": 60000 });
+    let mut a = bench(&redis, script(slow), long.clone());
+    let mut b = another(&a.fake, &redis.url(), long);
+    a.server.open(URI, "rust", LIB);
+    b.open(URI, "rust", LIB);
+    let params = json!({
+        "command": "codetier.explain",
+        "arguments": [{ "uri": URI, "range": range(0, 6) }],
+    });
+    let id_a = a.server.send("workspace/executeCommand", params.clone());
+    let locked = (0..200).any(|_| {
+        let found = !redis.keys("codetier:lock:*").is_empty();
+        if !found {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        found
+    });
+    assert!(locked, "A never took the lock");
+    let id_b = b.send("workspace/executeCommand", params);
+    let long_wait = Duration::from_secs(90);
+    let first = a.server.response(id_a, long_wait).expect("A's answer");
+    let second = b.response(id_b, long_wait).expect("B's answer");
+    assert_eq!(first["cached"], false);
+    assert_eq!(second["team_hit"], true, "{second}");
+    assert_eq!(
+        upstream(&a.fake),
+        1,
+        "B asked upstream once A's lock expired"
+    );
+    a.server.take_messages();
+    b.take_messages();
+}

@@ -4,10 +4,11 @@
 //! They hold the answer and its accounting, never a key or the prompt (the Redis key is the
 //! prompt's hash). A damaged or foreign value is a miss.
 //!
-//! Single flight across processes: the process that misses takes a short lock in Redis and
-//! computes; the others poll for the answer while the lock stands. When the lock goes without an
-//! answer (the holder failed or died) or the wait passes [`LOCK_TTL`], they ask themselves. With
-//! Redis unavailable, each process computes on its own.
+//! Single flight across processes: the process that misses takes a short lock in Redis
+//! ([`LOCK_TTL`]) and computes, extending the lock while it does; the others poll for the answer
+//! while the lock stands. When the lock goes without an answer (the holder failed, or died and
+//! its lock expired) or the wait passes [`MAX_WAIT`], they ask themselves. With Redis
+//! unavailable, each process computes on its own.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,9 +19,12 @@ use crate::team::{Bound, Lock, Team};
 use super::flight::Marks;
 use super::{CacheKey, Entry};
 
-/// How long a computation lock stands before it expires on its own (a holder killed mid-call
-/// stops blocking the others after this long); waiters wait at most this long.
+/// How long a computation lock stands unless its holder extends it (every third of it, while
+/// it computes): a holder killed mid-call stops blocking the others after at most this long.
 pub(crate) const LOCK_TTL: Duration = Duration::from_secs(15);
+/// The longest a process waits for another's answer: the largest deadline a tier may have
+/// (`budget_ms` is at most 600 s), and a little more.
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(610);
 /// How often a waiter looks for the answer.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -66,7 +70,11 @@ where
                 hex: hex.clone(),
                 token: Some(token),
             };
-            let result = compute.await;
+            let token = held.token.clone().unwrap_or_default();
+            let result = tokio::select! {
+                result = compute => result,
+                never = keep_locked(team, &hex, &token) => match never {},
+            };
             if let Ok(entry) = &result {
                 write(team, &key, entry, ttl_secs).await;
             }
@@ -80,6 +88,17 @@ where
                 return Ok(entry);
             }
             compute.await
+        }
+    }
+}
+
+/// Extends the lock every third of [`LOCK_TTL`] for as long as it is polled; stops extending
+/// (and waits forever) once the lock is lost or Redis is away.
+async fn keep_locked(team: &Team, hex: &str, token: &str) -> std::convert::Infallible {
+    loop {
+        tokio::time::sleep(LOCK_TTL / 3).await;
+        if !team.extend(hex, token, LOCK_TTL).await {
+            return std::future::pending().await;
         }
     }
 }
@@ -112,7 +131,7 @@ impl Drop for Held {
 /// `None` when the lock went without one, Redis stopped answering, or [`LOCK_TTL`] passed.
 async fn wait_for(team: &Team, key: &CacheKey) -> Option<Entry> {
     let hex = key.to_hex();
-    let deadline = tokio::time::Instant::now() + LOCK_TTL;
+    let deadline = tokio::time::Instant::now() + MAX_WAIT;
     loop {
         if let Some(entry) = read(team, key, Bound::Call).await {
             return Some(entry);

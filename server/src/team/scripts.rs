@@ -1,4 +1,4 @@
-//! The Lua scripts run inside Redis, each atomic there: the shared token bucket and the lock release.
+//! The Lua scripts run inside Redis, each atomic there: the shared token bucket, and the lock's release and extension.
 
 use std::sync::OnceLock;
 
@@ -35,6 +35,19 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 ";
+
+/// Extends `KEYS[1]` to `ARGV[2]` milliseconds only while it still holds `ARGV[1]`.
+const EXTEND: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+";
+
+pub(super) fn extend() -> &'static Script {
+    static SCRIPT: OnceLock<Script> = OnceLock::new();
+    SCRIPT.get_or_init(|| Script::new(EXTEND))
+}
 
 pub(super) fn bucket() -> &'static Script {
     static SCRIPT: OnceLock<Script> = OnceLock::new();
