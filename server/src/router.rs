@@ -12,6 +12,8 @@
 //! - for a half-open model's single trial request;
 //! - to a loopback `base_url` unless `hedge.loopback` says so: local servers
 //!   (llama.cpp, Ollama) run one request at a time, so a hedge only queues behind the first;
+//! - on a tier with a shared `requests_per_minute` (a team tier): it would take a slot another
+//!   process needs;
 //! - while a 429 is pending: after a rate limit in an ask, its later attempts send no hedge, and
 //!   the model and the whole endpoint send none until the `Retry-After` has passed
 //!   (`RATE_LIMIT_HEDGE_PAUSE` when the 429 named no time);
@@ -25,7 +27,8 @@
 //! With a team tier, a gate stands before each attempt: the team's daily budget (spent, the
 //! attempt is refused), the model's shared token bucket (`requests_per_minute`: wait for a
 //! token within the deadline, else refuse) and the model's shared cooldown (another process's
-//! breaker opened it: open it here for the rest of that time). Hedges do not take a token.
+//! breaker opened it: open it here for the rest of that time). A tier under a shared rate limit
+//! sends no hedges.
 
 mod breaker;
 mod race;
@@ -430,6 +433,10 @@ impl<U: Upstream> Router<U> {
             return None;
         }
         if self.upstream.is_loopback() && !ctx.config.hedge.loopback {
+            return None;
+        }
+        // Under a shared rate limit a hedge would take a slot another process needs.
+        if ctx.tier.requests_per_minute.is_some() && self.team().is_some() {
             return None;
         }
         if ctx.rate_limited.load(Ordering::Relaxed) || self.hedging_paused(model, Instant::now()) {
