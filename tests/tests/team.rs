@@ -724,3 +724,27 @@ fn a_computation_longer_than_the_lock_keeps_it_and_the_other_process_still_waits
     a.server.take_messages();
     b.take_messages();
 }
+
+#[test]
+fn with_share_cache_off_answers_stay_local_and_the_spend_is_still_shared() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let rt = fake_rt();
+    rt.block_on(async {
+        let fake = FakeProvider::start(script(text(ANSWER)))
+            .await
+            .expect("fake");
+        let p = Project::new("share_cache = false\n");
+        let (base, url) = (fake.base_url(), redis.url());
+        for _ in 0..2 {
+            let run = cli(&p, &base, &url, &["explain", "src/lib.rs:1-7"]).await;
+            assert_eq!(run.code, 0, "{run:?}");
+        }
+        assert_eq!(fake.requests().len(), 2, "an answer was shared");
+        assert!(redis.keys("codetier:cache:*").is_empty());
+        assert!(redis.keys("codetier:lock:*").is_empty());
+        let stats = stats_until(&p, &base, &url, |s| s["requests"] == 2).await;
+        assert_eq!(tier(&stats, "flash")["misses"], 2, "{stats:#}");
+    });
+}
