@@ -5,6 +5,7 @@
 //! installed and `CI` is unset; under `CI=true` a missing `redis-server` fails the test, because
 //! `scripts/deps` installs it there.
 
+use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -36,9 +37,13 @@ fn binary() -> Option<PathBuf> {
             "redis-server is not installed, and under CI the team-tier tests must run: \
              scripts/deps installs it (apt-get install redis-server)"
         );
-        println!(
-            "SKIPPED: redis-server is not installed (apt-get install redis-server, or run \
-             scripts/deps); the team-tier tests need a real Redis"
+        // Straight to the process's stderr: the test harness captures `println!`/`eprintln!`
+        // of passing tests, and this reason must be seen.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {}: redis-server is not installed (apt-get install redis-server, or run \
+             scripts/deps); the team-tier tests need a real Redis",
+            std::thread::current().name().unwrap_or("a team-tier test")
         );
     }
     found
