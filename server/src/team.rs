@@ -269,10 +269,15 @@ impl Team {
         }
     }
 
-    /// Connects in the background, so the first action does not wait for the handshake.
+    /// Connects in the background, so the first action does not wait for the handshake. A
+    /// failure here turns nothing off (the first action finds out); [`Team::flush`] does not
+    /// wait for it.
     pub fn warm_up(&self) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let team = self.clone();
-        self.spawn(async move {
+        handle.spawn(async move {
             if team.is_up() {
                 let _ =
                     tokio::time::timeout(COMMAND_TIMEOUT, team.connection(COMMAND_TIMEOUT)).await;
