@@ -748,3 +748,70 @@ fn with_share_cache_off_answers_stay_local_and_the_spend_is_still_shared() {
         assert_eq!(tier(&stats, "flash")["misses"], 2, "{stats:#}");
     });
 }
+
+#[test]
+fn the_bucket_lock_and_ledger_scripts_hold_against_a_real_redis() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    use codetier::team::{Bound, Lock, Team};
+    let var = "CODETIER_TEAM_TEST_API_URL";
+    std::env::set_var(var, redis.url());
+    let cfg = codetier::config::TeamConfig {
+        redis_url_env: Some(var.to_owned()),
+        timeout_ms: 2000,
+        ..codetier::config::TeamConfig::default()
+    };
+    let team = Team::from_config(&cfg)
+        .expect("a usable URL")
+        .expect("a team tier");
+    fake_rt().block_on(async {
+        // A bucket of 3 a minute starts full: 3 tokens at once, then one every 20 s.
+        for i in 0..3 {
+            assert_eq!(team.take_token("m", 3).await, Some(0), "token {i}");
+        }
+        let wait = team.take_token("m", 3).await.expect("Redis answers");
+        assert!((1..=20_000).contains(&wait), "{wait} ms to the next token");
+        // Another model has a bucket of its own.
+        assert_eq!(team.take_token("other", 3).await, Some(0));
+
+        // The lock: one holder; another token cannot release or extend it.
+        let Lock::Acquired(token) = team.lock("k", Duration::from_secs(5)).await else {
+            panic!("the first lock is ours");
+        };
+        assert_eq!(team.lock("k", Duration::from_secs(5)).await, Lock::Held);
+        team.unlock("k", "not-the-token").await;
+        assert_eq!(team.locked("k", Bound::Call).await, Some(true));
+        assert!(
+            !team
+                .extend("k", "not-the-token", Duration::from_secs(30))
+                .await
+        );
+        assert!(team.extend("k", &token, Duration::from_secs(30)).await);
+        team.unlock("k", &token).await;
+        assert_eq!(team.locked("k", Bound::Call).await, Some(false));
+
+        // Sealed values round-trip; a foreign value is not one.
+        team.put("v", b"payload", 60).await;
+        assert_eq!(
+            team.get("v", Bound::Call).await.as_deref(),
+            Some(&b"payload"[..])
+        );
+        redis
+            .cli(&["SET", "codetier:cache:w", "plain"])
+            .expect("SET");
+        assert_eq!(team.get("w", Bound::Call).await, None);
+
+        // The day's ledger adds up across bookings.
+        team.book_request("flash", Some(0.5));
+        team.book_request("flash", Some(0.25));
+        team.book_lookup("flash", true, true);
+        team.flush(Duration::from_secs(5)).await;
+        let day = team.day_stats().await.expect("stats");
+        assert_eq!(day.requests, 2);
+        assert_eq!(day.cost_usd, 0.75);
+        assert_eq!((day.hits, day.team_hits, day.misses), (1, 1, 0));
+        assert_eq!(team.spent_today().await, Some(0.75));
+        assert!(team.is_up());
+    });
+}
