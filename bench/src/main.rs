@@ -17,6 +17,7 @@ mod routing;
 mod source;
 mod stats;
 mod syntax;
+mod team;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -66,6 +67,7 @@ const BENCHES: &[(&str, Bench)] = &[
     ("syntax trees in process", syntax::parse_in_process),
     ("syntax trees over LSP", syntax::over_lsp),
     ("verified answers and their cost", syntax::verified_cost),
+    ("team tier (Redis)", team::team_tier),
     (
         "instructions per request and per edit (callgrind)",
         instructions::instruction_counts,

@@ -86,6 +86,19 @@ impl Row {
         }
     }
 
+    /// A plain count (one reading, in the p50 column); what it is held to is said in its name.
+    pub fn count_plain(group: &'static str, name: impl Into<String>, count: u64) -> Row {
+        Row {
+            group,
+            name: name.into(),
+            n: "1".into(),
+            p50: count.to_string(),
+            p99: String::new(),
+            target: String::new(),
+            met: verdict(None),
+        }
+    }
+
     /// A derived figure with no samples of its own (e.g. a difference of two medians).
     pub fn derived(
         group: &'static str,

@@ -5,6 +5,9 @@
 //! disk fault turns the disk tier off with one warning and the cache keeps working from
 //! memory; a damaged row is a miss, never a corrupted answer.
 //!
+//! With a team tier (`team.rs`), lookups go on to the team's Redis after the disk, writes go to
+//! all three, and identical requests in different processes share one upstream call.
+//!
 //! Identical requests running at the same time share one computation (`Cache::share`):
 //! the computation runs inside a `futures::future::Shared` that every waiter polls, so it
 //! lives as long as one waiter does, and dropping the last waiter drops it, which cancels
@@ -13,19 +16,21 @@
 mod disk;
 mod flight;
 mod memory;
+mod team;
 #[cfg(test)]
 mod tests;
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::CacheConfig;
 use crate::provider::TokenUsage;
+use crate::team::Team;
 
 use disk::Disk;
 use flight::Flights;
@@ -87,6 +92,16 @@ pub struct Entry {
     pub created_unix: u64,
 }
 
+/// An answer `Cache::share_served` gave, and where it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Served {
+    pub entry: Entry,
+    /// From a cache, or from a computation another caller paid for.
+    pub cached: bool,
+    /// From the team's Redis (another process paid for it).
+    pub team: bool,
+}
+
 /// The outcome of a read.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Lookup {
@@ -103,6 +118,9 @@ pub struct CacheStats {
     pub bytes: u64,
     /// Lookups answered by this process since it started.
     pub hits: u64,
+    /// Of `hits`, those answered by the team's Redis.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub team_hits: u64,
     pub misses: u64,
     pub oldest_unix: Option<u64>,
     /// The SQLite file, when a cache directory is known.
@@ -158,8 +176,11 @@ struct Inner {
     warning: Option<String>,
     last_taken_warning: Mutex<Option<String>>,
     hits: AtomicU64,
+    team_hits: AtomicU64,
     misses: AtomicU64,
     flights: Flights,
+    /// The team tier, when there is one and it shares the cache.
+    team: RwLock<Option<Team>>,
     /// Test clock: seconds since the epoch, or 0 for the system clock.
     fixed_now: AtomicU64,
 }
@@ -244,19 +265,38 @@ impl Cache {
                 warning,
                 last_taken_warning: Mutex::new(None),
                 hits: AtomicU64::new(0),
+                team_hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
                 flights: Flights::default(),
+                team: RwLock::new(None),
                 fixed_now: AtomicU64::new(0),
             }),
         }
     }
 
-    /// Why the disk store is not in use, as a sentence for the user; `None` while it works.
+    /// Puts the team tier behind the local ones (`None` takes it away). A team that does not
+    /// share the cache (`team.share_cache = false`) is not used.
+    pub fn set_team(&self, team: Option<Team>) {
+        let team = team.filter(Team::share_cache);
+        *self.inner.team.write().unwrap_or_else(|e| e.into_inner()) = team;
+    }
+
+    fn team(&self) -> Option<Team> {
+        self.inner
+            .team
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Why the disk store (or the team tier) is not in use, as a sentence for the user;
+    /// `None` while it works.
     pub fn warning(&self) -> Option<String> {
         self.inner
             .warning
             .clone()
             .or_else(|| self.inner.disk.as_ref()?.warning())
+            .or_else(|| self.team()?.warning())
     }
 
     /// Like `warning()`, but returns each distinct warning only once, for showing it to the
@@ -317,14 +357,48 @@ impl Cache {
         E: Clone + Send + Sync + 'static,
         F: Future<Output = Result<Entry, E>> + Send + 'static,
     {
+        self.share_served(key, fresh, compute)
+            .await
+            .map(|s| (s.entry, s.cached))
+    }
+
+    /// [`Cache::share`], saying also whether the answer came from the team tier.
+    ///
+    /// With a team tier, a local miss looks in Redis next (a hit there is stored locally too),
+    /// and a computation first takes the key's lock in Redis, so identical requests in other
+    /// processes wait for this one's answer instead of asking upstream themselves.
+    pub async fn share_served<E, F>(
+        &self,
+        key: CacheKey,
+        fresh: bool,
+        compute: F,
+    ) -> Result<Served, E>
+    where
+        E: Clone + Send + Sync + 'static,
+        F: Future<Output = Result<Entry, E>> + Send + 'static,
+    {
+        let served = |entry, team| Served {
+            entry,
+            cached: true,
+            team,
+        };
+        let team = self.team();
         if !fresh {
             if let Some(entry) = self.inner.read_memory(&key) {
                 self.inner.count(true);
-                return Ok((entry, true));
+                return Ok(served(entry, false));
             }
             if let Some(entry) = Inner::read_disk_async(&self.inner, key).await {
                 self.inner.count(true);
-                return Ok((entry, true));
+                return Ok(served(entry, false));
+            }
+            if let Some(team) = &team {
+                if let Some(entry) = team::read(team, &key, crate::team::Bound::Action).await {
+                    self.inner.count(true);
+                    self.inner.team_hits.fetch_add(1, Ordering::Relaxed);
+                    Inner::store_local_async(&self.inner, key, entry.clone()).await;
+                    return Ok(served(entry, true));
+                }
             }
             self.inner.count(false);
         }
@@ -335,20 +409,39 @@ impl Cache {
             // Under the flights lock a finished flight has already stored its answer, so a
             // second look at memory closes the gap between our miss and joining.
             || recheck.then(|| inner.read_memory(&key)).flatten(),
-            |_| {
+            |_, marks| {
                 let inner = Arc::clone(&self.inner);
                 async move {
-                    let result = compute.await;
+                    let result = match &team {
+                        Some(team) => {
+                            team::compute_once(team, key, inner.ttl_secs, &marks, compute).await
+                        }
+                        None => compute.await,
+                    };
                     if let Ok(entry) = &result {
-                        Inner::store_async(&inner, key, entry.clone()).await;
+                        // The team's copy is written by `compute_once` (before its lock goes).
+                        Inner::store_local_async(&inner, key, entry.clone()).await;
                     }
                     result
                 }
             },
         );
         match joined {
-            flight::Joined::Hit(entry) => Ok((entry, true)),
-            flight::Joined::Wait(waiter) => waiter.wait().await,
+            flight::Joined::Hit(entry) => Ok(served(entry, false)),
+            flight::Joined::Wait(waiter) => {
+                let (entry, cached, team) = waiter.wait().await?;
+                if team && !fresh {
+                    // Counted as a miss above; another process's answer made it a team hit.
+                    self.inner.misses.fetch_sub(1, Ordering::Relaxed);
+                    self.inner.count(true);
+                    self.inner.team_hits.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Served {
+                    entry,
+                    cached,
+                    team,
+                })
+            }
         }
     }
 
@@ -372,6 +465,7 @@ impl Cache {
             entries,
             bytes,
             hits: self.inner.hits.load(Ordering::Relaxed),
+            team_hits: self.inner.team_hits.load(Ordering::Relaxed),
             misses: self.inner.misses.load(Ordering::Relaxed),
             oldest_unix,
             path: disk.map(|d| d.path().to_path_buf()),
@@ -463,7 +557,7 @@ impl Inner {
         }
     }
 
-    async fn store_async(this: &Arc<Inner>, key: CacheKey, entry: Entry) {
+    async fn store_local_async(this: &Arc<Inner>, key: CacheKey, entry: Entry) {
         let now = this.now();
         this.put_memory(&key, &entry, now);
         if !this.disk.as_ref().is_some_and(Disk::is_active) {
@@ -494,6 +588,10 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

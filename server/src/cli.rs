@@ -9,6 +9,7 @@ mod report;
 mod review;
 mod sarif;
 mod setup;
+mod team;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -126,6 +127,21 @@ pub enum Command {
     Cache {
         #[command(subcommand)]
         action: CacheAction,
+    },
+    /// The team tier (Redis): today's shared spend, requests and hit rate per tier.
+    Team {
+        #[command(subcommand)]
+        action: TeamAction,
+    },
+}
+
+#[derive(Subcommand, Debug, Clone, Copy)]
+pub enum TeamAction {
+    /// Today's shared spend, requests and hit rate per tier (UTC day).
+    Stats {
+        /// JSON on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -299,6 +315,7 @@ async fn run(global: Global, command: Command) -> Result<u8, Failure> {
         } => answer::generate(&global, &target, write, fresh).await,
         Command::Doctor { verbose } => doctor::run(&global, verbose).await,
         Command::Cache { action } => cache::run(&global, action),
+        Command::Team { action } => team::run(&global, action).await,
     }
 }
 

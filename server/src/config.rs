@@ -51,6 +51,8 @@ settings! {
         log: LogConfig = LogConfig::default(), Any, Kind::Section(LogConfig::KEYS);
         /// Inline completions as you type.
         completion: CompletionConfig = CompletionConfig::default(), Any, Kind::Section(CompletionConfig::KEYS);
+        /// The team tier: one Redis shared by a team's editors and CI for the cache, the day's spend, rate limits and cooldowns.
+        team: TeamConfig = TeamConfig::default(), User, Kind::Section(TeamConfig::KEYS);
     }
 
     /// One model tier.
@@ -69,6 +71,8 @@ settings! {
         max_tokens: Option<u32> = None, User, TOKENS;
         /// Model to route to while this tier's model has its circuit breaker open.
         fallback: Option<String> = None, User, Kind::Text;
+        /// Upstream requests per minute to this tier's model, shared by every process on the team's Redis (a token bucket there); unset means no limit.
+        requests_per_minute: Option<u32> = None, User, Kind::Uint { min: 1, max: 1_000_000 };
     }
 
     /// Hedged requests.
@@ -167,6 +171,20 @@ settings! {
         budget_ms: u64 = 1500, User, Kind::Uint { min: 100, max: 60_000 };
         /// Bound on generated tokens per suggestion.
         max_tokens: u32 = 96, User, Kind::Uint { min: 1, max: 4096 };
+    }
+
+    /// The team tier (Redis).
+    pub struct TeamConfig {
+        /// The environment variable that holds the team's `redis://` or `rediss://` URL (password inside); unset means no team tier. The URL is never logged or shown.
+        redis_url_env: Option<String> = None, User, Kind::EnvName;
+        /// Prefix of every Redis key codetier writes, so several teams or projects can share one Redis.
+        key_prefix: String = "codetier".into(), User, Kind::Text;
+        /// Share answers through Redis (lookups go memory, disk, then Redis; writes go to all three).
+        share_cache: bool = true, User, Kind::Bool;
+        /// Spend per UTC day, in USD, shared by every process on this Redis; once reached, new upstream requests are refused (cached answers still work). Unset means no cap.
+        daily_budget_usd: Option<f64> = None, User, Kind::Usd;
+        /// How long one action may wait on Redis, all its calls together, in milliseconds; past it the action goes on with the local tiers and Redis is left alone for 3 s.
+        timeout_ms: u64 = 50, User, Kind::Uint { min: 1, max: 10_000 };
     }
 
     /// The server's log.

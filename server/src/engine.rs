@@ -17,6 +17,7 @@ use crate::provider::{Endpoint, Provider, TokenUsage};
 use crate::render::{self, Explanation, Finding};
 use crate::router::{Answer, Event, RouteError, RouteRequest, Router};
 use crate::syntax::{self, Block, Expect, Lang, Parsed};
+use crate::team::Team;
 use crate::usage::Ledger;
 
 /// One request to run an action on a piece of a document.
@@ -83,6 +84,9 @@ pub struct Outcome {
     pub tier: String,
     pub model: String,
     pub cached: bool,
+    /// Answered from the team's Redis (another process paid for it); left out when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub team_hit: bool,
     pub latency_ms: u64,
     pub usage: TokenUsage,
     pub cost_usd: Option<f64>,
@@ -215,6 +219,8 @@ pub struct Engine {
     live: RwLock<Live>,
     cache: RwLock<Arc<Cache>>,
     usage: Arc<Ledger>,
+    /// The team tier, when `team.redis_url_env` names a usable URL.
+    team: RwLock<Option<Team>>,
 }
 
 impl Engine {
@@ -226,11 +232,24 @@ impl Engine {
         // they arise and shown once by `editor::show_cache_warning`.
         let cache = Arc::new(Cache::open_lazily(&config.cache));
         let router = Arc::new(Self::router(&config, &usage)?);
+        let team = Team::from_config_logged(&config.team);
+        if let Some(team) = &team {
+            team.warm_up();
+        }
+        cache.set_team(team.clone());
+        usage.set_team(team.clone());
+        router.set_team(team.clone());
         Ok(Engine {
             live: RwLock::new(Live { config, router }),
             cache: RwLock::new(cache),
             usage,
+            team: RwLock::new(team),
         })
+    }
+
+    /// The team tier, when there is one.
+    pub fn team(&self) -> Option<Team> {
+        self.team.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn router(
@@ -254,14 +273,30 @@ impl Engine {
         let mut live = self.live.write().unwrap_or_else(|e| e.into_inner());
         let endpoint_changed = live.config.base_url != config.base_url
             || live.config.api_key_env != config.api_key_env;
+        let team_changed = live.config.team != config.team;
+        if team_changed {
+            let team = Team::from_config_logged(&config.team);
+            if let Some(team) = &team {
+                team.warm_up();
+            }
+            *self.team.write().unwrap_or_else(|e| e.into_inner()) = team;
+            self.usage.set_team(self.team());
+        }
         if live.config.cache != config.cache {
             let cache = Arc::new(Cache::open_lazily(&config.cache));
+            cache.set_team(self.team());
             *self.cache.write().unwrap_or_else(|e| e.into_inner()) = cache;
+        } else if team_changed {
+            self.cache().set_team(self.team());
         }
         if endpoint_changed {
             live.router = Arc::new(Self::router(&config, &self.usage)?);
+            live.router.set_team(self.team());
         } else {
             live.router.set_config(config.clone());
+            if team_changed {
+                live.router.set_team(self.team());
+            }
         }
         live.config = config;
         Ok(())
@@ -566,15 +601,26 @@ impl Engine {
         };
         let cache = self.cache();
         let shared = if config.cache.enabled {
-            cache.share(*key, job.fresh, compute).await
+            // One Redis budget (`team.timeout_ms`) for the lookup and, on a miss, the lock,
+            // the router's gate and the write.
+            crate::team::scoped(cache.share_served(*key, job.fresh, compute)).await
         } else {
-            compute.await.map(|entry| (entry, false))
+            crate::team::scoped(compute)
+                .await
+                .map(|entry| cache::Served {
+                    entry,
+                    cached: false,
+                    team: false,
+                })
         };
-        let (entry, cached, cut_off) = match shared {
-            Ok((entry, cached)) => (entry, cached, None),
-            Err(EngineError::Incomplete { cut_off, entry }) => (*entry, false, Some(cut_off)),
+        let (entry, cached, team_hit, cut_off) = match shared {
+            Ok(s) => (s.entry, s.cached, s.team, None),
+            Err(EngineError::Incomplete { cut_off, entry }) => {
+                (*entry, false, false, Some(cut_off))
+            }
             Err(e) => return Err(e),
         };
+        self.usage.record_lookup(tier_name, cached, team_hit);
         if cached {
             let saved = crate::usage::cost_usd(
                 entry.usage.output_tokens,
@@ -584,6 +630,7 @@ impl Engine {
                 .record_cache_hit(tier_name, &entry.model, entry.usage, saved);
         }
         let mut outcome = finish(job.action, tier_name, entry, cached, started, prompt);
+        outcome.team_hit = team_hit;
         outcome.widened_to = job.block.as_ref().map(Block::describe);
         outcome.block = job.block.clone();
         if let Some(cut_off) = cut_off {
@@ -864,6 +911,7 @@ fn finish(
         tier: tier.to_owned(),
         model: entry.model,
         cached,
+        team_hit: false,
         latency_ms: started.elapsed().as_millis() as u64,
         usage: entry.usage,
         cost_usd: if cached { Some(0.0) } else { entry.cost_usd },

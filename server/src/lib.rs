@@ -19,4 +19,5 @@ pub mod provider;
 pub mod render;
 pub mod router;
 pub mod syntax;
+pub mod team;
 pub mod usage;

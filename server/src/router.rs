@@ -12,6 +12,8 @@
 //! - for a half-open model's single trial request;
 //! - to a loopback `base_url` unless `hedge.loopback` says so: local servers
 //!   (llama.cpp, Ollama) run one request at a time, so a hedge only queues behind the first;
+//! - on a tier with a shared `requests_per_minute` (a team tier): it would take a slot another
+//!   process needs;
 //! - while a 429 is pending: after a rate limit in an ask, its later attempts send no hedge, and
 //!   the model and the whole endpoint send none until the `Retry-After` has passed
 //!   (`RATE_LIMIT_HEDGE_PAUSE` when the 429 named no time);
@@ -21,6 +23,12 @@
 //!   CLI's 120 s, so a fresh CLI process in practice sends none.
 //!
 //! A hedged pair that fails counts once in the circuit breaker: the pair is one attempt.
+//!
+//! With a team tier, a gate stands before each attempt: the team's daily budget (spent, the
+//! attempt is refused), the model's shared token bucket (`requests_per_minute`: wait for a
+//! token within the deadline, else refuse) and the model's shared cooldown (another process's
+//! breaker opened it: open it here for the rest of that time). A tier under a shared rate limit
+//! sends no hedges.
 
 mod breaker;
 mod race;
@@ -42,6 +50,7 @@ use crate::config::{Config, TierConfig, UnknownTier};
 use crate::provider::{
     FimPrompt, Message, Provider, ProviderError, StreamEvent, TokenUsage, Upstream,
 };
+use crate::team::Team;
 use crate::usage::Ledger;
 
 use breaker::{Admission, Breaker};
@@ -174,6 +183,30 @@ pub enum RouteError {
     CircuitOpen { model: String, retry_in_ms: u64 },
     #[error("the request was cancelled")]
     Cancelled,
+    #[error(
+        "the team's daily budget of {} (`team.daily_budget_usd`, shared by every codetier on the \
+         team's Redis) is spent: {} so far today. New requests resume {}; cached answers still work",
+        crate::usage::format_usd(*budget_usd, 2, false),
+        crate::usage::format_usd(*spent_usd, 4, false),
+        crate::team::reset_in_words(*resets_in_secs)
+    )]
+    TeamBudget {
+        spent_usd: f64,
+        budget_usd: f64,
+        resets_in_secs: u64,
+    },
+    #[error(
+        "model `{model}` is at the team's shared limit of {per_minute} requests a minute \
+         (`tiers.{tier}.requests_per_minute`): the next slot is in {} s, past this answer's \
+         deadline; try again then",
+        retry_in_ms.div_ceil(1000)
+    )]
+    RateLimited {
+        model: String,
+        tier: String,
+        per_minute: u32,
+        retry_in_ms: u64,
+    },
 }
 
 fn retry_in_words(ms: u64) -> String {
@@ -192,6 +225,8 @@ pub struct Router<U: Upstream = Provider> {
     models: Mutex<HashMap<String, ModelState>>,
     /// Until when the endpoint asked us to back off (a 429): no hedges to any model.
     endpoint_hedge_pause: Mutex<Option<Instant>>,
+    /// The team tier: budget, token buckets and cooldowns shared with other processes.
+    team: RwLock<Option<Team>>,
 }
 
 #[derive(Debug, Default)]
@@ -210,7 +245,20 @@ impl<U: Upstream> Router<U> {
             usage,
             models: Mutex::new(HashMap::new()),
             endpoint_hedge_pause: Mutex::new(None),
+            team: RwLock::new(None),
         }
+    }
+
+    /// Shares budget, rate limits and cooldowns through `team` from now on.
+    pub fn set_team(&self, team: Option<Team>) {
+        *self.team.write().unwrap_or_else(PoisonError::into_inner) = team;
+    }
+
+    fn team(&self) -> Option<Team> {
+        self.team
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Later asks use `config`; asks in flight finish with the one they started with.
@@ -292,7 +340,24 @@ impl<U: Upstream> Router<U> {
         let mut retried_once = false;
         loop {
             attempt += 1;
+            let team = self.team();
+            if let Some(team) = &team {
+                self.team_budget(team).await?;
+                self.adopt_cooldowns(team, ctx).await;
+            }
             let (model, trial) = self.pick_model(ctx)?;
+            if let Some(team) = &team {
+                if let Err(e) = self.team_bucket(team, ctx, &model).await {
+                    if trial {
+                        self.models()
+                            .entry(model)
+                            .or_default()
+                            .breaker
+                            .release_trial();
+                    }
+                    return Err(e);
+                }
+            }
             if model != ctx.tier.model && announced_fallback.as_deref() != Some(model.as_str()) {
                 tracing::info!(tier = ctx.tier_name, from = %ctx.tier.model, to = %model, "circuit open; falling back");
                 ctx.emit(Event::FellBack {
@@ -379,6 +444,10 @@ impl<U: Upstream> Router<U> {
         if self.upstream.is_loopback() && !ctx.config.hedge.loopback {
             return None;
         }
+        // Under a shared rate limit a hedge would take a slot another process needs.
+        if ctx.tier.requests_per_minute.is_some() && self.team().is_some() {
+            return None;
+        }
         if ctx.rate_limited.load(Ordering::Relaxed) || self.hedging_paused(model, Instant::now()) {
             tracing::debug!(%model, "rate limited: no hedge until the provider's Retry-After has passed");
             return None;
@@ -445,15 +514,84 @@ impl<U: Upstream> Router<U> {
 
     fn model_failed(&self, model: &str, config: &Config) {
         let breaker = &config.breaker;
-        let mut models = self.models();
-        let state = models.entry(model.to_owned()).or_default();
-        state.breaker.record_failure(
-            Instant::now(),
-            breaker.failure_threshold,
-            Duration::from_millis(breaker.open_ms),
-        );
-        if !state.breaker.is_closed() {
+        let open_for = Duration::from_millis(breaker.open_ms);
+        let opened = {
+            let mut models = self.models();
+            let state = models.entry(model.to_owned()).or_default();
+            let was_open = state.breaker.is_open();
+            state
+                .breaker
+                .record_failure(Instant::now(), breaker.failure_threshold, open_for);
+            !was_open && state.breaker.is_open()
+        };
+        if opened {
             tracing::warn!(%model, open_ms = breaker.open_ms, "circuit breaker open");
+            if let Some(team) = self.team() {
+                team.share_cooldown(model, open_for);
+            }
+        }
+    }
+
+    /// Refuses the attempt once the team's day has spent its budget. A Redis that does not
+    /// answer refuses nothing: the local tiers carry on.
+    async fn team_budget(&self, team: &Team) -> Result<(), RouteError> {
+        let Some(budget_usd) = team.daily_budget_usd() else {
+            return Ok(());
+        };
+        match team.spent_today().await {
+            Some(spent_usd) if spent_usd >= budget_usd => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                Err(RouteError::TeamBudget {
+                    spent_usd,
+                    budget_usd,
+                    resets_in_secs: crate::team::seconds_to_midnight(now),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Opens the breaker here of a model (the tier's, then its fallback) that another process
+    /// opened, for the rest of its cooldown.
+    async fn adopt_cooldowns(&self, team: &Team, ctx: &Ask<'_>) {
+        let own = &ctx.tier.model;
+        let models = std::iter::once(own).chain(ctx.tier.fallback.iter().filter(|f| *f != own));
+        for model in models {
+            let Some(left) = team.cooldown(model).await else {
+                // Not cooling: its fallback need not be looked at.
+                return;
+            };
+            let mut states = self.models();
+            let state = states.entry(model.clone()).or_default();
+            if state.breaker.is_closed() {
+                tracing::info!(%model, left_ms = left.as_millis() as u64, "another process opened this model's breaker; skipping it");
+            }
+            state.breaker.open_until(Instant::now() + left);
+        }
+    }
+
+    /// Takes a token from `model`'s shared bucket, waiting for one while the deadline allows.
+    async fn team_bucket(&self, team: &Team, ctx: &Ask<'_>, model: &str) -> Result<(), RouteError> {
+        let Some(per_minute) = ctx.tier.requests_per_minute else {
+            return Ok(());
+        };
+        loop {
+            let wait = match team.take_token(model, per_minute).await {
+                None | Some(0) => return Ok(()),
+                Some(ms) => Duration::from_millis(ms),
+            };
+            if Instant::now() + wait >= ctx.deadline {
+                return Err(RouteError::RateLimited {
+                    model: model.to_owned(),
+                    tier: ctx.tier_name.to_owned(),
+                    per_minute,
+                    retry_in_ms: wait.as_millis() as u64,
+                });
+            }
+            tracing::debug!(%model, ?wait, "waiting for a slot of the team's shared rate limit");
+            tokio::time::sleep(wait).await;
         }
     }
 

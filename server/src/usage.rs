@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{known_model, TierConfig};
 use crate::provider::TokenUsage;
+use crate::team::Team;
 
 /// Cost of `output_tokens` at a price in USD per million output tokens; `None` when no price is known.
 ///
@@ -118,10 +119,13 @@ pub enum AskOutcome {
 }
 
 /// The session's ledger; cheap to update from any task (one short mutex section per call).
+/// With a team tier, every request and lookup is also booked into the team's day ledger in
+/// Redis (in the background: booking never delays an answer).
 #[derive(Debug, Default)]
 pub struct Ledger {
     tiers: Mutex<BTreeMap<String, TierUsage>>,
     actions: Mutex<BTreeMap<String, ActionUsage>>,
+    team: RwLock<Option<Team>>,
 }
 
 impl Ledger {
@@ -129,8 +133,28 @@ impl Ledger {
         Self::default()
     }
 
+    /// Books into the team's day ledger from now on (`None`: this session only).
+    pub fn set_team(&self, team: Option<Team>) {
+        *self.team.write().unwrap_or_else(|e| e.into_inner()) = team;
+    }
+
+    fn team(&self) -> Option<Team> {
+        self.team.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// One lookup of `tier` answered from a cache (`team`: from the team's Redis) or not; it
+    /// counts only in the team's day ledger (the session counts hits in `record_cache_hit`).
+    pub fn record_lookup(&self, tier: &str, cached: bool, team: bool) {
+        if let Some(t) = self.team() {
+            t.book_lookup(tier, cached, team);
+        }
+    }
+
     /// One upstream request of `tier` answered (or attempted) by `model`.
     pub fn record(&self, tier: &str, model: &str, usage: TokenUsage, cost: Option<f64>) {
+        if let Some(team) = self.team() {
+            team.book_request(tier, cost);
+        }
         self.update(tier, model, |t| {
             t.requests += 1;
             t.input_tokens += usage.input_tokens;

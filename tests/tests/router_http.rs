@@ -74,6 +74,7 @@ fn config(base_url: String) -> Config {
         budget_ms: None,
         max_tokens: None,
         fallback: None,
+        requests_per_minute: None,
     };
     Config {
         base_url,

@@ -65,7 +65,7 @@ const LAYERS: &[&[&str]] = &[
     &["action", "paths", "docs"],
     &["config"],
     &["logging"],
-    &["provider"],
+    &["provider", "team"],
     &[
         "syntax", "render", "prompts", "usage", "router", "cache", "complete",
     ],

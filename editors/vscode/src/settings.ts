@@ -67,6 +67,11 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
   user("completion.debounceMs"),
   user("completion.budgetMs"),
   user("completion.maxTokens"),
+  user("team.redisUrlEnv"),
+  user("team.keyPrefix"),
+  user("team.shareCache"),
+  user("team.dailyBudgetUsd"),
+  user("team.timeoutMs"),
 ];
 
 /** Settings that only the extension reads; they are never sent to the server. */

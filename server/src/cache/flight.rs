@@ -31,7 +31,25 @@ struct Registered {
 
 struct Flight<E> {
     shared: WeakShared<Compute<E>>,
-    claimed: Arc<AtomicBool>,
+    marks: Arc<Marks>,
+}
+
+/// What the waiters of one computation learn besides its result.
+#[derive(Debug, Default)]
+pub(crate) struct Marks {
+    /// Set by the first waiter to receive the result: that one reports the spend.
+    claimed: AtomicBool,
+    /// The computation found the answer in the team's Redis (another process paid for it).
+    team: AtomicBool,
+}
+
+impl Marks {
+    /// The answer came from another process through the team tier: every waiter is a
+    /// (team) hit, and none reports spend.
+    pub(crate) fn mark_team(&self) {
+        self.team.store(true, Ordering::Release);
+        self.claimed.store(true, Ordering::Release);
+    }
 }
 
 pub(crate) enum Joined<E> {
@@ -42,15 +60,18 @@ pub(crate) enum Joined<E> {
 
 pub(crate) struct Waiter<E> {
     shared: Shared<Compute<E>>,
-    /// Set by the first waiter to receive the result: that one reports the spend.
-    claimed: Arc<AtomicBool>,
+    marks: Arc<Marks>,
 }
 
 impl<E: Clone + Send + Sync + 'static> Waiter<E> {
-    /// Waits for the shared result; the bool is `cached` (false for exactly one waiter).
-    pub(crate) async fn wait(self) -> Result<(Entry, bool), E> {
+    /// Waits for the shared result, with `cached` (false for exactly one waiter, unless the
+    /// answer came from the team tier) and whether it came from the team tier.
+    pub(crate) async fn wait(self) -> Result<(Entry, bool, bool), E> {
         let result = self.shared.await;
-        result.map(|entry| (entry, self.claimed.swap(true, Ordering::AcqRel)))
+        result.map(|entry| {
+            let cached = self.marks.claimed.swap(true, Ordering::AcqRel);
+            (entry, cached, self.marks.team.load(Ordering::Acquire))
+        })
     }
 }
 
@@ -61,7 +82,7 @@ impl Flights {
         &self,
         key: CacheKey,
         recheck: impl FnOnce() -> Option<Entry>,
-        start: impl FnOnce(u64) -> F,
+        start: impl FnOnce(u64, Arc<Marks>) -> F,
     ) -> Joined<E>
     where
         E: Clone + Send + Sync + 'static,
@@ -71,9 +92,9 @@ impl Flights {
         let running = map
             .get(&key)
             .and_then(|r| r.flight.downcast_ref::<Flight<E>>())
-            .and_then(|f| Some((f.shared.upgrade()?, Arc::clone(&f.claimed))));
-        if let Some((shared, claimed)) = running {
-            return Joined::Wait(Waiter { shared, claimed });
+            .and_then(|f| Some((f.shared.upgrade()?, Arc::clone(&f.marks))));
+        if let Some((shared, marks)) = running {
+            return Joined::Wait(Waiter { shared, marks });
         }
         if let Some(entry) = recheck() {
             return Joined::Hit(entry);
@@ -84,18 +105,18 @@ impl Flights {
             key,
             id,
         };
-        let compute = start(id);
+        let marks = Arc::new(Marks::default());
+        let compute = start(id, Arc::clone(&marks));
         let shared = async move {
             let _guard = guard;
             compute.await
         }
         .boxed()
         .shared();
-        let claimed = Arc::new(AtomicBool::new(false));
         if let Some(weak) = shared.downgrade() {
             let flight = Flight {
                 shared: weak,
-                claimed: Arc::clone(&claimed),
+                marks: Arc::clone(&marks),
             };
             map.insert(
                 key,
@@ -105,7 +126,7 @@ impl Flights {
                 },
             );
         }
-        Joined::Wait(Waiter { shared, claimed })
+        Joined::Wait(Waiter { shared, marks })
     }
 
     #[cfg(test)]

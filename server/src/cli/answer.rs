@@ -181,6 +181,10 @@ async fn ask(
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let live = !global.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let (outcome, ()) = tokio::join!(engine.run(job, Some(tx)), show_progress(rx, live));
+    if let Some(team) = engine.team() {
+        // The spend is booked in the background; this process exits right after the answer.
+        team.flush(super::team::FLUSH_BOUND).await;
+    }
     if let Some(warning) = engine.cache().take_warning() {
         super::report(&warning);
     }

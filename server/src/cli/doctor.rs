@@ -9,6 +9,7 @@ use super::setup::{self, Failure};
 use super::{emit, exit, Global};
 use crate::config::{Config, Loader, Sources};
 use crate::provider::{ChatRequest, Endpoint, Message, Provider, ProviderError, Role};
+use crate::team::Team;
 
 /// How long one check may take before it counts as a timeout.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
@@ -145,11 +146,44 @@ pub async fn run(global: &Global, verbose: bool) -> Result<u8, Failure> {
         let models = models(&mut d, &provider, &config).await;
         tiers(&mut d, global, &config, &provider, models.as_deref()).await;
     }
+    team(&mut d, &config).await;
     if !verbose {
         d.line("");
         d.line("(`codetier doctor --verbose` also prints the effective configuration)");
     }
     d.finish()
+}
+
+/// The team tier: whether its URL is there (never the URL) and whether Redis answers. An
+/// unreachable Redis is a warning: codetier works without it.
+async fn team(d: &mut Doctor, config: &Config) {
+    d.line("");
+    d.line("Team tier (Redis):");
+    let team = match Team::from_config(&config.team) {
+        Ok(Some(team)) => team,
+        Ok(None) => {
+            d.ok("team tier", "off (`team.redis_url_env` is not set)");
+            return;
+        }
+        Err(e) => {
+            d.warn("team tier", &format!("{e}; codetier works without it"));
+            return;
+        }
+    };
+    d.ok(
+        "URL",
+        &format!("present in ${} (never printed)", team.url_var()),
+    );
+    match team.ping().await {
+        Ok(took) => d.ok(
+            "reachable",
+            &format!("PING answered in {} ms", took.as_millis()),
+        ),
+        Err(e) => d.warn(
+            "reachable",
+            &format!("{e}; codetier works on this machine's cache and ledger without it"),
+        ),
+    }
 }
 
 /// The sources and the configuration in force; `None` when nothing more can be checked.

@@ -65,6 +65,9 @@ pub async fn run(global: &Global, args: ReviewArgs) -> Result<u8, Failure> {
         verify: !global.no_verify,
     };
     let (files, notes) = run.all(&work, &args, estimate, &mut skipped).await;
+    if let Some(team) = run.engine.team() {
+        team.flush(super::team::FLUSH_BOUND).await;
+    }
     if let Some(warning) = run.engine.cache().take_warning() {
         super::report(&warning);
     }
@@ -442,7 +445,11 @@ fn is_fatal(error: &EngineError) -> bool {
         EngineError::UnknownTier(..) => true,
         // The model failed so often that the router pauses it (and any fallback): every later
         // file would fail the same way at once.
-        EngineError::Route(RouteError::UnknownTier(_) | RouteError::CircuitOpen { .. }) => true,
+        EngineError::Route(
+            RouteError::UnknownTier(_)
+            | RouteError::CircuitOpen { .. }
+            | RouteError::TeamBudget { .. },
+        ) => true,
         EngineError::Route(RouteError::Provider(p)) => matches!(
             p,
             ProviderError::MissingKey { .. }

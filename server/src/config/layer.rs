@@ -224,6 +224,7 @@ impl Walker<'_> {
             Kind::Bool => self.boolean(key, value).map(Value::Bool),
             Kind::Uint { min, max } => self.uint(key, value, min, max).map(Value::from),
             Kind::Price => self.price(key, value).map(Value::from),
+            Kind::Usd => self.usd(key, value).map(Value::from),
             Kind::Text => self.nonempty(key, value).map(Value::String),
             Kind::BaseUrl => {
                 let s = self.string(key, value)?;
@@ -319,6 +320,23 @@ impl Walker<'_> {
         u64::try_from(n).ok()
     }
 
+    fn usd(&mut self, key: &str, value: &Value) -> Option<f64> {
+        match value.as_f64() {
+            Some(p) if p.is_finite() && (0.0..=1_000_000.0).contains(&p) => Some(p),
+            Some(p) => {
+                self.error(key, format!("must be between 0 and 1000000 (USD), got {p}"));
+                None
+            }
+            None => {
+                self.error(
+                    key,
+                    format!("expected a number (USD), got {}", describe(value)),
+                );
+                None
+            }
+        }
+    }
+
     fn price(&mut self, key: &str, value: &Value) -> Option<f64> {
         match value.as_f64() {
             Some(p) if p.is_finite() && (0.0..=10_000.0).contains(&p) => Some(p),
@@ -396,6 +414,11 @@ impl Walker<'_> {
         let s = self.nonempty(key, value)?;
         let valid = s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !s.starts_with(|c: char| c.is_ascii_digit());
+        if !valid && s.contains("://") {
+            // A URL here may carry a password: never echo it.
+            self.error(key, "expected the name of an environment variable, got what looks like a URL (not shown): put the URL in an environment variable and name that variable here".to_owned());
+            return None;
+        }
         if !valid {
             self.error(key, format!("expected the name of an environment variable (letters, digits, `_`), got {s:?}"));
             return None;

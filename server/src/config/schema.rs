@@ -64,6 +64,8 @@ pub enum Kind {
     },
     /// USD per million tokens, between 0 and 10,000.
     Price,
+    /// An amount in USD, between 0 and 1,000,000.
+    Usd,
     /// A non-empty string, trimmed.
     Text,
     /// An http(s) URL: plain http only to a loopback host (see [`super::check_base_url`]).
@@ -100,7 +102,7 @@ impl Kind {
         match self {
             Kind::Bool => "boolean",
             Kind::Uint { .. } => "integer",
-            Kind::Price => "number",
+            Kind::Price | Kind::Usd => "number",
             Kind::Text
             | Kind::BaseUrl
             | Kind::EnvName

@@ -416,6 +416,18 @@ fn workspace_file_may_not_set_user_only_keys_and_the_rest_applies() {
         ("[retry]\nmax_attempts = 10", "retry.max_attempts"),
         ("[breaker]\nopen_ms = 100", "breaker.open_ms"),
         (
+            "[team]\nredis_url_env = \"ATTACKER_REDIS\"",
+            "team.redis_url_env",
+        ),
+        ("[team]\nkey_prefix = \"other\"", "team.key_prefix"),
+        ("[team]\nshare_cache = false", "team.share_cache"),
+        ("[team]\ndaily_budget_usd = 1000.0", "team.daily_budget_usd"),
+        ("[team]\ntimeout_ms = 10000", "team.timeout_ms"),
+        (
+            "[tiers.flash]\nrequests_per_minute = 100000",
+            "tiers.flash.requests_per_minute",
+        ),
+        (
             "[tiers.flash]\nmodel = \"deepseek-r1\"",
             "tiers.flash.model",
         ),
@@ -967,4 +979,43 @@ fn one_base_url_rule_for_configuration_and_provider() {
     assert!(
         is_loopback_url("http://[::1]:8080/v1") && !is_loopback_url("http://localhost.evil.com/v1")
     );
+}
+
+#[test]
+fn the_user_file_sets_the_team_tier_and_bad_values_name_their_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "config.toml",
+        "[team]\nredis_url_env = \"TEAM_REDIS\"\nkey_prefix = \"acme\"\nshare_cache = false\n\
+         daily_budget_usd = 25.0\n[tiers.flash]\nrequests_per_minute = 600\n",
+    );
+    let mut user = loader();
+    user.load_user_file(Some(&path)).unwrap();
+    let config = user.resolve().unwrap();
+    assert_eq!(config.team.redis_url_env.as_deref(), Some("TEAM_REDIS"));
+    assert_eq!(config.team.key_prefix, "acme");
+    assert!(!config.team.share_cache);
+    assert_eq!(config.team.daily_budget_usd, Some(25.0));
+    assert_eq!(config.tiers["flash"].requests_per_minute, Some(600));
+    assert_eq!(Config::default().team.redis_url_env, None);
+    assert!(Config::default().team.share_cache);
+
+    for (text, key) in [
+        (
+            "[team]\nredis_url_env = \"redis://:pw@host\"",
+            "team.redis_url_env",
+        ),
+        ("[team]\ndaily_budget_usd = -1", "team.daily_budget_usd"),
+        (
+            "[tiers.flash]\nrequests_per_minute = 0",
+            "tiers.flash.requests_per_minute",
+        ),
+    ] {
+        let path = write(dir.path(), "bad.toml", text);
+        let mut bad = loader();
+        let errors = bad.load_user_file(Some(&path)).unwrap_err().to_string();
+        assert!(errors.contains(key), "{text}: {errors}");
+        assert!(!errors.contains("pw@"), "{text}: {errors}");
+    }
 }

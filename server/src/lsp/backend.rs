@@ -222,6 +222,11 @@ impl LanguageServer for Backend {
 
     async fn shutdown(&self) -> Result<()> {
         self.session.shutdown_background();
+        // The spend and lookups booked in the background reach the team's Redis before the
+        // process goes (bounded: a Redis that is away costs at most this).
+        if let Some(team) = self.session.engine().and_then(|e| e.team()) {
+            team.flush(std::time::Duration::from_millis(500)).await;
+        }
         Ok(())
     }
 

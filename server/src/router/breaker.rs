@@ -99,6 +99,18 @@ impl Breaker {
         }
     }
 
+    /// Another process opened this model's breaker until `until`: skip it here too, unless
+    /// it is open already.
+    pub(crate) fn open_until(&mut self, until: Instant) {
+        if !self.is_open() {
+            self.state = State::Open { until };
+        }
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        matches!(self.state, State::Open { .. })
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed { .. })
     }

@@ -62,7 +62,9 @@ pub fn verify(
     key.update(&(range.end as u64).to_le_bytes());
     key.update(format!("{expect:?}\0").as_bytes());
     key.update(replacement.as_bytes());
-    parsed.memo(key.finalize(), || verify_now(parsed, range, replacement, expect))
+    parsed.memo(key.finalize(), || {
+        verify_now(parsed, range, replacement, expect)
+    })
 }
 
 /// [`verify`] without the memo.
