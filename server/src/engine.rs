@@ -495,35 +495,13 @@ impl Engine {
             }
         };
         let second_failure = check(&job, tree.as_ref(), &mut second);
-        let (mut kept, other) = match &second_failure {
-            Some(f2) if failure.failure.better_than(&f2.failure) => {
-                escalation.kept_first = true;
-                (first, second)
-            }
-            _ => (second, first),
-        };
-        if let Some(f2) = &second_failure {
-            // Both failed: the better one is delivered, marked, and the reason names both.
-            let (kept_reason, other_reason) = if escalation.kept_first {
-                (&failure.reason, &f2.reason)
-            } else {
-                (&f2.reason, &failure.reason)
-            };
-            kept.unverified_reason = Some(format!(
-                "the {kept_reason}; {}'s {other_reason} too",
-                tier_label(&config, &other.tier)
-            ));
-        }
-        kept.cost_usd = match (kept.cost_usd, other.cost_usd) {
-            (Some(a), Some(b)) => Some(a + b),
-            _ => None,
-        };
-        kept.usage.input_tokens += other.usage.input_tokens;
-        kept.usage.output_tokens += other.usage.output_tokens;
-        kept.cached &= other.cached;
-        kept.latency_ms = started.elapsed().as_millis() as u64;
-        kept.escalation = Some(escalation);
-        Ok(kept)
+        Ok(keep_better(
+            &config,
+            (first, failure),
+            (second, second_failure),
+            escalation,
+            started,
+        ))
     }
 
     /// Asks one tier: the cache, else the router; parses the answer.
@@ -551,7 +529,6 @@ impl Engine {
             });
         }
 
-        let router = self.router_handle();
         let request = RouteRequest {
             tier: tier_name.clone(),
             messages: prompt.messages.clone(),
@@ -559,46 +536,7 @@ impl Engine {
             fim: None,
             action: None,
         };
-        let compute_progress = progress.clone();
-        let compute = async move {
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-            // The router's events pass on unchanged; the channel in between keeps a shared
-            // computation alive when the first caller stops listening.
-            let forward = async {
-                while let Some(event) = rx.recv().await {
-                    if let Some(out) = &compute_progress {
-                        let _ = out.send(event);
-                    }
-                }
-            };
-            let ask = async move { router.ask(request, Some(tx)).await };
-            let (answer, ()) = tokio::join!(ask, forward);
-            let answer: Answer = answer.map_err(EngineError::Route)?;
-            if answer.text.trim().is_empty() {
-                return Err(EngineError::EmptyAnswer);
-            }
-            let cut_off = CutOff::from_finish_reason(answer.finish_reason.as_deref());
-            let entry = cache::Entry {
-                text: answer.text,
-                reasoning: answer.reasoning,
-                tier: answer.tier,
-                model: answer.model,
-                usage: answer.usage,
-                cost_usd: answer.cost_usd,
-                created_unix: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0),
-            };
-            match cut_off {
-                // Returned as an error so that neither the cache nor a shared waiter keeps it.
-                Some(cut_off) => Err(EngineError::Incomplete {
-                    cut_off,
-                    entry: Box::new(entry),
-                }),
-                None => Ok(entry),
-            }
-        };
+        let compute = upstream(self.router_handle(), request, progress.clone());
         let cache = self.cache();
         let shared = if config.cache.enabled {
             // One Redis budget (`team.timeout_ms`) for the lookup and, on a miss, the lock,
@@ -640,7 +578,92 @@ impl Engine {
     }
 }
 
-/// A checked job, ready to send.
+/// Of a first answer that failed its check and the escalation's answer, the one delivered:
+/// the second unless both failed and the first failed less. Marked when both failed (the
+/// reason names both), with both costs and token counts.
+fn keep_better(
+    config: &Config,
+    (first, failure): (Outcome, CheckFailure),
+    (second, second_failure): (Outcome, Option<CheckFailure>),
+    mut escalation: Escalation,
+    started: Instant,
+) -> Outcome {
+    let (mut kept, other) = match &second_failure {
+        Some(f2) if failure.failure.better_than(&f2.failure) => {
+            escalation.kept_first = true;
+            (first, second)
+        }
+        _ => (second, first),
+    };
+    if let Some(f2) = &second_failure {
+        let (kept_reason, other_reason) = if escalation.kept_first {
+            (&failure.reason, &f2.reason)
+        } else {
+            (&f2.reason, &failure.reason)
+        };
+        kept.unverified_reason = Some(format!(
+            "the {kept_reason}; {}'s {other_reason} too",
+            tier_label(config, &other.tier)
+        ));
+    }
+    kept.cost_usd = match (kept.cost_usd, other.cost_usd) {
+        (Some(a), Some(b)) => Some(a + b),
+        _ => None,
+    };
+    kept.usage.input_tokens += other.usage.input_tokens;
+    kept.usage.output_tokens += other.usage.output_tokens;
+    kept.cached &= other.cached;
+    kept.latency_ms = started.elapsed().as_millis() as u64;
+    kept.escalation = Some(escalation);
+    kept
+}
+
+/// The answer of the router for `request` as a cache entry, its events passed on to
+/// `progress`. A cut-off answer is an error, so that neither the cache nor a shared waiter
+/// keeps it.
+async fn upstream(
+    router: Arc<Router<Provider>>,
+    request: RouteRequest,
+    progress: Option<UnboundedSender<Event>>,
+) -> Result<cache::Entry, EngineError> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    // The router's events pass on unchanged; the channel in between keeps a shared
+    // computation alive when the first caller stops listening.
+    let forward = async {
+        while let Some(event) = rx.recv().await {
+            if let Some(out) = &progress {
+                let _ = out.send(event);
+            }
+        }
+    };
+    let ask = async move { router.ask(request, Some(tx)).await };
+    let (answer, ()) = tokio::join!(ask, forward);
+    let answer: Answer = answer.map_err(EngineError::Route)?;
+    if answer.text.trim().is_empty() {
+        return Err(EngineError::EmptyAnswer);
+    }
+    let cut_off = CutOff::from_finish_reason(answer.finish_reason.as_deref());
+    let entry = cache::Entry {
+        text: answer.text,
+        reasoning: answer.reasoning,
+        tier: answer.tier,
+        model: answer.model,
+        usage: answer.usage,
+        cost_usd: answer.cost_usd,
+        created_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    };
+    match cut_off {
+        Some(cut_off) => Err(EngineError::Incomplete {
+            cut_off,
+            entry: Box::new(entry),
+        }),
+        None => Ok(entry),
+    }
+}
+
 /// A completion at a cursor, protocol-free.
 #[derive(Clone, Copy, Debug)]
 pub struct CompletionJob<'a> {
@@ -734,6 +757,7 @@ fn completion_key(prepared: &complete::Prepared) -> cache::CacheKey {
     )
 }
 
+/// A checked job, ready to send.
 struct Prepared {
     tier_name: String,
     model: String,
