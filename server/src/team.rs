@@ -434,10 +434,14 @@ impl Team {
     /// Releases the lock of `key` if `token` still holds it (it may have expired and been
     /// taken by another process).
     pub async fn unlock(&self, key: &str, token: &str) {
+        self.release(key, token.to_owned(), Bound::Action).await;
+    }
+
+    /// The release script for `key` and `token`, under `bound`.
+    async fn release(&self, key: &str, token: String, bound: Bound) {
         let k = self.key("lock", key);
-        let token = token.to_owned();
         let _: Option<i64> = self
-            .call(Bound::Action, |mut c| async move {
+            .call(bound, |mut c| async move {
                 scripts::release()
                     .key(&k)
                     .arg(token)
@@ -469,18 +473,7 @@ impl Team {
     pub fn unlock_in_background(&self, key: &str, token: String) {
         let team = self.clone();
         let key = key.to_owned();
-        self.spawn(async move {
-            let k = team.key("lock", &key);
-            let _: Option<i64> = team
-                .call(Bound::Call, |mut c| async move {
-                    scripts::release()
-                        .key(&k)
-                        .arg(token)
-                        .invoke_async(&mut c)
-                        .await
-                })
-                .await;
-        });
+        self.spawn(async move { team.release(&key, token, Bound::Call).await });
     }
 
     /// Whether the lock of `key` is still held; `None` when Redis is unavailable.
