@@ -862,6 +862,15 @@ impl TestServer {
         uris
     }
 
+    /// Kills the server with SIGKILL (no shutdown, no destructor) and reaps it; the test then
+    /// owns what it left behind. Messages it sent are no longer checked.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use codetier_tests::bench::Bench;
 use codetier_tests::client::{codetier_bin, TestServer};
-use codetier_tests::fake::{Answer, Behavior, FakeProvider, Latency, Rule, Script};
+use codetier_tests::fake::{Answer, Behavior, FakeProvider, Latency, Requests, Rule, Script};
 use codetier_tests::redis::{RedisServer, PASSWORD};
 use serde_json::{json, Value};
 
@@ -722,6 +722,53 @@ fn a_computation_longer_than_the_lock_keeps_it_and_the_other_process_still_waits
         "B asked upstream once A's lock expired"
     );
     a.server.take_messages();
+    b.take_messages();
+}
+
+#[test]
+fn a_lock_holder_killed_with_sigkill_is_outwaited_and_the_other_process_asks_itself() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    // The first request hangs (its process is killed while it waits); any later one answers.
+    let s = Script {
+        default: text(ANSWER),
+        rules: vec![Rule {
+            model: None,
+            requests: Some(Requests::First(1)),
+            behavior: Behavior {
+                ttft: Latency::Fixed { ms: 120_000 },
+                ..text(ANSWER)
+            },
+        }],
+        ..Script::default()
+    };
+    let long = json!({ "latency_budget_ms": 60000, "command_reply_ms": 60000 });
+    let mut a = bench(&redis, s, long.clone());
+    let mut b = another(&a.fake, &redis.url(), long);
+    a.server.open(URI, "rust", LIB);
+    b.open(URI, "rust", LIB);
+    let params = json!({
+        "command": "codetier.explain",
+        "arguments": [{ "uri": URI, "range": range(0, 6) }],
+    });
+    a.server.send("workspace/executeCommand", params.clone());
+    let locked = (0..200).any(|_| {
+        let found = !redis.keys("codetier:lock:*").is_empty();
+        if !found {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        found
+    });
+    assert!(locked, "A never took the lock");
+    // No release, no more extensions: the lock can only expire (15 s after its last extension).
+    a.server.kill();
+    let id_b = b.send("workspace/executeCommand", params);
+    let answer = b
+        .response(id_b, Duration::from_secs(60))
+        .expect("B answers once the dead holder's lock expired");
+    assert_eq!(answer["cached"], false, "B asked upstream itself: {answer}");
+    assert_eq!(upstream(&a.fake), 2, "A's hung request and B's own");
     b.take_messages();
 }
 
