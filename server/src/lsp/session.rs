@@ -56,6 +56,8 @@ pub struct Completions {
     shown: Mutex<Option<crate::complete::Shown>>,
     /// The kinds of failure the user was told of since the last completion that succeeded.
     told: Mutex<Vec<&'static str>>,
+    /// The pace of the requests per kind, for the adaptive debounce.
+    pace: Mutex<[crate::complete::Pace; 2]>,
 }
 
 impl Completions {
@@ -111,6 +113,21 @@ impl Completions {
         }
         told.push(kind);
         true
+    }
+
+    /// How long a completion of `kind` arriving now waits before it asks (see
+    /// [`crate::complete::Pace`]).
+    pub fn debounce(
+        &self,
+        kind: CompletionKind,
+        configured: std::time::Duration,
+    ) -> std::time::Duration {
+        let mut pace = self.pace.lock().unwrap_or_else(|e| e.into_inner());
+        let i = match kind {
+            CompletionKind::Inline => 0,
+            CompletionKind::Menu => 1,
+        };
+        pace[i].debounce(std::time::Instant::now(), configured)
     }
 
     /// A completion succeeded: the next failure of any kind is told again.

@@ -66,8 +66,8 @@ pub fn handle(
 ///
 /// Runs synchronously up to the returned future, in arrival order: the document snapshot, the
 /// rest of the suggestion being typed (typeahead) and a cached suggestion answer at once. The
-/// future waits `completion.debounce_ms`, then asks, all within `completion.budget_ms` from
-/// arrival; an edit of the document, a newer completion of the same kind there or `cancel` drops it, and so
+/// future waits `completion.debounce_ms` (longer while the user types steadily, see
+/// [`crate::complete::Pace`]), then asks, all within `completion.budget_ms` from arrival; an edit of the document, a newer completion of the same kind there or `cancel` drops it, and so
 /// the upstream request, at once.
 pub fn suggest(
     session: &Arc<Session>,
@@ -90,6 +90,10 @@ pub fn suggest(
     };
     let cursor = docs::position_to_char(&snap.text, proto::position(position), session.encoding());
     let (id, stale) = session.completions.begin(uri, kind, &cancel);
+    // Every request counts towards the typing pace, typeahead ones too.
+    let debounce = session
+        .completions
+        .debounce(kind, Duration::from_millis(config.completion.debounce_ms));
     let mut running = Running {
         session: session.clone(),
         uri: uri.to_owned(),
@@ -136,7 +140,6 @@ pub fn suggest(
             .set_shown(Some(Shown::new(uri, &snap.text, cursor, &text)));
         return futures::future::ready(Some(suggestion(&text))).boxed();
     }
-    let debounce = Duration::from_millis(config.completion.debounce_ms);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(config.completion.budget_ms);
     let session = session.clone();
     let uri = uri.to_owned();
