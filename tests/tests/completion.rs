@@ -496,3 +496,39 @@ fn a_failing_provider_is_told_once_per_kind_until_a_completion_succeeds() {
     let told = warnings(&b, true);
     assert_eq!(told.len(), 1, "{told:?}");
 }
+
+#[test]
+fn a_stale_or_late_completion_tells_nothing() {
+    use codetier_tests::fake::{Latency, Requests, Rule};
+    // The first two would be refused (401), but only after 5 s: an edit makes the first stale,
+    // the 300 ms budget drops the second, and neither failure is ever read.
+    let slow_401 = Behavior {
+        ttft: Latency::Fixed { ms: 5000 },
+        ..Behavior::status(401, None)
+    };
+    let script = Script {
+        rules: vec![Rule {
+            model: None,
+            requests: Some(Requests::First(2)),
+            behavior: slow_401,
+        }],
+        ..answering("compute(1, 2);")
+    };
+    let mut b = start(script, json!({ "budget_ms": 300 }));
+    b.server.open(URI, "rust", DOC);
+    let id = ask(&mut b.server, URI, CURSOR);
+    arrived(&b, 1, "the completion was sent");
+    b.server.edit(URI, CURSOR, CURSOR, "c");
+    assert!(items(b.server.response(id, WAIT)).is_empty());
+    assert!(closed(&b, 0));
+    let after = (CURSOR.0, CURSOR.1 + 1);
+    assert_eq!(suggestion(&mut b.server, URI, after), None);
+    assert!(closed(&b, 1));
+    // The server still answers (after an edit above, so nothing is reused), and said nothing.
+    b.server.edit(URI, (0, 3), (0, 7), "start");
+    assert_eq!(
+        suggestion(&mut b.server, URI, after).as_deref(),
+        Some("compute(1, 2);")
+    );
+    assert!(b.server.take_messages().is_empty());
+}
