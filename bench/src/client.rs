@@ -24,7 +24,8 @@ pub struct Lsp {
     child: Arc<Mutex<Child>>,
     pid: u32,
     stdin: BufWriter<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
+    /// `None` once [`Lsp::reader`] took it.
+    stdout: Option<BufReader<ChildStdout>>,
     next_id: i64,
     /// Milliseconds since `epoch` of the last byte read, and whether a reply is awaited.
     watch: Arc<Watch>,
@@ -101,7 +102,7 @@ impl Lsp {
             child,
             pid,
             stdin,
-            stdout,
+            stdout: Some(stdout),
             next_id: 1,
             watch,
             stderr_path,
@@ -176,6 +177,33 @@ impl Lsp {
             Some(err) => bail!("{method} failed: {err}"),
             None => Ok(reply.get("result").cloned().unwrap_or(Value::Null)),
         }
+    }
+
+    /// Sends a request without waiting for its reply; its id.
+    pub fn send(&mut self, method: &str, params: Value) -> anyhow::Result<i64> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.write(&json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }))?;
+        self.stdin.flush().context("flush to codetier")?;
+        Ok(id)
+    }
+
+    /// Hands the server's output to a thread that sends each message, with when it was read,
+    /// to the returned channel, for a client that does not wait for its replies (an editor
+    /// typing on). From then on [`Lsp::request`] and [`Lsp::shutdown`] fail; dropping the
+    /// `Lsp` still ends the server.
+    pub fn reader(&mut self) -> anyhow::Result<std::sync::mpsc::Receiver<(Instant, Value)>> {
+        let mut stdout = self.stdout.take().context("the reader was taken already")?;
+        let watch = Arc::clone(&self.watch);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            while let Ok(msg) = read_message(&mut stdout, &watch) {
+                if tx.send((Instant::now(), msg)).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
     }
 
     /// The server's resident set size and its peak, in bytes, from `/proc/PID/status`.
@@ -254,34 +282,8 @@ impl Lsp {
     }
 
     fn read_message(&mut self) -> anyhow::Result<Value> {
-        let mut length = None;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = self
-                .stdout
-                .read_line(&mut line)
-                .context("read from codetier")?;
-            if n == 0 {
-                bail!("codetier closed its output");
-            }
-            self.watch.touch();
-            let trimmed = line.trim_end();
-            if trimmed.is_empty() {
-                if length.is_some() {
-                    break;
-                }
-                continue;
-            }
-            if let Some(v) = trimmed.strip_prefix("Content-Length:") {
-                length = v.trim().parse::<usize>().ok();
-            }
-        }
-        let mut body = vec![0; length.unwrap_or(0)];
-        self.stdout
-            .read_exact(&mut body)
-            .context("read a message body from codetier")?;
-        serde_json::from_slice(&body).context("codetier sent a message that is not JSON")
+        let stdout = self.stdout.as_mut().context("the reader was taken")?;
+        read_message(stdout, &self.watch)
     }
 
     /// The last lines the server wrote to stderr, for error messages.
@@ -302,6 +304,35 @@ impl Drop for Lsp {
             let _ = child.wait();
         }
     }
+}
+
+/// Reads one framed message.
+fn read_message(stdout: &mut BufReader<ChildStdout>, watch: &Watch) -> anyhow::Result<Value> {
+    let mut length = None;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = stdout.read_line(&mut line).context("read from codetier")?;
+        if n == 0 {
+            bail!("codetier closed its output");
+        }
+        watch.touch();
+        let trimmed = line.trim_end();
+        if trimmed.is_empty() {
+            if length.is_some() {
+                break;
+            }
+            continue;
+        }
+        if let Some(v) = trimmed.strip_prefix("Content-Length:") {
+            length = v.trim().parse::<usize>().ok();
+        }
+    }
+    let mut body = vec![0; length.unwrap_or(0)];
+    stdout
+        .read_exact(&mut body)
+        .context("read a message body from codetier")?;
+    serde_json::from_slice(&body).context("codetier sent a message that is not JSON")
 }
 
 /// Kills the server when a reply is awaited and nothing was read for `SILENCE`.

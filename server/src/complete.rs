@@ -4,6 +4,7 @@
 //! requests and enforces `completion.budget_ms`; the engine prepares the prompt under the same
 //! privacy rules as the actions and caches the suggestion.
 
+mod pace;
 mod post;
 mod typeahead;
 
@@ -16,6 +17,7 @@ use crate::config::Config;
 use crate::provider::{FimPrompt, Message, Role, Upstream, CHARS_PER_TOKEN};
 use crate::router::{Event, RouteError, RouteRequest, Router};
 
+pub use pace::Pace;
 pub use post::{finish, scope_done};
 pub use typeahead::Shown;
 

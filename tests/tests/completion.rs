@@ -439,3 +439,96 @@ fn a_fim_stream_is_dropped_once_the_block_ends() {
     assert!(b.fake.requests()[0].fim);
     assert!(closed(&b, 0), "the upstream request was not closed");
 }
+
+#[test]
+fn a_failing_provider_is_told_once_per_kind_until_a_completion_succeeds() {
+    use codetier_tests::fake::{Requests, Rule};
+    let rule = |requests: Requests, behavior: Behavior| Rule {
+        model: None,
+        requests: Some(requests),
+        behavior,
+    };
+    let script = Script {
+        rules: vec![
+            rule(Requests::First(2), Behavior::status(401, None)),
+            rule(Requests::Index(vec![3]), Behavior::status(401, None)),
+        ],
+        ..answering("compute(1, 2);")
+    };
+    let mut b = start(script, json!({}));
+    b.server.open(URI, "rust", DOC);
+    // Waits for the warning to arrive (it may trail the reply), then takes every message.
+    let warnings = |b: &Bench, wait: bool| -> Vec<String> {
+        let mut told = Vec::new();
+        b.server
+            .wait_until(if wait { WAIT } else { Duration::ZERO }, |s| {
+                told.extend(s.take_notifications("window/showMessage"));
+                !told.is_empty()
+            });
+        for m in &told {
+            assert_eq!(m["type"], 2, "a warning: {m}");
+        }
+        told.iter()
+            .map(|m| m["message"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    // Two keystrokes' completions fail alike: one warning, before the second reply.
+    assert_eq!(suggestion(&mut b.server, URI, CURSOR), None);
+    assert_eq!(suggestion(&mut b.server, URI, CURSOR), None);
+    assert_eq!(b.fake.requests().len(), 2);
+    let told = warnings(&b, true);
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].contains("inline completions fail"), "{told:?}");
+    assert!(told[0].contains("rejected the API key"), "{told:?}");
+    assert!(!told[0].contains(KEY), "{told:?}");
+    // A completion succeeds (after an edit, so neither typeahead nor the cache answers); the
+    // next failure is told again.
+    b.server.edit(URI, (0, 3), (0, 7), "start");
+    let cursor = (CURSOR.0, CURSOR.1);
+    assert_eq!(
+        suggestion(&mut b.server, URI, cursor).as_deref(),
+        Some("compute(1, 2);")
+    );
+    assert!(warnings(&b, false).is_empty());
+    b.server.edit(URI, (0, 3), (0, 8), "begin");
+    assert_eq!(suggestion(&mut b.server, URI, cursor), None);
+    assert_eq!(b.fake.requests().len(), 4);
+    let told = warnings(&b, true);
+    assert_eq!(told.len(), 1, "{told:?}");
+}
+
+#[test]
+fn a_stale_or_late_completion_tells_nothing() {
+    use codetier_tests::fake::{Latency, Requests, Rule};
+    // The first two would be refused (401), but only after 5 s: an edit makes the first stale,
+    // the 300 ms budget drops the second, and neither failure is ever read.
+    let slow_401 = Behavior {
+        ttft: Latency::Fixed { ms: 5000 },
+        ..Behavior::status(401, None)
+    };
+    let script = Script {
+        rules: vec![Rule {
+            model: None,
+            requests: Some(Requests::First(2)),
+            behavior: slow_401,
+        }],
+        ..answering("compute(1, 2);")
+    };
+    let mut b = start(script, json!({ "budget_ms": 300 }));
+    b.server.open(URI, "rust", DOC);
+    let id = ask(&mut b.server, URI, CURSOR);
+    arrived(&b, 1, "the completion was sent");
+    b.server.edit(URI, CURSOR, CURSOR, "c");
+    assert!(items(b.server.response(id, WAIT)).is_empty());
+    assert!(closed(&b, 0));
+    let after = (CURSOR.0, CURSOR.1 + 1);
+    assert_eq!(suggestion(&mut b.server, URI, after), None);
+    assert!(closed(&b, 1));
+    // The server still answers (after an edit above, so nothing is reused), and said nothing.
+    b.server.edit(URI, (0, 3), (0, 7), "start");
+    assert_eq!(
+        suggestion(&mut b.server, URI, after).as_deref(),
+        Some("compute(1, 2);")
+    );
+    assert!(b.server.take_messages().is_empty());
+}

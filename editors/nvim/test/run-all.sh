@@ -54,5 +54,8 @@ step "Neovim 0.12: end to end with setup()"
 VIMRUNTIME="$runtime" NVIM="$new_nvim" "$here/run.sh"
 step "Neovim 0.12: end to end with vim.lsp.config + vim.lsp.enable"
 VIMRUNTIME="$runtime" NVIM="$new_nvim" CODETIER_TEST_MODE=enable "$here/run.sh"
+step "Neovim 0.12: inline completion typed, shown as ghost text and accepted with <M-l>"
+VIMRUNTIME="$runtime" NVIM="$new_nvim" CODETIER_TEST_LUA=e2e_inline.lua \
+  CODETIER_TEST_FAKE_SCRIPT=inline-fake-script.json "$here/run.sh"
 echo
-echo "editors/nvim/test/run-all.sh: PASSED on Neovim 0.7.2 and 0.12 (setup() and vim.lsp.enable)"
+echo "editors/nvim/test/run-all.sh: PASSED on Neovim 0.7.2 and 0.12 (setup(), vim.lsp.enable, inline completion)"

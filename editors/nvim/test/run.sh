@@ -3,7 +3,9 @@
 #   CODETIER_BIN=target/debug/codetier FAKE_PROVIDER_BIN=target/debug/fake-provider editors/nvim/test/run.sh
 # NVIM=/path/to/nvim picks the binary (default: nvim on PATH); CODETIER_TEST_MODE=enable (0.11+)
 # starts the server with vim.lsp.config + vim.lsp.enable instead of setup(). test/run-all.sh runs
-# it on Debian's 0.7.2 and on 0.12. Without nvim it reports SKIPPED loudly and exits 0, or 1 when
+# it on Debian's 0.7.2 and on 0.12. CODETIER_TEST_LUA=e2e_inline.lua with
+# CODETIER_TEST_FAKE_SCRIPT=inline-fake-script.json runs the inline completion test (0.12+) instead.
+# Without nvim it reports SKIPPED loudly and exits 0, or 1 when
 # $CI is set (CI must run it).
 set -euo pipefail
 
@@ -48,7 +50,7 @@ show_logs() {
 # The fake provider prints its base URL as its first line of stdout.
 # Created before the fake starts, so the loop below never reads a file that is not there yet.
 : >"$tmp/fake.out"
-"$FAKE_PROVIDER_BIN" --port 0 --script "$here/fake-script.json" >>"$tmp/fake.out" 2>"$tmp/fake.err" &
+"$FAKE_PROVIDER_BIN" --port 0 --script "$here/${CODETIER_TEST_FAKE_SCRIPT:-fake-script.json}" >>"$tmp/fake.out" 2>"$tmp/fake.err" &
 fake_pid=$!
 base_url=""
 for _ in $(seq 1 100); do
@@ -75,7 +77,7 @@ export CODETIER_TEST_FILE="$tmp/work/fixture.rs" CODETIER_TEST_RESULTS="$tmp/res
 set +e
 echo "$("$nvim" --version | head -n 1)${CODETIER_TEST_MODE:+, started with vim.lsp.$CODETIER_TEST_MODE}"
 timeout --kill-after=10 "$overall_timeout" \
-  "$nvim" --headless --clean -u "$here/minimal_init.lua" -c "luafile $here/e2e.lua" </dev/null
+  "$nvim" --headless --clean -u "$here/minimal_init.lua" -c "luafile $here/${CODETIER_TEST_LUA:-e2e.lua}" </dev/null
 status=$?
 set -e
 

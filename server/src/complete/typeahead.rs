@@ -38,21 +38,28 @@ impl Shown {
     }
 
     /// What is still to be typed of the suggestion with the cursor at `cursor` of `doc`, when
-    /// the user has typed (on the same line) only what the suggestion begins with and nothing
-    /// else changed; `None` otherwise, or when all of it has been typed.
+    /// the user has typed only what the suggestion begins with (line breaks included, so a
+    /// suggestion of several lines lasts while they are typed) and nothing else changed: the
+    /// suggestion's line still begins as it did, the text after the cursor on its line is what
+    /// followed the suggestion, and the text above is the same. `None` otherwise, or when all
+    /// of it has been typed.
     pub fn rest(&self, uri: &str, doc: &Rope, cursor: usize) -> Option<&str> {
         if uri != self.uri || cursor > doc.len_chars() || cursor < self.start {
             return None;
         }
-        let (line_start, line_end) = line_bounds(doc, cursor);
+        let (line_start, _) = line_bounds(doc, self.start);
         let before_len = self.line_before.chars().count();
-        if line_start + before_len != self.start {
+        if line_start + before_len != self.start
+            || doc.slice(line_start..self.start) != self.line_before.as_str()
+        {
             return None;
         }
-        let now_before = doc.slice(line_start..cursor).to_string();
-        let typed = now_before.strip_prefix(self.line_before.as_str())?;
-        let now_after = doc.slice(cursor..line_end.max(cursor)).to_string();
-        if now_after != self.line_after || !self.text.starts_with(typed) {
+        let typed = doc.slice(self.start..cursor).to_string();
+        if !self.text.starts_with(typed.as_str()) {
+            return None;
+        }
+        let (_, line_end) = line_bounds(doc, cursor);
+        if doc.slice(cursor..line_end.max(cursor)) != self.line_after.as_str() {
             return None;
         }
         if context_hash(doc, line_start) != self.context {
@@ -126,6 +133,15 @@ mod tests {
         assert_eq!(shown.rest("u", &moved, start + 4), None);
         let above = Rope::from_str("fn b() {\n    let x = comp\n}\n");
         assert_eq!(shown.rest("u", &above, start + 4), None);
+        // Typing on past a line break the suggestion holds keeps the rest; a different
+        // indentation does not.
+        let shown = Shown::new("u", &doc, start, "compute(1,\n        2);");
+        let broken = Rope::from_str("fn a() {\n    let x = compute(1,\n    \n}\n");
+        assert_eq!(shown.rest("u", &broken, start + 15), Some("    2);"));
+        let at_break = Rope::from_str("fn a() {\n    let x = compute(1,\n\n}\n");
+        assert_eq!(shown.rest("u", &at_break, start + 11), Some("        2);"));
+        let indented = Rope::from_str("fn a() {\n    let x = compute(1,\n\t\n}\n");
+        assert_eq!(shown.rest("u", &indented, start + 12), None);
         // All of it typed: nothing is left to suggest.
         let all = Rope::from_str("fn a() {\n    let x = compute(1, 2);\n}\n");
         assert_eq!(shown.rest("u", &all, start + 14), None);

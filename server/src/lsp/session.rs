@@ -54,6 +54,10 @@ pub struct Completions {
     next_id: AtomicU64,
     /// The last suggestion shown, for typeahead.
     shown: Mutex<Option<crate::complete::Shown>>,
+    /// The kinds of failure the user was told of since the last completion that succeeded.
+    told: Mutex<Vec<&'static str>>,
+    /// The pace of the requests per kind, for the adaptive debounce.
+    pace: Mutex<[crate::complete::Pace; 2]>,
 }
 
 impl Completions {
@@ -97,6 +101,38 @@ impl Completions {
 
     pub fn set_shown(&self, shown: Option<crate::complete::Shown>) {
         *self.shown.lock().unwrap_or_else(|e| e.into_inner()) = shown;
+    }
+
+    /// Whether the user is to be told of a failure of `kind`: the first of each kind since the
+    /// last completion that succeeded. `consequence` marks a kind that follows from others (the
+    /// breaker opening after repeated failures): it is told only when nothing else was.
+    pub fn tell_failure(&self, kind: &'static str, consequence: bool) -> bool {
+        let mut told = self.told.lock().unwrap_or_else(|e| e.into_inner());
+        if told.contains(&kind) || (consequence && !told.is_empty()) {
+            return false;
+        }
+        told.push(kind);
+        true
+    }
+
+    /// How long a completion of `kind` arriving now waits before it asks (see
+    /// [`crate::complete::Pace`]).
+    pub fn debounce(
+        &self,
+        kind: CompletionKind,
+        configured: std::time::Duration,
+    ) -> std::time::Duration {
+        let mut pace = self.pace.lock().unwrap_or_else(|e| e.into_inner());
+        let i = match kind {
+            CompletionKind::Inline => 0,
+            CompletionKind::Menu => 1,
+        };
+        pace[i].debounce(std::time::Instant::now(), configured)
+    }
+
+    /// A completion succeeded: the next failure of any kind is told again.
+    pub fn succeeded(&self) {
+        self.told.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 

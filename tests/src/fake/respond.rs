@@ -156,6 +156,7 @@ fn echo_key(req: &Request, text: String) -> String {
 
 fn raw_answer_text(req: &Request) -> String {
     match &req.behavior.answer {
+        Answer::Continue { text, lines } => continuation(text, &before_cursor(req), *lines),
         Answer::Text(t) => t.clone(),
         Answer::Echo if req.fim => req
             .json
@@ -176,6 +177,48 @@ fn raw_answer_text(req: &Request) -> String {
             .unwrap_or("")
             .to_owned(),
     }
+}
+
+/// The request's text before the cursor: the `prompt` of a fill-in-the-middle request, or the
+/// last user message up to `<CURSOR>` without its `File: … (…)` header line.
+fn before_cursor(req: &Request) -> String {
+    if req.fim {
+        return req
+            .json
+            .get("prompt")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+    }
+    let user = req
+        .json
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|list| {
+            list.iter()
+                .rev()
+                .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        })
+        .and_then(|m| m.get("content").and_then(Value::as_str))
+        .unwrap_or("");
+    let before = user.split("<CURSOR>").next().unwrap_or("");
+    match before.split_once("\n\n") {
+        Some((header, rest)) if header.starts_with("File: ") => rest.to_owned(),
+        _ => before.to_owned(),
+    }
+}
+
+/// What follows the first occurrence of `before` in `doc`, up to `lines` line breaks.
+fn continuation(doc: &str, before: &str, lines: usize) -> String {
+    let Some(at) = doc.find(before) else {
+        return String::new();
+    };
+    let rest = &doc[at + before.len()..];
+    let end = rest
+        .match_indices('\n')
+        .nth(lines)
+        .map_or(rest.len(), |(i, _)| i);
+    rest[..end].to_owned()
 }
 
 /// Words with their trailing space (or pieces of `token_chars` characters): joined, they give
@@ -422,5 +465,20 @@ async fn fault_bytes(fault: &Fault, nl: &str, out: &Out) -> Result<(), ()> {
             out.tx.send(Err(reset)).await.map_err(drop)
         }
         Fault::NoDone { .. } | Fault::Status { .. } | Fault::Hang | Fault::Page { .. } => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::continuation;
+
+    #[test]
+    fn a_continuation_is_what_follows_the_text_before_the_cursor() {
+        let doc = "fn a() {\n    one();\n    two();\n}\n";
+        assert_eq!(continuation(doc, "fn a() {", 1), "\n    one();");
+        assert_eq!(continuation(doc, "fn a() {\n    on", 0), "e();");
+        assert_eq!(continuation(doc, "", 0), "fn a() {");
+        assert_eq!(continuation(doc, "two();\n}\n", 3), "");
+        assert_eq!(continuation(doc, "not there", 3), "");
     }
 }

@@ -180,6 +180,14 @@ pub enum Answer {
     Text(String),
     /// The last user message, repeated.
     Echo,
+    /// What follows the cursor in this document, as a model that knows the file would complete
+    /// it: the text after the request's text before the cursor (the chat prompt's part before
+    /// `<CURSOR>`, after its `File:` header, or the fill-in-the-middle `prompt`), up to `lines`
+    /// line breaks; empty when that text is not in the document.
+    Continue {
+        text: String,
+        lines: usize,
+    },
 }
 
 impl Default for Answer {

@@ -14,6 +14,7 @@ use super::Handled;
 use crate::complete::{Shown, ACTION};
 use crate::docs;
 use crate::engine::{CompletionJob, EngineError};
+use crate::lsp::editor;
 use crate::lsp::proto;
 use crate::lsp::session::{CompletionKind, Session};
 use crate::router::RouteError;
@@ -65,8 +66,8 @@ pub fn handle(
 ///
 /// Runs synchronously up to the returned future, in arrival order: the document snapshot, the
 /// rest of the suggestion being typed (typeahead) and a cached suggestion answer at once. The
-/// future waits `completion.debounce_ms`, then asks, all within `completion.budget_ms` from
-/// arrival; an edit of the document, a newer completion of the same kind there or `cancel` drops it, and so
+/// future waits `completion.debounce_ms` (longer while the user types steadily, see
+/// [`crate::complete::Pace`]), then asks, all within `completion.budget_ms` from arrival; an edit of the document, a newer completion of the same kind there or `cancel` drops it, and so
 /// the upstream request, at once.
 pub fn suggest(
     session: &Arc<Session>,
@@ -89,6 +90,10 @@ pub fn suggest(
     };
     let cursor = docs::position_to_char(&snap.text, proto::position(position), session.encoding());
     let (id, stale) = session.completions.begin(uri, kind, &cancel);
+    // Every request counts towards the typing pace, typeahead ones too.
+    let debounce = session
+        .completions
+        .debounce(kind, Duration::from_millis(config.completion.debounce_ms));
     let mut running = Running {
         session: session.clone(),
         uri: uri.to_owned(),
@@ -135,7 +140,6 @@ pub fn suggest(
             .set_shown(Some(Shown::new(uri, &snap.text, cursor, &text)));
         return futures::future::ready(Some(suggestion(&text))).boxed();
     }
-    let debounce = Duration::from_millis(config.completion.debounce_ms);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(config.completion.budget_ms);
     let session = session.clone();
     let uri = uri.to_owned();
@@ -157,13 +161,20 @@ pub fn suggest(
                 tracing::debug!(%uri, "completion dropped: past completion.budget_ms");
                 return None;
             }
+            Ok(Err(EngineError::Cancelled | EngineError::Route(RouteError::Cancelled))) => {
+                return None;
+            }
             Ok(Err(e)) => {
                 running.book(AskOutcome::Asked);
                 tracing::warn!(%uri, "completion failed: {e}");
+                if !stale.is_cancelled() {
+                    tell_failure(&session, &e).await;
+                }
                 return None;
             }
             Ok(Ok(asked)) => asked,
         };
+        session.completions.succeeded();
         running.book(AskOutcome::Asked);
         tracing::debug!(%uri, stopped_early = asked.stopped_early, shown = asked.text.is_some(), "completion answered");
         let text = asked.text?;
@@ -178,6 +189,48 @@ pub fn suggest(
         })
     }
     .boxed()
+}
+
+/// Tells the user once why completions fail: a `window/showMessage` warning for the first
+/// failure of each kind since the last completion that succeeded, never one per keystroke.
+async fn tell_failure(session: &Session, error: &EngineError) {
+    let (kind, consequence) = failure_kind(error);
+    if !session.completions.tell_failure(kind, consequence) {
+        return;
+    }
+    if let Some(client) = session.client() {
+        let message = format!(
+            "codetier: inline completions fail: {error}. (Said once until a completion succeeds.)"
+        );
+        editor::show_message(client, lsp::MessageType::WARNING, message).await;
+    }
+}
+
+/// The kind of a completion's failure, for telling each kind once; and whether it only follows
+/// from other failures (the breaker pausing a model that kept failing).
+fn failure_kind(error: &EngineError) -> (&'static str, bool) {
+    use crate::provider::ProviderError as P;
+    let kind = match error {
+        EngineError::Route(RouteError::CircuitOpen { .. }) => return ("paused", true),
+        EngineError::Route(RouteError::Provider(p)) => match p {
+            P::MissingKey { .. } | P::InvalidKey { .. } => "key missing",
+            P::KeyRejected { .. } => "key rejected",
+            P::PaymentRequired => "payment",
+            P::UnknownModel { .. } => "model",
+            P::UnknownPath { .. }
+            | P::NotChatCompletion { .. }
+            | P::InsecureUrl { .. }
+            | P::BadUrl { .. } => "base url",
+            P::Connect { .. } | P::Timeout { .. } | P::StreamReset => "unreachable",
+            P::RateLimited { .. } => "rate limited",
+            P::Server { .. } => "server",
+            P::BadRequest { .. } => "refused",
+            _ => "answer",
+        },
+        EngineError::UnknownTier(_) | EngineError::Route(RouteError::UnknownTier(_)) => "tier",
+        _ => "other",
+    };
+    (kind, false)
 }
 
 /// One completion from its start to its end, however it ends: it leaves the session's list of
