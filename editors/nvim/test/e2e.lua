@@ -7,32 +7,9 @@
 -- Results go to $CODETIER_TEST_RESULTS as JSON; Neovim exits 1 on any failure.
 
 local codetier = require("codetier")
-local results = { checks = {}, notified = {}, answers = {}, version = vim.fn.matchstr(vim.fn.execute("version"), "NVIM v\\S\\+") }
-local failed = false
+local harness = dofile(vim.env.CODETIER_NVIM_DIR .. "/test/harness.lua").new({ notified = {}, answers = {} })
+local results, check, finish = harness.results, harness.check, harness.finish
 local WAIT = tonumber(vim.env.CODETIER_TEST_WAIT_MS or "") or 30000
-
-local function check(name, ok, detail)
-  table.insert(results.checks, { name = name, ok = ok and true or false, detail = detail and vim.inspect(detail) or nil })
-  if ok then
-    io.stdout:write("ok   " .. name .. "\n")
-  else
-    failed = true
-    io.stderr:write("FAIL " .. name .. (detail and (": " .. vim.inspect(detail)) or "") .. "\n")
-  end
-end
-
-local function finish()
-  local f = io.open(vim.env.CODETIER_TEST_RESULTS, "w")
-  if f then
-    f:write(vim.fn.json_encode(results))
-    f:close()
-  end
-  if failed then
-    vim.cmd("cquit 1")
-  else
-    vim.cmd("qall!")
-  end
-end
 
 -- Nothing may block headless: tier picks answer with the first escalation. Warnings and errors
 -- (vim.notify) are recorded; information lines are read back from :messages, as a user sees them.

@@ -5,33 +5,10 @@
 -- Results go to $CODETIER_TEST_RESULTS as JSON; Neovim exits 1 on any failure.
 
 local codetier = require("codetier")
-local results = { checks = {}, version = vim.fn.matchstr(vim.fn.execute("version"), "NVIM v\\S\\+") }
-local failed = false
+local harness = dofile(vim.env.CODETIER_NVIM_DIR .. "/test/harness.lua").new({})
+local results, check, finish = harness.results, harness.check, harness.finish
 local WAIT = tonumber(vim.env.CODETIER_TEST_WAIT_MS or "") or 30000
 local SUGGESTION = "average(&[7, 8, 9]);"
-
-local function check(name, ok, detail)
-  table.insert(results.checks, { name = name, ok = ok and true or false, detail = detail and vim.inspect(detail) or nil })
-  if ok then
-    io.stdout:write("ok   " .. name .. "\n")
-  else
-    failed = true
-    io.stderr:write("FAIL " .. name .. (detail and (": " .. vim.inspect(detail)) or "") .. "\n")
-  end
-end
-
-local function finish()
-  local f = io.open(vim.env.CODETIER_TEST_RESULTS, "w")
-  if f then
-    f:write(vim.fn.json_encode(results))
-    f:close()
-  end
-  if failed then
-    vim.cmd("cquit 1")
-  else
-    vim.cmd("qall!")
-  end
-end
 
 -- The ghost text on the buffer: the text of every inline virtual text and virtual line.
 local function ghost_text(bufnr)
