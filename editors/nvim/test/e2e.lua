@@ -77,15 +77,10 @@ local ok_run, err_run = pcall(function()
   local source_win = vim.api.nvim_get_current_win()
   local original = vim.api.nvim_buf_get_lines(bufnr, 0, -1, false)
 
-  local attached = vim.wait(WAIT, function()
-    local c = codetier.client(bufnr)
-    return c ~= nil and c.initialized == true
-  end, 20)
-  check("server started and attached to the buffer", attached, vim.bo[bufnr].filetype)
-  if not attached then
+  local client = harness.attached(bufnr, WAIT)
+  if not client then
     return
   end
-  local client = codetier.client(bufnr)
   local commands = (client.server_capabilities.executeCommandProvider or {}).commands or {}
   for _, c in ipairs({ "codetier.explain", "codetier.generate", "codetier.review" }) do
     check("server lists " .. c, vim.tbl_contains(commands, c), commands)

@@ -4,7 +4,6 @@
 -- (test/run.sh with CODETIER_TEST_LUA=e2e_inline.lua and test/inline-fake-script.json).
 -- Results go to $CODETIER_TEST_RESULTS as JSON; Neovim exits 1 on any failure.
 
-local codetier = require("codetier")
 local harness = dofile(vim.env.CODETIER_NVIM_DIR .. "/test/harness.lua").new({})
 local results, check, finish = harness.results, harness.check, harness.finish
 local WAIT = tonumber(vim.env.CODETIER_TEST_WAIT_MS or "") or 30000
@@ -34,15 +33,10 @@ local ok_run, err_run = pcall(function()
   end
   vim.cmd("edit " .. vim.fn.fnameescape(vim.env.CODETIER_TEST_FILE))
   local bufnr = vim.api.nvim_get_current_buf()
-  local attached = vim.wait(WAIT, function()
-    local c = codetier.client(bufnr)
-    return c ~= nil and c.initialized == true
-  end, 20)
-  check("server started and attached to the buffer", attached, vim.bo[bufnr].filetype)
-  if not attached then
+  local client = harness.attached(bufnr, WAIT)
+  if not client then
     return
   end
-  local client = codetier.client(bufnr)
   check("server offers textDocument/inlineCompletion", client.server_capabilities.inlineCompletionProvider ~= nil,
     client.server_capabilities)
   check("inline completion is enabled on the buffer", vim.lsp.inline_completion.is_enabled({ bufnr = bufnr }))

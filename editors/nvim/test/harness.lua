@@ -32,6 +32,18 @@ function M.new(fields)
     end
   end
 
+  -- Waits (up to `wait` ms) until codetier's client is initialized on `bufnr` and checks it;
+  -- the client, or nil when it never attached.
+  function h.attached(bufnr, wait)
+    local codetier = require("codetier")
+    local ok = vim.wait(wait, function()
+      local c = codetier.client(bufnr)
+      return c ~= nil and c.initialized == true
+    end, 20)
+    h.check("server started and attached to the buffer", ok, vim.bo[bufnr].filetype)
+    return ok and codetier.client(bufnr) or nil
+  end
+
   return h
 end
 
