@@ -64,10 +64,11 @@ pub fn handle(
 /// The suggestion at `position` of `uri` for a request of `kind`, or `None` (nothing to show,
 /// stale, late, or off).
 ///
-/// Runs synchronously up to the returned future, in arrival order: the document snapshot, the
-/// rest of the suggestion being typed (typeahead) and a cached suggestion answer at once. The
-/// future waits `completion.debounce_ms` (longer while the user types steadily, see
-/// [`crate::complete::Pace`]), then asks, all within `completion.budget_ms` from arrival; an edit of the document, a newer completion of the same kind there or `cancel` drops it, and so
+/// Runs synchronously up to the returned future, in arrival order: the document snapshot, then
+/// what [`at_once`] answers (typeahead, a cached suggestion). The future ([`Upstream::ask`])
+/// waits `completion.debounce_ms` (longer while the user types steadily, see
+/// [`crate::complete::Pace`]), then asks, all within `completion.budget_ms` from arrival; an
+/// edit of the document, a newer completion of the same kind there or `cancel` drops it, and so
 /// the upstream request, at once.
 pub fn suggest(
     session: &Arc<Session>,
@@ -103,16 +104,56 @@ pub fn suggest(
         outcome: Some(AskOutcome::Stale),
     };
     let tier_label = label(&config, &config.completion.tier);
+    let prepared = match at_once(session, &engine, &snap, cursor, &tier_label, &mut running) {
+        Start::Now(suggestion) => return futures::future::ready(suggestion).boxed(),
+        Start::Ask(prepared) => *prepared,
+    };
+    Upstream {
+        deadline: tokio::time::Instant::now() + Duration::from_millis(config.completion.budget_ms),
+        debounce,
+        stale,
+        session: session.clone(),
+        uri: uri.to_owned(),
+        doc: snap.text.clone(),
+        cursor,
+        tier_label,
+        engine,
+        prepared,
+        running,
+    }
+    .ask()
+    .boxed()
+}
+
+/// How a completion goes on after what it could answer at once.
+enum Start {
+    /// Answered (typeahead, the cache, or nothing for an excluded file).
+    Now(Option<Suggestion>),
+    /// To be asked upstream.
+    Ask(Box<crate::complete::Prepared>),
+}
+
+/// What a completion can answer without waiting, in this order: the rest of the suggestion on
+/// screen being typed, nothing for an excluded file, a cached suggestion; otherwise what to ask.
+fn at_once(
+    session: &Session,
+    engine: &crate::engine::Engine,
+    snap: &docs::Snapshot,
+    cursor: usize,
+    tier_label: &str,
+    running: &mut Running,
+) -> Start {
+    let uri = snap.uri.as_str();
     let suggestion = |text: &str| Suggestion {
         text: text.to_owned(),
         doc: snap.text.clone(),
         cursor,
-        tier_label: tier_label.clone(),
+        tier_label: tier_label.to_owned(),
     };
     if let Some(shown) = session.completions.shown() {
         if let Some(rest) = shown.rest(uri, &snap.text, cursor) {
             running.book(AskOutcome::Hit);
-            return futures::future::ready(Some(suggestion(rest))).boxed();
+            return Start::Now(Some(suggestion(rest)));
         }
     }
     let job = CompletionJob {
@@ -127,26 +168,58 @@ pub fn suggest(
             // Said once per keystroke would be noise: excluded files get no completions.
             tracing::debug!(uri, "no completion: {e}");
             running.outcome = None;
-            return nothing();
+            return Start::Now(None);
         }
     };
-    if let Some(text) = engine.cached_completion(&prepared) {
-        running.book(AskOutcome::Hit);
-        if text.is_empty() {
-            return nothing();
+    match engine.cached_completion(&prepared) {
+        Some(text) => {
+            running.book(AskOutcome::Hit);
+            if text.is_empty() {
+                return Start::Now(None);
+            }
+            session
+                .completions
+                .set_shown(Some(Shown::new(uri, &snap.text, cursor, &text)));
+            Start::Now(Some(suggestion(&text)))
         }
-        session
-            .completions
-            .set_shown(Some(Shown::new(uri, &snap.text, cursor, &text)));
-        return futures::future::ready(Some(suggestion(&text))).boxed();
+        None => Start::Ask(Box::new(prepared)),
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(config.completion.budget_ms);
-    let session = session.clone();
-    let uri = uri.to_owned();
-    let doc = snap.text.clone();
-    async move {
+}
+
+/// A suggestion that neither typeahead nor the cache could give: what asking for it needs.
+struct Upstream {
+    deadline: tokio::time::Instant,
+    debounce: Duration,
+    /// Cancelled by an edit of the document, a newer completion there, or `$/cancelRequest`.
+    stale: CancellationToken,
+    session: Arc<Session>,
+    uri: String,
+    doc: Rope,
+    cursor: usize,
+    tier_label: String,
+    engine: Arc<crate::engine::Engine>,
+    prepared: crate::complete::Prepared,
+    running: Running,
+}
+
+impl Upstream {
+    /// Waits the debounce, then asks, all before the deadline; books how it ended and remembers
+    /// the suggestion shown for typeahead.
+    async fn ask(self) -> Option<Suggestion> {
         // The whole guard moves in (not only the field assigned below), so it ends with the future.
-        let mut running = running;
+        let Upstream {
+            deadline,
+            debounce,
+            stale,
+            session,
+            uri,
+            doc,
+            cursor,
+            tier_label,
+            engine,
+            prepared,
+            mut running,
+        } = self;
         let asked = tokio::select! {
             biased;
             () = stale.cancelled() => return None,
@@ -188,7 +261,6 @@ pub fn suggest(
             tier_label,
         })
     }
-    .boxed()
 }
 
 /// Tells the user once why completions fail: a `window/showMessage` warning for the first
