@@ -9,7 +9,7 @@ use anyhow::{ensure, Context};
 use codetier::cache::{key, Cache, CacheKey, Entry};
 use codetier::config::{CacheConfig, Config};
 use codetier::docs::{Change, Position, PositionEncoding, Range, Store};
-use codetier::provider::TokenUsage;
+use codetier::provider::{Answer, TokenUsage};
 
 use crate::report::{Report, Row, Target};
 use crate::source::{rust_source, Typist};
@@ -68,16 +68,18 @@ fn prompt() -> String {
 
 fn answer() -> Entry {
     Entry {
-        text: "The loop reads one element past the end of the slice. ".repeat(40),
-        reasoning: String::new(),
-        tier: "flash".into(),
-        model: "deepseek-v4-flash".into(),
-        usage: TokenUsage {
-            input_tokens: 3000,
-            output_tokens: 500,
-            estimated: false,
+        answer: Answer {
+            text: "The loop reads one element past the end of the slice. ".repeat(40),
+            tier: "flash".into(),
+            model: "deepseek-v4-flash".into(),
+            usage: TokenUsage {
+                input_tokens: 3000,
+                output_tokens: 500,
+                estimated: false,
+            },
+            cost_usd: Some(0.000125),
+            ..Answer::default()
         },
-        cost_usd: Some(0.000125),
         created_unix: 1_700_000_000,
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context};
 use codetier::config::{BreakerConfig, Config, HedgeConfig, RetryConfig};
 use codetier::provider::{
-    ChatRequest, Completion, Endpoint, Message, Provider, ProviderError, Role, StreamEvent,
+    self, ChatRequest, Completion, Endpoint, Message, Provider, ProviderError, Role, StreamEvent,
     TokenUsage, Upstream,
 };
 use codetier::router::{RouteError, RouteRequest, Router};
@@ -53,15 +53,16 @@ impl Upstream for Immediate {
                 let _ = events.send(StreamEvent::Content("hello".into()));
             }
             Ok(Completion {
-                text: "hello".into(),
-                reasoning: String::new(),
-                usage: Some(TokenUsage {
-                    input_tokens: 1,
-                    output_tokens: 1,
-                    estimated: false,
-                }),
-                finish_reason: None,
-                model: req.model.clone(),
+                answer: provider::Answer {
+                    text: "hello".into(),
+                    usage: TokenUsage {
+                        input_tokens: 1,
+                        output_tokens: 1,
+                        estimated: false,
+                    },
+                    model: req.model.clone(),
+                    ..provider::Answer::default()
+                },
                 ttft: None,
                 elapsed: Duration::ZERO,
             })

@@ -675,7 +675,7 @@ async fn run_mode(mode: Mode, cases: &[Case]) -> anyhow::Result<ModeRun> {
             .await
             .map_err(|e| anyhow::anyhow!("{}: {e}", task.file))?;
         run.verified += usize::from(outcome.verified == Some(true));
-        run.cost += outcome.cost_usd.unwrap_or_default();
+        run.cost += outcome.answer.cost_usd.unwrap_or_default();
     }
     run.requests = fake.requests().len();
     let expected = match mode {

@@ -4,7 +4,7 @@
 
 use codetier::cache::{key, Cache, CacheKey, Entry};
 use codetier::config::{CacheConfig, Config};
-use codetier::provider::TokenUsage;
+use codetier::provider::{Answer, TokenUsage};
 use divan::{black_box, Bencher};
 
 fn main() {
@@ -18,16 +18,18 @@ fn prompt() -> String {
 
 fn answer() -> Entry {
     Entry {
-        text: "The loop reads one element past the end of the slice. ".repeat(40),
-        reasoning: String::new(),
-        tier: "flash".into(),
-        model: "deepseek-v4-flash".into(),
-        usage: TokenUsage {
-            input_tokens: 3000,
-            output_tokens: 500,
-            estimated: false,
+        answer: Answer {
+            text: "The loop reads one element past the end of the slice. ".repeat(40),
+            tier: "flash".into(),
+            model: "deepseek-v4-flash".into(),
+            usage: TokenUsage {
+                input_tokens: 3000,
+                output_tokens: 500,
+                estimated: false,
+            },
+            cost_usd: Some(0.000125),
+            ..Answer::default()
         },
-        cost_usd: Some(0.000125),
         created_unix: 1_700_000_000,
     }
 }

@@ -29,7 +29,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::config::CacheConfig;
-use crate::provider::TokenUsage;
+use crate::provider::Answer;
 use crate::team::Team;
 
 use disk::Disk;
@@ -83,13 +83,21 @@ pub fn key(action: &str, model: &str, template_version: u32, prompt: &str) -> Ca
 /// One complete, successful answer as stored in the cache.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
-    pub text: String,
-    pub reasoning: String,
-    pub tier: String,
-    pub model: String,
-    pub usage: TokenUsage,
-    pub cost_usd: Option<f64>,
+    /// Stored flat (`text`, `reasoning`, `tier`, `model`, `usage`, `cost_usd`), as entries were
+    /// before the answer had a type of its own, so that older caches still read.
+    #[serde(flatten)]
+    pub answer: Answer,
     pub created_unix: u64,
+}
+
+impl Entry {
+    /// `answer`, stored now.
+    pub fn new(answer: Answer) -> Entry {
+        Entry {
+            answer,
+            created_unix: unix_now(),
+        }
+    }
 }
 
 /// An answer `Cache::share_served` gave, and where it came from.

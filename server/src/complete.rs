@@ -259,7 +259,7 @@ pub async fn ask<U: Upstream>(
                     }
                 }
             }
-            answer = &mut asking => break (answer?.text, false),
+            answer = &mut asking => break (answer?.answer.text, false),
         }
     };
     drop(asking);

@@ -13,9 +13,9 @@ use crate::cache::{self, Cache};
 use crate::complete;
 use crate::config::{Config, UnknownTier};
 use crate::prompts;
-use crate::provider::{Endpoint, Provider, TokenUsage};
+use crate::provider::{Answer, Endpoint, Provider};
 use crate::render::{self, Explanation, Finding};
-use crate::router::{Answer, Event, RouteError, RouteRequest, Router};
+use crate::router::{Event, RouteError, RouteRequest, Router};
 use crate::syntax::{self, Block, Expect, Lang, Parsed};
 use crate::team::Team;
 use crate::usage::Ledger;
@@ -81,18 +81,16 @@ impl Job {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Outcome {
     pub action: Action,
-    pub tier: String,
-    pub model: String,
+    /// What the model said, on which tier, and what it cost this time (`cost_usd` is 0 for a
+    /// cached answer). Serialized flat (`tier`, `model`, `usage`, `cost_usd`, `text`); the
+    /// reasoning is left out.
+    #[serde(flatten, serialize_with = "without_reasoning")]
+    pub answer: Answer,
     pub cached: bool,
     /// Answered from the team's Redis (another process paid for it); left out when false.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub team_hit: bool,
     pub latency_ms: u64,
-    pub usage: TokenUsage,
-    pub cost_usd: Option<f64>,
-    pub text: String,
-    #[serde(skip)]
-    pub reasoning: String,
     pub findings: Vec<Finding>,
     #[serde(skip)]
     pub explanation: Option<Explanation>,
@@ -128,6 +126,28 @@ pub struct Outcome {
     pub cut_off_note: Option<String>,
 }
 
+/// `Outcome`'s answer as results show it: everything but the reasoning.
+fn without_reasoning<S: serde::Serializer>(answer: &Answer, s: S) -> Result<S::Ok, S::Error> {
+    #[derive(serde::Serialize)]
+    struct Shown<'a> {
+        tier: &'a str,
+        model: &'a str,
+        usage: &'a crate::provider::TokenUsage,
+        cost_usd: Option<f64>,
+        text: &'a str,
+    }
+    serde::Serialize::serialize(
+        &Shown {
+            tier: &answer.tier,
+            model: &answer.model,
+            usage: &answer.usage,
+            cost_usd: answer.cost_usd,
+            text: &answer.text,
+        },
+        s,
+    )
+}
+
 /// An automatic escalation: the first answer failed its check and the job went to the next
 /// tier. `cost_usd` and `usage` of the outcome count both requests.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -152,8 +172,6 @@ pub enum EngineError {
         "codetier will not send {path} to the model: it matches privacy.exclude ({pattern_hint})"
     )]
     Excluded { path: String, pattern_hint: String },
-    #[error("{0}")]
-    UnknownTier(#[from] UnknownTier),
     #[error("the selection is empty: select some code first")]
     EmptySelection,
     #[error("{0}")]
@@ -164,7 +182,7 @@ pub enum EngineError {
     Cancelled,
     /// An answer the provider stopped early; the engine turns it into a marked outcome (or,
     /// for generate, `CutOff`), and it is never cached.
-    #[error("{}", .cut_off.message(&.entry.tier, None))]
+    #[error("{}", .cut_off.message(&.entry.answer.tier, None))]
     Incomplete {
         cut_off: CutOff,
         entry: Box<cache::Entry>,
@@ -172,6 +190,14 @@ pub enum EngineError {
     /// Generated code that was cut off: nothing is applied.
     #[error("{0}")]
     CutOff(String),
+}
+
+/// A tier the configuration does not have, found by the engine before it asks: the same error
+/// the router gives, so callers match one variant (`Route(RouteError::UnknownTier)`).
+impl From<UnknownTier> for EngineError {
+    fn from(unknown: UnknownTier) -> EngineError {
+        EngineError::Route(RouteError::UnknownTier(unknown))
+    }
 }
 
 /// Why an answer is incomplete, from the provider's `finish_reason`.
@@ -447,13 +473,13 @@ impl Engine {
         let Some(failure) = check(&job, tree.as_ref(), &mut first) else {
             return Ok(first);
         };
-        let next = next_tier(&config, job.action, &first.tier);
+        let next = next_tier(&config, job.action, &first.answer.tier);
         let (true, Some(next)) = (config.action(job.action).auto_escalate, next) else {
             return Ok(first);
         };
         let message = format!(
             "{}'s {} — asked {}",
-            tier_label(&config, &first.tier),
+            tier_label(&config, &first.answer.tier),
             failure.reason,
             tier_label(&config, &next)
         );
@@ -472,11 +498,11 @@ impl Engine {
             });
         }
         let mut escalation = Escalation {
-            from_tier: first.tier.clone(),
-            from_model: first.model.clone(),
+            from_tier: first.answer.tier.clone(),
+            from_model: first.answer.model.clone(),
             to_tier: next.clone(),
             message: message.clone(),
-            first_cost_usd: first.cost_usd,
+            first_cost_usd: first.answer.cost_usd,
             kept_first: false,
         };
         let mut second = match self
@@ -561,11 +587,11 @@ impl Engine {
         self.usage.record_lookup(tier_name, cached, team_hit);
         if cached {
             let saved = crate::usage::cost_usd(
-                entry.usage.output_tokens,
-                crate::usage::output_price(config.tiers.get(tier_name), &entry.model),
+                entry.answer.usage.output_tokens,
+                crate::usage::output_price(config.tiers.get(tier_name), &entry.answer.model),
             );
             self.usage
-                .record_cache_hit(tier_name, &entry.model, entry.usage, saved);
+                .record_cache_hit(tier_name, &entry.answer.model, entry.answer.usage, saved);
         }
         let mut outcome = finish(job.action, tier_name, entry, cached, started, prompt);
         outcome.team_hit = team_hit;
@@ -603,15 +629,15 @@ fn keep_better(
         };
         kept.unverified_reason = Some(format!(
             "the {kept_reason}; {}'s {other_reason} too",
-            tier_label(config, &other.tier)
+            tier_label(config, &other.answer.tier)
         ));
     }
-    kept.cost_usd = match (kept.cost_usd, other.cost_usd) {
+    kept.answer.cost_usd = match (kept.answer.cost_usd, other.answer.cost_usd) {
         (Some(a), Some(b)) => Some(a + b),
         _ => None,
     };
-    kept.usage.input_tokens += other.usage.input_tokens;
-    kept.usage.output_tokens += other.usage.output_tokens;
+    kept.answer.usage.input_tokens += other.answer.usage.input_tokens;
+    kept.answer.usage.output_tokens += other.answer.usage.output_tokens;
     kept.cached &= other.cached;
     kept.latency_ms = started.elapsed().as_millis() as u64;
     kept.escalation = Some(escalation);
@@ -638,23 +664,12 @@ async fn upstream(
     };
     let ask = async move { router.ask(request, Some(tx)).await };
     let (answer, ()) = tokio::join!(ask, forward);
-    let answer: Answer = answer.map_err(EngineError::Route)?;
+    let answer = answer.map_err(EngineError::Route)?.answer;
     if answer.text.trim().is_empty() {
         return Err(EngineError::EmptyAnswer);
     }
     let cut_off = CutOff::from_finish_reason(answer.finish_reason.as_deref());
-    let entry = cache::Entry {
-        text: answer.text,
-        reasoning: answer.reasoning,
-        tier: answer.tier,
-        model: answer.model,
-        usage: answer.usage,
-        cost_usd: answer.cost_usd,
-        created_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-    };
+    let entry = cache::Entry::new(answer);
     match cut_off {
         Some(cut_off) => Err(EngineError::Incomplete {
             cut_off,
@@ -718,7 +733,7 @@ impl Engine {
         }
         self.cache()
             .get(&completion_key(prepared))
-            .map(|entry| entry.text)
+            .map(|entry| entry.answer.text)
     }
 
     /// Asks for `prepared`, stopping the stream once the suggestion is complete for its scope,
@@ -730,18 +745,12 @@ impl Engine {
         let router = self.router_handle();
         let asked = complete::ask(&router, prepared).await?;
         if self.config().cache.enabled {
-            let entry = cache::Entry {
+            let entry = cache::Entry::new(Answer {
                 text: asked.text.clone().unwrap_or_default(),
-                reasoning: String::new(),
                 tier: prepared.tier.clone(),
                 model: prepared.model.clone(),
-                usage: TokenUsage::default(),
-                cost_usd: None,
-                created_unix: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0),
-            };
+                ..Answer::default()
+            });
             self.cache().put(&completion_key(prepared), &entry);
         }
         Ok(asked)
@@ -930,17 +939,17 @@ fn finish(
     started: Instant,
     prompt: &prompts::Prompt,
 ) -> Outcome {
+    let mut answer = entry.answer;
+    answer.tier = tier.to_owned();
+    if cached {
+        answer.cost_usd = Some(0.0);
+    }
     let mut outcome = Outcome {
         action,
-        tier: tier.to_owned(),
-        model: entry.model,
+        answer,
         cached,
         team_hit: false,
         latency_ms: started.elapsed().as_millis() as u64,
-        usage: entry.usage,
-        cost_usd: if cached { Some(0.0) } else { entry.cost_usd },
-        text: entry.text,
-        reasoning: entry.reasoning,
         findings: Vec::new(),
         explanation: None,
         code: None,
@@ -957,12 +966,15 @@ fn finish(
         cut_off_note: None,
     };
     match action {
-        Action::Explain => outcome.explanation = Some(render::parse_explanation(&outcome.text)),
+        Action::Explain => {
+            outcome.explanation = Some(render::parse_explanation(&outcome.answer.text))
+        }
         // The model saw only the covered lines: findings are clamped into them.
         Action::Review => {
-            outcome.findings = render::parse_findings(&outcome.text, prompt.coverage.covered_lines)
+            outcome.findings =
+                render::parse_findings(&outcome.answer.text, prompt.coverage.covered_lines)
         }
-        Action::Generate => outcome.code = Some(render::extract_code(&outcome.text)),
+        Action::Generate => outcome.code = Some(render::extract_code(&outcome.answer.text)),
     }
     outcome
 }
@@ -978,10 +990,10 @@ fn mark_cut_off(
         .action(outcome.action)
         .escalate
         .iter()
-        .find(|t| **t != outcome.tier)
+        .find(|t| **t != outcome.answer.tier)
         .and_then(|t| config.tiers.get(t))
         .map(|t| t.label.clone());
-    let message = cut_off.message(&outcome.tier, escalate_to.as_deref());
+    let message = cut_off.message(&outcome.answer.tier, escalate_to.as_deref());
     let note = match outcome.action {
         Action::Generate => {
             return Err(EngineError::CutOff(format!(
@@ -1069,12 +1081,13 @@ mod tests {
             definitions: &[],
         });
         let entry = cache::Entry {
-            text: text.to_owned(),
-            reasoning: String::new(),
-            tier: "flash".into(),
-            model: "deepseek-v4-flash".into(),
-            usage: TokenUsage::default(),
-            cost_usd: Some(0.0),
+            answer: Answer {
+                text: text.to_owned(),
+                tier: "flash".into(),
+                model: "deepseek-v4-flash".into(),
+                cost_usd: Some(0.0),
+                ..Answer::default()
+            },
             created_unix: 0,
         };
         let outcome = finish(action, "flash", entry, false, Instant::now(), &prompt);

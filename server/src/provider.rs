@@ -121,16 +121,33 @@ pub enum StreamEvent {
     Reasoning(String),
 }
 
-/// A whole answer.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Completion {
+/// An answer, the one type it has from the provider's stream to the protocol: the router
+/// names its tier and prices it, the cache stores it (flattened into `cache::Entry`), and the
+/// engine's `Outcome` carries it to the editor or the shell.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
     pub text: String,
     pub reasoning: String,
-    /// As the provider reported it; `None` when it sent none (see `TokenUsage::estimated`).
-    pub usage: Option<TokenUsage>,
-    pub finish_reason: Option<String>,
-    /// The model that was requested (what prices and statistics are keyed by).
+    /// The tier that answered; empty until the router names it.
+    pub tier: String,
+    /// The model that answered (the fallback's, if the tier fell back): what prices and
+    /// statistics are keyed by.
     pub model: String,
+    /// As the provider reported it, or else counted (`TokenUsage::estimated`, marked so).
+    pub usage: TokenUsage,
+    /// Output tokens at the model's price; `None` until the router prices it, or when no price
+    /// is known.
+    pub cost_usd: Option<f64>,
+    /// Why the provider stopped (`stop`, `length`, `content_filter`, …), as it said. Not stored:
+    /// a cut-off answer is never cached.
+    #[serde(skip)]
+    pub finish_reason: Option<String>,
+}
+
+/// One request's answer, and how long it took.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Completion {
+    pub answer: Answer,
     /// Time from sending the request to the first content or reasoning token; keep-alive
     /// comments do not count.
     pub ttft: Option<Duration>,
@@ -380,13 +397,13 @@ impl Provider {
         // was asked for. Anything else (an HTML page, plain text) is read whole and looked at.
         let is_sse = content_type.starts_with("text/event-stream");
         let is_json = content_type.starts_with("application/json");
-        let answer = Answer {
+        let reply = Reply {
             status: status.as_u16(),
             content_type: &content_type,
             asked: self.asked(&req.model),
         };
         if is_sse || (req.stream && content_type.is_empty()) {
-            read_stream(resp, &mut acc, &answer, is_sse).await?;
+            read_stream(resp, &mut acc, &reply, is_sse).await?;
         } else {
             let body = http::read_capped(resp)
                 .await
@@ -394,14 +411,14 @@ impl Provider {
             if is_json {
                 let delta = wire::parse(&body).map_err(|detail| acc.malformed(detail))?;
                 if !delta.shaped && delta.error.is_none() {
-                    return Err(acc.not_chat_completion(&answer, body.as_bytes()));
+                    return Err(acc.not_chat_completion(&reply, body.as_bytes()));
                 }
                 acc.apply(delta)?;
             } else {
-                read_unlabelled(&body, &mut acc, &answer)?;
+                read_unlabelled(&body, &mut acc, &reply)?;
             }
         }
-        acc.finish(&req.model)
+        acc.finish(req)
     }
 }
 
@@ -420,7 +437,7 @@ impl Upstream for Provider {
 }
 
 /// A success status and its content type, for the errors that say what arrived instead.
-struct Answer<'a> {
+struct Reply<'a> {
     status: u16,
     content_type: &'a str,
     asked: error::Asked<'a>,
@@ -434,7 +451,7 @@ const SNIFF_BYTES: usize = 1024;
 async fn read_stream(
     resp: reqwest::Response,
     acc: &mut Accumulator<'_>,
-    answer: &Answer<'_>,
+    reply: &Reply<'_>,
     declared: bool,
 ) -> Result<(), ProviderError> {
     let mut body = resp.bytes_stream();
@@ -449,7 +466,7 @@ async fn read_stream(
                 let pushed = parser.push(&bytes, &mut events);
                 acc.apply_events(&mut events)?;
                 if pushed.is_err() && !declared && acc.data_events == 0 {
-                    return Err(acc.not_chat_completion(answer, &sniffed));
+                    return Err(acc.not_chat_completion(reply, &sniffed));
                 }
                 pushed.map_err(|e| acc.malformed(e.to_string()))?;
                 if parser.is_done() {
@@ -477,14 +494,14 @@ async fn read_stream(
                     // only keep-alives) is an empty stream, anything else was not SSE.
                     Err(sse::SseError::EndedWithoutDone) if acc.received_chars() == 0 => {
                         if acc.data_events == 0 && !only_comments(&sniffed) {
-                            Err(acc.not_chat_completion(answer, &sniffed))
+                            Err(acc.not_chat_completion(reply, &sniffed))
                         } else {
                             Err(ProviderError::EmptyStream)
                         }
                     }
                     Err(sse::SseError::EndedWithoutDone) => Err(acc.broken()),
                     Err(_) if !declared && acc.data_events == 0 => {
-                        Err(acc.not_chat_completion(answer, &sniffed))
+                        Err(acc.not_chat_completion(reply, &sniffed))
                     }
                     Err(e) => Err(acc.malformed(e.to_string())),
                 };
@@ -499,7 +516,7 @@ async fn read_stream(
 fn read_unlabelled(
     body: &str,
     acc: &mut Accumulator<'_>,
-    answer: &Answer<'_>,
+    reply: &Reply<'_>,
 ) -> Result<(), ProviderError> {
     let trimmed = body.trim_start();
     if trimmed.is_empty() {
@@ -525,7 +542,7 @@ fn read_unlabelled(
             };
         }
     }
-    Err(acc.not_chat_completion(answer, body.as_bytes()))
+    Err(acc.not_chat_completion(reply, body.as_bytes()))
 }
 
 /// Whether an SSE body held nothing but blank lines and `:` comments (keep-alives).
@@ -650,9 +667,9 @@ impl<'a> Accumulator<'a> {
         }
     }
 
-    fn not_chat_completion(&self, answer: &Answer<'_>, body: &[u8]) -> ProviderError {
+    fn not_chat_completion(&self, reply: &Reply<'_>, body: &[u8]) -> ProviderError {
         let text = self.key.redact(String::from_utf8_lossy(body).into_owned());
-        error::not_chat_completion(answer.status, answer.content_type, &text, &answer.asked)
+        error::not_chat_completion(reply.status, reply.content_type, &text, &reply.asked)
     }
 
     fn malformed(&self, detail: String) -> ProviderError {
@@ -661,7 +678,9 @@ impl<'a> Accumulator<'a> {
         }
     }
 
-    fn finish(mut self, model: &str) -> Result<Completion, ProviderError> {
+    /// The answer for `req`: its usage as reported, or else counted (`TokenUsage::estimated`),
+    /// so that spend is never reported as zero.
+    fn finish(mut self, req: &ChatRequest) -> Result<Completion, ProviderError> {
         // What was held back in case it began the key is not the key: the answer is whole.
         let reasoning = self.reasoning_scrubber.flush();
         self.add_reasoning(reasoning);
@@ -670,12 +689,22 @@ impl<'a> Accumulator<'a> {
         if self.text.trim().is_empty() {
             return Err(ProviderError::EmptyAnswer);
         }
+        let usage = self.usage.unwrap_or_else(|| {
+            TokenUsage::estimated(
+                req.input_chars(),
+                self.text.chars().count() + self.reasoning.chars().count(),
+            )
+        });
         Ok(Completion {
-            text: self.text,
-            reasoning: self.reasoning,
-            usage: self.usage,
-            finish_reason: self.finish_reason,
-            model: model.to_owned(),
+            answer: Answer {
+                text: self.text,
+                reasoning: self.reasoning,
+                tier: String::new(),
+                model: req.model.clone(),
+                usage,
+                cost_usd: None,
+                finish_reason: self.finish_reason,
+            },
             ttft: self.ttft,
             elapsed: self.start.elapsed(),
         })

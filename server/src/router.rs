@@ -42,14 +42,11 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 
 use crate::config::{Config, TierConfig, UnknownTier};
-use crate::provider::{
-    FimPrompt, Message, Provider, ProviderError, StreamEvent, TokenUsage, Upstream,
-};
+use crate::provider::{Answer, FimPrompt, Message, Provider, ProviderError, StreamEvent, Upstream};
 use crate::team::Team;
 use crate::usage::Ledger;
 
@@ -140,27 +137,17 @@ impl TokenCount {
     }
 }
 
-/// A finished answer and what it cost.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Answer {
-    pub text: String,
-    pub reasoning: String,
-    pub tier: String,
-    /// The model that actually answered (the fallback's, if the tier fell back).
-    pub model: String,
-    /// Tokens of the winning request, from the provider's report or else counted (4 characters a
-    /// token, `usage.estimated`).
-    pub usage: TokenUsage,
-    /// Cost of the winning request, output tokens only. Hedge losers and failed attempts have no
-    /// known output tokens; the ledger books them as requests.
-    pub cost_usd: Option<f64>,
+/// The tier's answer (named and priced), and what it took to get it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Routed {
+    /// The winning request's answer. Its cost is output tokens only: hedge losers and failed
+    /// attempts have no known output tokens, and the ledger books them as requests.
+    pub answer: Answer,
     pub latency_ms: u64,
     /// From the call to `ask` until the first token was forwarded.
     pub ttft_ms: Option<u64>,
     /// Upstream requests made, hedges and retries included.
     pub requests: u32,
-    /// Why the provider stopped (`stop`, `length`, `content_filter`, …), as it said.
-    pub finish_reason: Option<String>,
 }
 
 /// Why there is no answer; `Display` is a message the user can act on.
@@ -285,7 +272,7 @@ impl<U: Upstream> Router<U> {
         &self,
         req: RouteRequest,
         events: Option<UnboundedSender<Event>>,
-    ) -> Result<Answer, RouteError> {
+    ) -> Result<Routed, RouteError> {
         let config = Arc::clone(&self.config.read().unwrap_or_else(PoisonError::into_inner));
         let tier = config.tier(&req.tier).map_err(RouteError::UnknownTier)?;
         let budget_ms = config.budget_ms(&req.tier);
@@ -332,7 +319,7 @@ impl<U: Upstream> Router<U> {
         }
     }
 
-    async fn run(&self, ctx: &Ask<'_>) -> Result<Answer, RouteError> {
+    async fn run(&self, ctx: &Ask<'_>) -> Result<Routed, RouteError> {
         let max_attempts = ctx.config.retry.max_attempts.max(1);
         let mut attempt: u32 = 0;
         let mut announced_fallback: Option<String> = None;
@@ -369,7 +356,7 @@ impl<U: Upstream> Router<U> {
             ctx.attempt_failed.store(false, Ordering::Relaxed);
             let hedge_after = self.hedge_after(&model, ctx, trial);
             let error = match self.attempt(ctx, &model, trial, hedge_after).await {
-                Ok(done) => return Ok(ctx.answer(model, done)),
+                Ok(done) => return Ok(ctx.routed(model, done)),
                 Err(AttemptError::Cancelled) => return Err(RouteError::Cancelled),
                 Err(AttemptError::Failed {
                     error,
@@ -630,14 +617,6 @@ struct Ask<'a> {
 }
 
 impl Ask<'_> {
-    /// Characters of the prompt, for estimated usage.
-    fn input_chars(&self) -> usize {
-        match self.fim {
-            Some(fim) => fim.prompt.chars().count() + fim.suffix.chars().count(),
-            None => TokenUsage::input_chars(self.messages),
-        }
-    }
-
     fn emit(&self, event: Event) {
         if let Some(events) = self.events {
             // Status events are best effort; a closed channel is noticed on the next token.
@@ -656,23 +635,20 @@ impl Ask<'_> {
         events.send(event).map_err(|_| AttemptError::Cancelled)
     }
 
-    fn answer(&self, model: String, done: Done) -> Answer {
-        let requests = self.requests.load(Ordering::Relaxed);
-        Answer {
-            finish_reason: done.completion.finish_reason,
-            text: done.completion.text,
-            reasoning: done.completion.reasoning,
-            tier: self.tier_name.to_owned(),
-            model,
-            usage: done.usage,
-            cost_usd: done.cost,
+    /// `done` as this tier's answer, from `model` (the fallback's, if the tier fell back).
+    fn routed(&self, model: String, done: Done) -> Routed {
+        let mut answer = done.answer;
+        answer.tier = self.tier_name.to_owned();
+        answer.model = model;
+        Routed {
+            answer,
             latency_ms: self.started.elapsed().as_millis() as u64,
             ttft_ms: Some(
                 done.first_forwarded
                     .saturating_duration_since(self.started)
                     .as_millis() as u64,
             ),
-            requests,
+            requests: self.requests.load(Ordering::Relaxed),
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use codetier::cache::{key, Cache, CacheKey, Entry};
 use codetier::config::{CacheConfig, Config};
-use codetier::provider::TokenUsage;
+use codetier::provider::{Answer, TokenUsage};
 
 const ROLE: &str = "CODETIER_CACHE_CHILD";
 const DIR: &str = "CODETIER_CACHE_CHILD_DIR";
@@ -37,17 +37,20 @@ fn item_key(writer: &str, i: usize) -> CacheKey {
 
 fn item(writer: &str, i: usize) -> Entry {
     Entry {
-        text: format!("{writer} answer {i} ") + &"lorem ipsum ".repeat(i % 13 * 40),
-        reasoning: format!("reasoning {i}"),
-        tier: "flash".into(),
-        model: "deepseek-v4-flash".into(),
-        usage: TokenUsage {
-            input_tokens: i as u64,
-            output_tokens: 2 * i as u64,
-            estimated: false,
+        answer: Answer {
+            text: format!("{writer} answer {i} ") + &"lorem ipsum ".repeat(i % 13 * 40),
+            reasoning: format!("reasoning {i}"),
+            tier: "flash".into(),
+            model: "deepseek-v4-flash".into(),
+            usage: TokenUsage {
+                input_tokens: i as u64,
+                output_tokens: 2 * i as u64,
+                estimated: false,
+            },
+            // Dyadic, so the JSON round trip is exact even without serde_json's float_roundtrip.
+            cost_usd: Some(i as f64 / 1024.0),
+            finish_reason: None,
         },
-        // Dyadic, so the JSON round trip is exact even without serde_json's float_roundtrip.
-        cost_usd: Some(i as f64 / 1024.0),
         created_unix: 1_700_000_000 + i as u64,
     }
 }

@@ -93,17 +93,17 @@ async fn streams_an_answer_with_usage() {
     let (fake, provider) = setup(Script::default()).await;
     let (result, events) = chat(&provider, &request(true)).await;
     let done = result.expect("answer");
-    assert_eq!(done.text, ANSWER);
-    assert_eq!(done.reasoning, "");
-    assert_eq!(done.finish_reason.as_deref(), Some("stop"));
-    assert_eq!(done.model, "fake-model");
+    assert_eq!(done.answer.text, ANSWER);
+    assert_eq!(done.answer.reasoning, "");
+    assert_eq!(done.answer.finish_reason.as_deref(), Some("stop"));
+    assert_eq!(done.answer.model, "fake-model");
     assert_eq!(
-        done.usage,
-        Some(TokenUsage {
+        done.answer.usage,
+        TokenUsage {
             input_tokens: 6,
             output_tokens: 5,
             estimated: false,
-        })
+        }
     );
     assert!(done.ttft.is_some_and(|t| t <= done.elapsed));
     let streamed: String = events
@@ -138,8 +138,8 @@ async fn reasoning_is_kept_apart_from_the_answer() {
     let (_fake, provider) = setup(Script::always(behavior)).await;
     let (result, events) = chat(&provider, &request(true)).await;
     let done = result.expect("answer");
-    assert_eq!(done.text, ANSWER);
-    assert_eq!(done.reasoning, "First, think it over.");
+    assert_eq!(done.answer.text, ANSWER);
+    assert_eq!(done.answer.reasoning, "First, think it over.");
     assert!(matches!(events.first(), Some(StreamEvent::Reasoning(_))));
     assert!(matches!(events.last(), Some(StreamEvent::Content(_))));
 }
@@ -153,7 +153,7 @@ async fn keep_alive_comments_are_not_the_first_token() {
     };
     let (_fake, provider) = setup(Script::always(behavior)).await;
     let done = chat(&provider, &request(true)).await.0.expect("answer");
-    assert_eq!(done.text, ANSWER);
+    assert_eq!(done.answer.text, ANSWER);
     // The comments arrive from the start; the first token only after the scripted delay.
     assert!(
         done.ttft.is_some_and(|t| t >= Duration::from_millis(80)),
@@ -177,11 +177,11 @@ async fn line_endings_and_trickled_bytes_decode_the_same() {
         let (_fake, provider) = setup(Script::always(behavior)).await;
         let done = chat(&provider, &request(true)).await.0.expect("answer");
         assert_eq!(
-            (done.text.as_str(), done.reasoning.as_str()),
+            (done.answer.text.as_str(), done.answer.reasoning.as_str()),
             (ANSWER, "hm "),
             "{line_ending:?}"
         );
-        assert!(done.usage.is_some());
+        assert!(!done.answer.usage.estimated);
     }
 }
 
@@ -194,14 +194,14 @@ async fn non_streaming_answer() {
     .await;
     let (result, events) = chat(&provider, &request(false)).await;
     let done = result.expect("answer");
-    assert_eq!(done.text, "Say hello.");
+    assert_eq!(done.answer.text, "Say hello.");
     assert_eq!(
-        done.usage,
-        Some(TokenUsage {
+        done.answer.usage,
+        TokenUsage {
             input_tokens: 6,
             output_tokens: 2,
             estimated: false,
-        })
+        }
     );
     assert_eq!(events, vec![StreamEvent::Content("Say hello.".into())]);
     let body = &fake.requests()[0].body;
@@ -524,7 +524,7 @@ async fn a_finished_answer_without_done_is_accepted() {
         .await
         .0
         .expect("finish_reason makes it whole");
-    assert_eq!(done.text, ANSWER);
+    assert_eq!(done.answer.text, ANSWER);
 }
 
 #[tokio::test]
@@ -580,10 +580,13 @@ async fn a_key_echoed_in_the_answer_is_scrubbed_even_split_across_deltas() {
         let (result, events) = chat(&provider, &request(stream)).await;
         let done = result.expect("answer");
         assert_eq!(
-            done.text, "Your key is ***; keep it safe.",
+            done.answer.text, "Your key is ***; keep it safe.",
             "stream {stream}"
         );
-        assert_eq!(done.reasoning, "The header said ***.", "stream {stream}");
+        assert_eq!(
+            done.answer.reasoning, "The header said ***.",
+            "stream {stream}"
+        );
         let (mut text, mut reasoning) = (String::new(), String::new());
         for e in &events {
             let (StreamEvent::Content(piece) | StreamEvent::Reasoning(piece)) = e;
@@ -596,7 +599,7 @@ async fn a_key_echoed_in_the_answer_is_scrubbed_even_split_across_deltas() {
         // What was forwarded is what was kept, piece for piece.
         assert_eq!(
             (text, reasoning),
-            (done.text.clone(), done.reasoning.clone())
+            (done.answer.text.clone(), done.answer.reasoning.clone())
         );
         assert!(!format!("{done:?}").contains(KEY));
         if stream {
@@ -732,10 +735,11 @@ async fn stream_options_rejection_falls_back_and_is_remembered() {
         .await
         .0
         .expect("answer after fallback");
-    assert_eq!(done.text, ANSWER);
+    assert_eq!(done.answer.text, ANSWER);
     assert_eq!(
-        done.usage, None,
-        "without stream_options the server sends no usage"
+        done.answer.usage,
+        TokenUsage::estimated(request(true).input_chars(), ANSWER.chars().count()),
+        "without stream_options the server sends no usage: it is counted, and marked so"
     );
     let sent = fake.requests();
     assert_eq!(sent.len(), 2);
@@ -903,6 +907,7 @@ async fn rules_script_first_requests_and_the_upstream_trait_works() {
             .chat(&req, None)
             .await
             .expect("third succeeds")
+            .answer
             .text,
         ANSWER
     );

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use codetier::config::{BreakerConfig, Config, HedgeConfig, RetryConfig, TierConfig};
 use codetier::provider::{Endpoint, Message, Provider, ProviderError, Role};
-use codetier::router::{Answer, Event, RouteError, RouteRequest, Router};
+use codetier::router::{Event, RouteError, RouteRequest, Routed, Router};
 use codetier::usage::{Ledger, TierUsage};
 use codetier_tests::fake::{
     Behavior, FakeProvider, Fault, Latency, RecordedRequest, Requests, Rule, Script,
@@ -245,13 +245,13 @@ fn request() -> RouteRequest {
 }
 
 struct Asked {
-    result: Result<Answer, RouteError>,
+    result: Result<Routed, RouteError>,
     events: Vec<Event>,
     elapsed: Duration,
 }
 
 impl Asked {
-    fn answer(&self) -> &Answer {
+    fn answer(&self) -> &Routed {
         match &self.result {
             Ok(answer) => answer,
             Err(e) => panic!(
@@ -353,9 +353,9 @@ async fn a_fast_first_token_sends_exactly_one_request() {
     for _ in 0..3 {
         let asked = rig.ask().await;
         let answer = asked.answer();
-        assert_eq!(answer.text, ANSWER);
+        assert_eq!(answer.answer.text, ANSWER);
         assert_eq!(asked.text(), ANSWER, "tokens were streamed to the caller");
-        assert_eq!((answer.requests, answer.model.as_str()), (1, MODEL));
+        assert_eq!((answer.requests, answer.answer.model.as_str()), (1, MODEL));
         assert!(!asked.hedged(), "{:?}", asked.events);
     }
     let sent = rig.fake.requests();
@@ -377,7 +377,7 @@ async fn a_slow_first_token_is_hedged_the_first_to_answer_wins_and_the_loser_is_
         let rig = Rig::warmed(script(Behavior::default(), rules), |c| hedge_after(c, 50)).await;
         let asked = rig.ask().await;
         let answer = asked.answer();
-        assert_eq!(answer.text, ANSWER);
+        assert_eq!(answer.answer.text, ANSWER);
         assert_eq!(answer.requests, 2);
         assert!(asked.hedged(), "{:?}", asked.events);
         assert_eq!(
@@ -575,7 +575,7 @@ async fn a_slow_429_costs_one_request_per_retry_and_counts_once_per_attempt() {
     rig.fake.set_script(script(Behavior::default(), vec![]));
     rig.fake.clear();
     let asked = rig.ask().await;
-    assert_eq!(asked.answer().model, MODEL);
+    assert_eq!(asked.answer().answer.model, MODEL);
 }
 
 // --- 2. Retries -----------------------------------------------------------------------------// --- 2. Retries -----------------------------------------------------------------------------
@@ -633,7 +633,7 @@ async fn client_errors_are_never_retried() {
 
     // None of these counted against the model, though the breaker opens at one failure.
     rig.fake.set_script(script(Behavior::default(), vec![]));
-    assert_eq!(rig.ask().await.answer().model, MODEL);
+    assert_eq!(rig.ask().await.answer().answer.model, MODEL);
 }
 
 #[tokio::test]
@@ -650,7 +650,7 @@ async fn server_errors_and_resets_before_content_are_retried() {
     let rig = Rig::new(script(Behavior::default(), rules), |_| {}).await;
     let asked = rig.ask().await;
     let answer = asked.answer();
-    assert_eq!(answer.text, ANSWER);
+    assert_eq!(answer.answer.text, ANSWER);
     assert_eq!(asked.retries(), [2, 3], "{:?}", asked.events);
     assert_eq!(answer.requests, 3);
     let reasons: Vec<&str> = asked
@@ -717,7 +717,7 @@ async fn web_pages_and_empty_streams_are_retried_once_and_leave_the_breaker_clos
     }
     rig.fake.set_script(script(Behavior::default(), vec![]));
     assert_eq!(
-        rig.ask().await.answer().model,
+        rig.ask().await.answer().answer.model,
         MODEL,
         "the breaker stayed closed"
     );
@@ -843,7 +843,7 @@ async fn retry_after_on_429_is_honoured() {
     )];
     let rig = Rig::new(script(Behavior::default(), rules), |_| {}).await;
     let asked = rig.ask().await;
-    assert_eq!(asked.answer().text, ANSWER);
+    assert_eq!(asked.answer().answer.text, ANSWER);
     assert_eq!(asked.answer().requests, 2);
     assert_eq!(asked.retries(), [2]);
     let sent = rig.fake.requests();
@@ -879,7 +879,7 @@ async fn a_hedges_retry_after_holds_when_the_other_request_then_fails() {
     ];
     let rig = Rig::warmed(script(Behavior::default(), rules), |c| hedge_after(c, 50)).await;
     let asked = rig.ask().await;
-    assert_eq!(asked.answer().text, ANSWER);
+    assert_eq!(asked.answer().answer.text, ANSWER);
     assert!(asked.hedged());
     // The retry is not hedged: a 429 is pending.
     assert_eq!(asked.answer().requests, 3);
@@ -957,8 +957,8 @@ async fn the_breaker_opens_falls_back_then_half_opens_and_recovers() {
     // Open: the tier goes to its fallback, and says so.
     for _ in 0..2 {
         let asked = rig.ask().await;
-        assert_eq!(asked.answer().model, FALLBACK);
-        assert_eq!(asked.answer().text, ANSWER);
+        assert_eq!(asked.answer().answer.model, FALLBACK);
+        assert_eq!(asked.answer().answer.text, ANSWER);
         assert!(
             asked.events.contains(&Event::FellBack {
                 model: FALLBACK.into()
@@ -979,7 +979,7 @@ async fn the_breaker_opens_falls_back_then_half_opens_and_recovers() {
     tokio::time::sleep(Duration::from_millis(OPEN_MS + 50).saturating_sub(opened.elapsed())).await;
     for _ in 0..2 {
         let asked = rig.ask().await;
-        assert_eq!(asked.answer().model, MODEL);
+        assert_eq!(asked.answer().answer.model, MODEL);
         assert_eq!(asked.answer().requests, 1);
         assert!(!asked.hedged());
         assert!(!asked
@@ -1005,7 +1005,7 @@ async fn a_breaker_opening_mid_ask_sends_the_retry_to_the_fallback() {
     })
     .await;
     let asked = rig.ask().await;
-    assert_eq!(asked.answer().model, FALLBACK);
+    assert_eq!(asked.answer().answer.model, FALLBACK);
     assert_eq!(asked.retries(), [2, 3]);
     assert_eq!(models(&rig.fake.requests()), [MODEL, MODEL, FALLBACK]);
 }
@@ -1142,9 +1142,9 @@ async fn hedged_duplicates_are_counted_as_spend() {
     let answer = asked.answer();
     assert!(asked.hedged());
     assert_eq!(answer.requests, 2);
-    assert_eq!(answer.usage.output_tokens, ANSWER_TOKENS);
+    assert_eq!(answer.answer.usage.output_tokens, ANSWER_TOKENS);
     let cost = ANSWER_TOKENS as f64 * PRICE / 1e6;
-    assert_eq!(answer.cost_usd, Some(cost));
+    assert_eq!(answer.answer.cost_usd, Some(cost));
     let usage = rig.usage();
     assert_eq!(usage.requests, 2, "the loser is spend too");
     assert_eq!(usage.output_tokens, ANSWER_TOKENS);
@@ -1170,19 +1170,19 @@ async fn usage_the_provider_does_not_send_is_estimated_and_marked() {
     )
     .await;
     let asked = rig.ask().await;
-    let usage = asked.answer().usage;
+    let usage = asked.answer().answer.usage;
     // "Hello from the fake provider." is 29 characters: 8 estimated tokens.
     assert!(usage.estimated, "{usage:?}");
     assert_eq!(usage.output_tokens, 8);
-    assert_eq!(asked.answer().cost_usd, Some(8.0 * PRICE / 1e6));
+    assert_eq!(asked.answer().answer.cost_usd, Some(8.0 * PRICE / 1e6));
     let booked = rig.usage();
     assert!(booked.estimated && booked.output_tokens == 8, "{booked:?}");
 
     // With usage reported, nothing is marked.
     rig.fake.set_script(script(Behavior::default(), vec![]));
     let asked = rig.ask().await;
-    assert!(!asked.answer().usage.estimated);
-    assert_eq!(asked.answer().usage.output_tokens, ANSWER_TOKENS);
+    assert!(!asked.answer().answer.usage.estimated);
+    assert_eq!(asked.answer().answer.usage.output_tokens, ANSWER_TOKENS);
 }
 
 #[tokio::test]
@@ -1231,10 +1231,10 @@ async fn after_a_fallback_the_cost_is_at_the_fallback_models_price() {
     .await;
     let asked = rig.ask().await;
     let answer = asked.answer();
-    assert_eq!(answer.model, R1);
+    assert_eq!(answer.answer.model, R1);
     assert_eq!(answer.requests, 2);
     let cost = ANSWER_TOKENS as f64 * R1_PRICE / 1e6;
-    assert_eq!(answer.cost_usd, Some(cost));
+    assert_eq!(answer.answer.cost_usd, Some(cost));
     let usage = rig.usage();
     assert_eq!(usage.models, [MODEL, R1]);
     assert_eq!(usage.requests, 2, "the failed request is counted");

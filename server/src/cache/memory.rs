@@ -27,7 +27,8 @@ const OVERHEAD: usize = 160;
 
 /// Approximate heap bytes an entry costs in memory.
 pub(crate) fn entry_size(entry: &Entry) -> usize {
-    OVERHEAD + entry.text.len() + entry.reasoning.len() + entry.tier.len() + entry.model.len()
+    let a = &entry.answer;
+    OVERHEAD + a.text.len() + a.reasoning.len() + a.tier.len() + a.model.len()
 }
 
 impl Memory {
@@ -105,16 +106,16 @@ impl Memory {
 mod tests {
     use super::*;
     use crate::cache::key;
-    use crate::provider::TokenUsage;
+    use crate::provider::Answer;
 
     fn entry(text: &str) -> Entry {
         Entry {
-            text: text.to_string(),
-            reasoning: String::new(),
-            tier: "flash".into(),
-            model: "m".into(),
-            usage: TokenUsage::default(),
-            cost_usd: None,
+            answer: Answer {
+                text: text.to_string(),
+                tier: "flash".into(),
+                model: "m".into(),
+                ..Answer::default()
+            },
             created_unix: 0,
         }
     }
@@ -132,8 +133,8 @@ mod tests {
         m.put(k(2), entry("c"), 0);
         assert_eq!(m.len(), 2);
         assert!(m.get(&k(1), 0).is_none());
-        assert_eq!(m.get(&k(0), 0).map(|e| e.text), Some("a".into()));
-        assert_eq!(m.get(&k(2), 0).map(|e| e.text), Some("c".into()));
+        assert_eq!(m.get(&k(0), 0).map(|e| e.answer.text), Some("a".into()));
+        assert_eq!(m.get(&k(2), 0).map(|e| e.answer.text), Some("c".into()));
     }
 
     #[test]

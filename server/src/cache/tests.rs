@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
+use crate::provider::TokenUsage;
 
 fn config(dir: &Path) -> CacheConfig {
     CacheConfig {
@@ -16,16 +17,19 @@ fn config(dir: &Path) -> CacheConfig {
 
 fn entry(text: &str) -> Entry {
     Entry {
-        text: text.to_string(),
-        reasoning: "because".into(),
-        tier: "flash".into(),
-        model: "deepseek-v4-flash".into(),
-        usage: TokenUsage {
-            input_tokens: 120,
-            output_tokens: 40,
-            estimated: false,
+        answer: Answer {
+            text: text.to_string(),
+            reasoning: "because".into(),
+            tier: "flash".into(),
+            model: "deepseek-v4-flash".into(),
+            usage: TokenUsage {
+                input_tokens: 120,
+                output_tokens: 40,
+                estimated: false,
+            },
+            cost_usd: Some(0.00001),
+            finish_reason: None,
         },
-        cost_usd: Some(0.00001),
         created_unix: 1_700_000_000,
     }
 }

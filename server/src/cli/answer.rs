@@ -44,7 +44,7 @@ pub async fn explain(global: &Global, target: &str, fresh: bool) -> Result<u8, F
     .await?;
     let markdown = match &outcome.explanation {
         Some(e) if !e.markdown.trim().is_empty() => e.markdown.clone(),
-        _ => outcome.text.clone(),
+        _ => outcome.answer.text.clone(),
     };
     emit(&with_newline(report::escape(
         &markdown,
@@ -273,10 +273,10 @@ fn with_newline(mut s: String) -> String {
 }
 
 fn footer(o: &Outcome) -> String {
-    let cost = match o.cost_usd {
+    let cost = match o.answer.cost_usd {
         Some(c) => format!(
             "{} ({})",
-            crate::usage::format_usd(c, 6, o.usage.estimated && !o.cached),
+            crate::usage::format_usd(c, 6, o.answer.usage.estimated && !o.cached),
             crate::usage::COST_BASIS
         ),
         None => "cost unknown".into(),
@@ -294,7 +294,7 @@ fn footer(o: &Outcome) -> String {
     };
     format!(
         "codetier: {} ({}), {} ms, {cost}{cached}{masked}{verified}",
-        o.tier, o.model, o.latency_ms
+        o.answer.tier, o.answer.model, o.latency_ms
     )
 }
 

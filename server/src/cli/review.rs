@@ -405,19 +405,19 @@ impl Dispatch {
                     notes.push(why.clone());
                 }
                 // An answer of unknown cost counts as its worst case against the cap.
-                state.spend.spent += match outcome.cost_usd {
+                state.spend.spent += match outcome.answer.cost_usd {
                     Some(c) => c,
                     None if outcome.cached => 0.0,
                     None => estimate,
                 };
-                file.cost_usd = match (file.cost_usd, outcome.cost_usd) {
+                file.cost_usd = match (file.cost_usd, outcome.answer.cost_usd) {
                     (Some(a), Some(b)) => Some(a + b),
                     _ => None,
                 };
-                file.cost_estimated |= outcome.usage.estimated && !outcome.cached;
+                file.cost_estimated |= outcome.answer.usage.estimated && !outcome.cached;
                 file.cached &= outcome.cached;
-                if !file.models.contains(&outcome.model) {
-                    file.models.push(outcome.model.clone());
+                if !file.models.contains(&outcome.answer.model) {
+                    file.models.push(outcome.answer.model.clone());
                 }
                 file.findings.extend(outcome.findings);
                 file.findings.sort_by_key(|f| (f.start_line, f.end_line));
@@ -442,7 +442,6 @@ impl Dispatch {
 /// Errors every later request would hit too: no point starting more files.
 fn is_fatal(error: &EngineError) -> bool {
     match error {
-        EngineError::UnknownTier(..) => true,
         // The model failed so often that the router pauses it (and any fallback): every later
         // file would fail the same way at once.
         EngineError::Route(

@@ -122,9 +122,9 @@ pub fn require_key(config: &Config) -> Result<(), Failure> {
 /// The one place that decides what the user reads of an engine error, and the exit code.
 pub fn engine_failure(error: &EngineError, env: &str) -> Failure {
     match error {
-        EngineError::Excluded { .. }
-        | EngineError::UnknownTier(..)
-        | EngineError::EmptySelection => Failure::usage(format!("codetier: {error}")),
+        EngineError::Excluded { .. } | EngineError::EmptySelection => {
+            Failure::usage(format!("codetier: {error}"))
+        }
         EngineError::Route(route) => route_failure(route, env),
         EngineError::EmptyAnswer
         | EngineError::Cancelled

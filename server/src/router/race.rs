@@ -11,7 +11,9 @@ use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::time::Instant;
 
 use super::{Ask, Event, ModelState, Router};
-use crate::provider::{ChatRequest, Completion, ProviderError, StreamEvent, TokenUsage, Upstream};
+use crate::provider::{
+    Answer, ChatRequest, Completion, ProviderError, StreamEvent, TokenUsage, Upstream,
+};
 use crate::usage::{cost_usd, output_price, Ledger};
 
 impl<U: Upstream> Router<U> {
@@ -87,12 +89,12 @@ impl<U: Upstream> Router<U> {
                                 drop(loser);
                             }
                             self.first_token(&mut leg.guard);
-                            if !completion.text.is_empty() {
-                                let whole = StreamEvent::Content(completion.text.clone());
+                            if !completion.answer.text.is_empty() {
+                                let whole = StreamEvent::Content(completion.answer.text.clone());
                                 leg.guard.received(&whole);
                                 ctx.forward(whole)?;
                             }
-                            return Ok(self.completed(ctx, leg.guard, completion, Instant::now()));
+                            return Ok(self.completed(leg.guard, completion, Instant::now()));
                         }
                         Err(error) => {
                             self.leg_failed(&mut leg.guard, &error, ctx);
@@ -148,7 +150,7 @@ impl<U: Upstream> Router<U> {
             }
         };
         match result {
-            Ok(completion) => Ok(self.completed(ctx, winner.guard, completion, first_forwarded)),
+            Ok(completion) => Ok(self.completed(winner.guard, completion, first_forwarded)),
             Err(error) => {
                 self.leg_failed(&mut winner.guard, &error, ctx);
                 Err(AttemptError::Failed {
@@ -234,17 +236,12 @@ impl<U: Upstream> Router<U> {
 
     fn completed(
         &self,
-        ctx: &Ask<'_>,
         mut guard: LegGuard<'_>,
         completion: Completion,
         first_forwarded: Instant,
     ) -> Done {
-        let usage = completion.usage.unwrap_or_else(|| {
-            TokenUsage::estimated(
-                ctx.input_chars(),
-                completion.text.chars().count() + completion.reasoning.chars().count(),
-            )
-        });
+        let mut answer = completion.answer;
+        let usage = answer.usage;
         if let LegOutcome::Streaming { first_token } = guard.outcome {
             let streaming = first_token.elapsed();
             self.models()
@@ -254,12 +251,10 @@ impl<U: Upstream> Router<U> {
                 .record_speed(usage.output_tokens, streaming);
         }
         guard.outcome = LegOutcome::Completed(usage);
-        let cost = cost_usd(usage.output_tokens, guard.price);
+        answer.cost_usd = cost_usd(usage.output_tokens, guard.price);
         drop(guard);
         Done {
-            completion,
-            usage,
-            cost,
+            answer,
             first_forwarded,
         }
     }
@@ -288,10 +283,9 @@ pub(super) fn after_both_failed(
     }
 }
 
+/// A leg's answer, priced (its tier is named by `Ask::routed`).
 pub(super) struct Done {
-    pub(super) completion: Completion,
-    pub(super) usage: TokenUsage,
-    pub(super) cost: Option<f64>,
+    pub(super) answer: Answer,
     pub(super) first_forwarded: Instant,
 }
 

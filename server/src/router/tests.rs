@@ -15,7 +15,9 @@ use tokio::time::Instant;
 
 use super::race::after_both_failed;
 use super::*;
-use crate::provider::{ChatRequest, Completion, ProviderError, StreamEvent, TokenUsage, Upstream};
+use crate::provider::{
+    Answer, ChatRequest, Completion, ProviderError, StreamEvent, TokenUsage, Upstream,
+};
 
 /// What the scripted upstream does with one request.
 #[derive(Clone, Debug)]
@@ -205,12 +207,18 @@ impl Upstream for Scripted {
                         send(token);
                         text.push_str(token);
                     }
+                    // As the provider does: a usage it was not told is counted.
+                    let usage = usage.unwrap_or_else(|| {
+                        TokenUsage::estimated(req.input_chars(), text.chars().count())
+                    });
                     Ok(Completion {
-                        text,
-                        reasoning: String::new(),
-                        usage,
-                        finish_reason: Some("stop".into()),
-                        model: req.model.clone(),
+                        answer: Answer {
+                            text,
+                            usage,
+                            finish_reason: Some("stop".into()),
+                            model: req.model.clone(),
+                            ..Answer::default()
+                        },
                         ttft: Some(ttft),
                         elapsed: sent.elapsed(),
                     })
@@ -302,7 +310,7 @@ fn flash(prompt: &str) -> RouteRequest {
 async fn ask_collect(
     router: &Router<Scripted>,
     req: RouteRequest,
-) -> (Result<Answer, RouteError>, Vec<Event>) {
+) -> (Result<Routed, RouteError>, Vec<Event>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let result = router.ask(req, Some(tx)).await;
     (result, drain(&mut rx))
@@ -333,9 +341,13 @@ async fn fast_first_token_sends_no_hedge() {
     let (router, ledger) = router_with(test_config(), &up);
     let (answer, events) = ask_collect(&router, flash("hi")).await;
     let answer = answer.expect("answer");
-    assert_eq!(answer.text, "fn main");
+    assert_eq!(answer.answer.text, "fn main");
     assert_eq!(
-        (answer.requests, answer.model.as_str(), answer.tier.as_str()),
+        (
+            answer.requests,
+            answer.answer.model.as_str(),
+            answer.answer.tier.as_str()
+        ),
         (1, FLASH, "flash")
     );
     assert_eq!(
@@ -367,7 +379,7 @@ async fn slow_first_token_is_hedged_and_the_loser_dropped() {
     warm(&router, FLASH, 100);
     let (answer, events) = ask_collect(&router, flash("hi")).await;
     let answer = answer.expect("answer");
-    assert_eq!(answer.text, "faster");
+    assert_eq!(answer.answer.text, "faster");
     assert_eq!(answer.requests, 2);
     assert_eq!(events[0], Event::Hedged);
     assert_eq!(tokens(&events), ["fast", "er"]);
@@ -399,7 +411,7 @@ async fn primary_winning_after_the_hedge_started_drops_the_hedge() {
     let (router, _) = router_with(test_config(), &up);
     warm(&router, FLASH, 100);
     let (answer, events) = ask_collect(&router, flash("hi")).await;
-    assert_eq!(answer.expect("answer").text, "primary");
+    assert_eq!(answer.expect("answer").answer.text, "primary");
     assert_eq!(tokens(&events), ["primary"]);
     let calls = up.calls();
     assert!(calls[0].finished && calls[1].dropped, "{calls:?}");
@@ -422,7 +434,10 @@ async fn a_failing_primary_leaves_the_hedge_racing() {
     warm(&router, FLASH, 100);
     let (answer, events) = ask_collect(&router, flash("hi")).await;
     let answer = answer.expect("answer");
-    assert_eq!((answer.text.as_str(), answer.requests), ("hedged", 2));
+    assert_eq!(
+        (answer.answer.text.as_str(), answer.requests),
+        ("hedged", 2)
+    );
     assert!(
         !events.iter().any(|e| matches!(e, Event::Retrying { .. })),
         "{events:?}"
@@ -443,7 +458,7 @@ async fn retryable_error_is_retried_then_succeeds() {
     let (router, ledger) = router_with(test_config(), &up);
     let (answer, events) = ask_collect(&router, flash("hi")).await;
     let answer = answer.expect("answer");
-    assert_eq!((answer.text.as_str(), answer.requests), ("ok", 2));
+    assert_eq!((answer.answer.text.as_str(), answer.requests), ("ok", 2));
     assert!(
         matches!(&events[0], Event::Retrying { attempt: 2, reason } if reason.contains("503")),
         "{events:?}"
@@ -652,7 +667,7 @@ async fn budget_exceeded_answers_at_once_and_drops_the_request() {
 }
 
 #[tokio::test]
-async fn usage_a_provider_does_not_report_is_estimated_and_marked() {
+async fn an_estimated_usage_is_priced_and_marked_estimated() {
     let up = Scripted::new();
     up.default_plan(
         FLASH,
@@ -666,20 +681,20 @@ async fn usage_a_provider_does_not_report_is_estimated_and_marked() {
     let (router, ledger) = router_with(test_config(), &up);
     let answer = router.ask(flash("a prompt"), None).await.expect("answer");
     assert_eq!(
-        answer.usage,
+        answer.answer.usage,
         TokenUsage {
             input_tokens: 2,
             output_tokens: 6,
             estimated: true,
         }
     );
-    assert_eq!(answer.cost_usd, Some(6.0 * 0.25 / 1e6));
+    assert_eq!(answer.answer.cost_usd, Some(6.0 * 0.25 / 1e6));
     let tier = &ledger.report().per_tier[0];
     assert!(tier.estimated && tier.output_tokens == 6, "{tier:?}");
     // A reported usage is exact.
     up.default_plan(FLASH, reply(1, &["x"]));
     let answer = router.ask(flash("hi"), None).await.expect("answer");
-    assert!(!answer.usage.estimated);
+    assert!(!answer.answer.usage.estimated);
 }
 
 #[tokio::test]
@@ -833,10 +848,10 @@ async fn breaker_opens_routes_to_the_fallback_then_half_opens() {
         }
     );
     assert_eq!(
-        (answer.model.as_str(), answer.text.as_str()),
+        (answer.answer.model.as_str(), answer.answer.text.as_str()),
         (FALLBACK, "fallback")
     );
-    assert_eq!(answer.cost_usd, Some(1000.0 * 2.50 / 1e6));
+    assert_eq!(answer.answer.cost_usd, Some(1000.0 * 2.50 / 1e6));
     let flash_usage = &ledger.report().per_tier[0];
     assert_eq!(flash_usage.models, [FLASH, FALLBACK]);
     assert_eq!(flash_usage.cost_usd, Some(1000.0 * 2.50 / 1e6));
@@ -845,12 +860,12 @@ async fn breaker_opens_routes_to_the_fallback_then_half_opens() {
     tokio::time::sleep(Duration::from_millis(250)).await;
     let answer = router.ask(flash("hi"), None).await.expect("trial answer");
     assert_eq!(
-        (answer.model.as_str(), answer.text.as_str()),
+        (answer.answer.model.as_str(), answer.answer.text.as_str()),
         (FLASH, "primary back")
     );
-    assert_eq!(answer.cost_usd, Some(2.0 * 0.25 / 1e6));
+    assert_eq!(answer.answer.cost_usd, Some(2.0 * 0.25 / 1e6));
     let answer = router.ask(flash("hi"), None).await.expect("closed again");
-    assert_eq!(answer.model, FLASH);
+    assert_eq!(answer.answer.model, FLASH);
 }
 
 #[tokio::test]
@@ -963,7 +978,10 @@ async fn a_cold_model_is_hedged_only_late_at_the_budget_share() {
     assert!(!hedged(&events), "{events:?}");
     let (answer, events) = ask_collect(&router, flash("hi")).await;
     let answer = answer.expect("the late hedge answers");
-    assert_eq!((answer.text.as_str(), answer.requests), ("rescue", 2));
+    assert_eq!(
+        (answer.answer.text.as_str(), answer.requests),
+        ("rescue", 2)
+    );
     assert!(hedged(&events));
     let calls = up.calls();
     assert!(
@@ -1008,7 +1026,10 @@ async fn a_rate_limited_ask_sends_no_more_hedges() {
     warm(&router, FLASH, 100);
     let (answer, events) = ask_collect(&router, flash("hi")).await;
     let answer = answer.expect("answer");
-    assert_eq!((answer.text.as_str(), answer.requests), ("patient", 2));
+    assert_eq!(
+        (answer.answer.text.as_str(), answer.requests),
+        ("patient", 2)
+    );
     assert!(!hedged(&events), "{events:?}");
     assert_eq!(up.calls().len(), 2);
 }
@@ -1106,7 +1127,7 @@ async fn a_hedged_pair_that_fails_counts_once_in_the_breaker() {
     );
     // Four failed requests, two failed attempts: under the threshold of three.
     let answer = router.ask(flash("hi"), None).await.expect("answer");
-    assert_eq!(answer.model, FLASH, "the breaker stayed closed");
+    assert_eq!(answer.answer.model, FLASH, "the breaker stayed closed");
 }
 
 #[tokio::test]
@@ -1289,7 +1310,11 @@ async fn a_breaker_opening_mid_ask_sends_the_retry_to_the_fallback() {
     let (answer, events) = ask_collect(&router, flash("hi")).await;
     let answer = answer.expect("fallback answer");
     assert_eq!(
-        (answer.model.as_str(), answer.text.as_str(), answer.requests),
+        (
+            answer.answer.model.as_str(),
+            answer.answer.text.as_str(),
+            answer.requests
+        ),
         (FALLBACK, "rescued", 3)
     );
     assert!(

@@ -306,7 +306,7 @@ async fn run(
     };
     let result = deliver(&session, &client, &config, &uri, origin, &job, &outcome).await;
     progress
-        .end(summary(&outcome, &label(&config, &outcome.tier)))
+        .end(summary(&outcome, &label(&config, &outcome.answer.tier)))
         .await;
     Ok(result)
 }

@@ -27,7 +27,7 @@ pub(super) fn unverified_message(config: &Config, job: &Job, outcome: &Outcome) 
         .unwrap_or("it failed its check");
     let mut message = format!(
         "codetier: {}'s answer is unverified: {why}",
-        label(config, &outcome.tier)
+        label(config, &outcome.answer.tier)
     );
     if outcome.escalation.is_none() {
         if let Some(next) = config.action(job.action).escalate.first() {
@@ -45,11 +45,11 @@ pub(super) fn summary(outcome: &Outcome, label: &str) -> String {
     let mut summary = if outcome.cached {
         format!("{label} · cached")
     } else {
-        match outcome.cost_usd {
+        match outcome.answer.cost_usd {
             Some(cost) => format!(
                 "{label} · {} ms · {}",
                 outcome.latency_ms,
-                crate::usage::format_usd(cost, 5, outcome.usage.estimated)
+                crate::usage::format_usd(cost, 5, outcome.answer.usage.estimated)
             ),
             None => format!("{label} · {} ms · cost unknown", outcome.latency_ms),
         }
@@ -112,7 +112,10 @@ pub(super) async fn deliver(
     }
     let mut value = serde_json::to_value(outcome).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut value {
-        map.insert("tier_label".into(), json!(label(config, &outcome.tier)));
+        map.insert(
+            "tier_label".into(),
+            json!(label(config, &outcome.answer.tier)),
+        );
         for (k, v) in delivered {
             map.insert(k.into(), v);
         }
@@ -142,7 +145,7 @@ async fn place(
                 AnswerRecord {
                     origin,
                     action: job.action,
-                    tier: outcome.tier.clone(),
+                    tier: outcome.answer.tier.clone(),
                     job: job.clone(),
                     verified: outcome.verified,
                 },
@@ -221,7 +224,7 @@ async fn attach_explanation(
             anchor,
             origin,
             action: Action::Explain,
-            tier: outcome.tier.clone(),
+            tier: outcome.answer.tier.clone(),
             kind: NoteKind::Explanation(explanation),
         });
     }
@@ -270,7 +273,7 @@ fn review_notes(
                 anchor,
                 origin,
                 action: Action::Review,
-                tier: outcome.tier.clone(),
+                tier: outcome.answer.tier.clone(),
                 kind: NoteKind::Finding(finding.clone()),
             });
         }
@@ -369,7 +372,7 @@ async fn remember_generated(
             AnswerRecord {
                 origin,
                 action: Action::Generate,
-                tier: outcome.tier.clone(),
+                tier: outcome.answer.tier.clone(),
                 job: job.clone(),
                 verified: outcome.verified,
             },

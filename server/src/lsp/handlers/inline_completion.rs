@@ -299,7 +299,7 @@ fn failure_kind(error: &EngineError) -> (&'static str, bool) {
             P::BadRequest { .. } => "refused",
             _ => "answer",
         },
-        EngineError::UnknownTier(_) | EngineError::Route(RouteError::UnknownTier(_)) => "tier",
+        EngineError::Route(RouteError::UnknownTier(_)) => "tier",
         _ => "other",
     };
     (kind, false)
