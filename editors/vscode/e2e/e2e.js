@@ -60,6 +60,13 @@ const codetierStatus = async () => {
 /** The active editor's visible text (the fixture fits on screen), with its non-breaking spaces made plain. */
 const editorText = async () =>
   (await page.locator(".editor-group-container.active .monaco-editor .view-lines").first().innerText()).replace(/\u00a0/g, " ");
+/** Inline completion ghost text in the active editor (same-line and following-line parts). */
+const ghostText = async () =>
+  (await page.locator(".editor-group-container.active .monaco-editor .ghost-text-decoration, .editor-group-container.active .monaco-editor .ghost-text").allInnerTexts())
+    .join("")
+    .replace(/\u00a0/g, " ");
+/** What the fake provider answers on the completion tier (fake-script.json). */
+const SUGGESTION = "average([7, 8, 9]);";
 const toasts = () => page.locator(".notifications-toasts .notification-toast").allInnerTexts();
 const tabs = () => page.locator(".tabs-container .tab").allInnerTexts();
 
@@ -293,7 +300,36 @@ async function steps() {
   check("status bar: the generating tier and the session cost", /DeepSeek V4 Pro · \d+ ms · \$0\.\d+/.test(status), status);
   await screenshot("generated-and-saved");
 
-  // 6. The server cannot be found (a wrong codetier.server.path, as a new user may have it): on
+  // 6. Inline completions: typing at the end of the file shows codetier's suggestion as ghost
+  // text, Tab accepts it, and the status bar toggle turns them off.
+  await focusEditor("stats.js");
+  await page.keyboard.press("Control+End");
+  await page.keyboard.press("End");
+  await page.keyboard.press("Enter");
+  await page.keyboard.type("const mean = ", { delay: 30 });
+  const shown = await until(async () => ((await ghostText()).includes(SUGGESTION) ? await ghostText() : undefined));
+  check("inline: the suggestion is shown as ghost text", shown, { ghost: await ghostText(), text: (await editorText()).split("\n").slice(-3) });
+  await screenshot("inline-ghost-text");
+  await page.keyboard.press("Tab");
+  const accepted = await until(async () => (await ghostText()) === "" && (await editorText()).includes(`const mean = ${SUGGESTION}`));
+  check("inline: Tab accepts the suggestion into the document", accepted, { ghost: await ghostText(), text: (await editorText()).split("\n").slice(-3) });
+  const toggle = page.locator("#workbench\\.parts\\.statusbar .statusbar-item", { hasText: "inline" }).first();
+  check("inline: the status bar shows the completions toggle", await until(() => toggle.isVisible()), await statusBar());
+  await toggle.click();
+  const turnedOff = await until(() => JSON.parse(fs.readFileSync(SETTINGS, "utf8"))["codetier.completion.enabled"] === false);
+  check("inline: the toggle turns completions off in the user settings", turnedOff, fs.readFileSync(SETTINGS, "utf8"));
+  await focusEditor("stats.js");
+  await page.keyboard.press("Control+End");
+  await page.keyboard.press("End");
+  await page.keyboard.press("Enter");
+  await page.keyboard.type("const other = ", { delay: 30 });
+  // Absence is waited for as long as the suggestion took to appear when on, and then some.
+  await page.waitForTimeout(3000);
+  check("inline: no ghost text once turned off", (await ghostText()) === "", await ghostText());
+  await screenshot("inline-turned-off");
+  await page.keyboard.press("Escape");
+
+  // 7. The server cannot be found (a wrong codetier.server.path, as a new user may have it): on
   // the next start the message names the setting and the install command.
   const settings = JSON.parse(fs.readFileSync(SETTINGS, "utf8"));
   settings["codetier.server.path"] = "/nonexistent/codetier";

@@ -72,13 +72,16 @@ done
 [ -n "$base_url" ] || fail "the fake provider printed no base URL within 10 s"
 echo "fake provider at $base_url"
 
-# User settings as a new user would have them, plus the tiers that route each action to a model
-# the fake provider answers in kind. Noise that would cover the editor is turned off.
+# User settings as a new user would have them, plus the tiers that route each action (and inline
+# completions, on a tier of their own) to a model the fake provider answers in kind.
+# Noise that would cover the editor is turned off.
 cat >"$tmp/user/User/settings.json" <<JSON
 {
   "codetier.server.path": "$CODETIER_BIN",
   "codetier.actions.review.tier": "coder",
   "codetier.actions.generate.tier": "pro",
+  "codetier.tiers": { "complete": { "model": "codetier-complete", "label": "Complete" } },
+  "codetier.completion.tier": "complete",
   "workbench.startupEditor": "none",
   "workbench.tips.enabled": false,
   "workbench.enableExperiments": false,
