@@ -150,6 +150,23 @@ impl Walker<'_> {
             .push(ConfigError::new(self.source, key, message));
     }
 
+    /// `value` as a table, or an error at `key` (the top level is "settings").
+    fn object<'v>(&mut self, key: &str, value: &'v Value) -> Option<&'v Map<String, Value>> {
+        if let Value::Object(map) = value {
+            return Some(map);
+        }
+        let what = if key.is_empty() {
+            "settings".to_owned()
+        } else {
+            format!("`{key}`")
+        };
+        self.error(
+            key,
+            format!("expected a table of {what}, got {}", describe(value)),
+        );
+        None
+    }
+
     /// A table of `keys` at `key`: every known key checked, unknown ones named with a suggestion.
     fn table(
         &mut self,
@@ -157,18 +174,7 @@ impl Walker<'_> {
         value: &Value,
         keys: &'static [Key],
     ) -> Option<Map<String, Value>> {
-        let Value::Object(map) = value else {
-            let what = if key.is_empty() {
-                "settings".to_owned()
-            } else {
-                format!("`{key}`")
-            };
-            self.error(
-                key,
-                format!("expected a table of {what}, got {}", describe(value)),
-            );
-            return None;
-        };
+        let map = self.object(key, value)?;
         let mut out = Map::new();
         for (name, value) in map {
             let dotted = join(key, name);
@@ -267,13 +273,7 @@ impl Walker<'_> {
         value: &Value,
         keys: &'static [Key],
     ) -> Option<Map<String, Value>> {
-        let Value::Object(map) = value else {
-            self.error(
-                key,
-                format!("expected a table of {key}, got {}", describe(value)),
-            );
-            return None;
-        };
+        let map = self.object(key, value)?;
         let mut out = Map::new();
         for (name, value) in map {
             let prefix = join(key, name);

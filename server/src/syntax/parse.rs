@@ -184,26 +184,25 @@ pub(crate) use crate::docs::line_content_len as content_len;
 
 /// Parses `text` in full; `None` when it is too large or takes too long.
 pub fn parse(lang: Lang, text: &Rope) -> Option<Parsed> {
-    let tree = run(lang, text, None)?;
-    Some(Parsed {
-        lang,
-        tree,
-        text: text.clone(),
-        derived: Arc::default(),
-        memo: Arc::default(),
-    })
+    run(lang, text, None).map(|tree| Parsed::fresh(lang, tree, text))
 }
 
 /// Parses `text` reusing `old`, a tree already edited (`Tree::edit`) to match it.
 pub(crate) fn reparse(lang: Lang, old: &Tree, text: &Rope) -> Option<Parsed> {
-    let tree = run(lang, text, Some(old))?;
-    Some(Parsed {
-        lang,
-        tree,
-        text: text.clone(),
-        derived: Arc::default(),
-        memo: Arc::default(),
-    })
+    run(lang, text, Some(old)).map(|tree| Parsed::fresh(lang, tree, text))
+}
+
+impl Parsed {
+    /// `tree` of `text`, with nothing derived from it yet.
+    fn fresh(lang: Lang, tree: Tree, text: &Rope) -> Parsed {
+        Parsed {
+            lang,
+            tree,
+            text: text.clone(),
+            derived: Arc::default(),
+            memo: Arc::default(),
+        }
+    }
 }
 
 /// The tree of `parsed` after replacing `chars` of its text with `replacement`, reparsed
