@@ -16,32 +16,13 @@ use crate::syntax::{self, Parsed};
 
 pub async fn explain(global: &Global, target: &str, fresh: bool) -> Result<u8, Failure> {
     let (spec_path, lines) = parse_target(target)?;
-    let (loaded, engine, display, text) = prepare(global, &spec_path)?;
-    files::check_lines(&text, lines, &display)?;
-    let tree = tree_of(&display, &text);
+    let file = File::open(global, &spec_path, lines)?;
+    let (text, tree) = (&file.text, file.tree.as_ref());
     let widened = match lines {
-        Lines { start, end } if start == end => {
-            cursor_block(Action::Explain, &text, tree.as_ref(), start)
-        }
-        lines => widen_selection(
-            Action::Explain,
-            &text,
-            tree.as_ref(),
-            files::line_range(&text, lines),
-        ),
+        Lines { start, end } if start == end => cursor_block(Action::Explain, text, tree, start),
+        lines => widen_selection(Action::Explain, text, tree, files::line_range(text, lines)),
     };
-    let outcome = ask(
-        &engine,
-        &loaded.config,
-        Action::Explain,
-        global,
-        fresh,
-        &display,
-        &text,
-        tree,
-        widened,
-    )
-    .await?;
+    let outcome = file.ask(Action::Explain, global, fresh, widened).await?;
     let markdown = match &outcome.explanation {
         Some(e) if !e.markdown.trim().is_empty() => e.markdown.clone(),
         _ => outcome.answer.text.clone(),
@@ -67,30 +48,23 @@ pub async fn generate(
             "codetier: `{target}`: generate takes FILE:LINE (one line inside the block)"
         )));
     }
-    let (loaded, engine, display, text) = prepare(global, &spec_path)?;
-    files::check_lines(&text, lines, &display)?;
-    let tree = tree_of(&display, &text);
-    let widened = cursor_block(Action::Generate, &text, tree.as_ref(), lines.start);
-    let selection = widened.chars.clone();
-    let outcome = ask(
-        &engine,
-        &loaded.config,
+    let file = File::open(global, &spec_path, lines)?;
+    let widened = cursor_block(
         Action::Generate,
-        global,
-        fresh,
-        &display,
-        &text,
-        tree,
-        widened,
-    )
-    .await?;
+        &file.text,
+        file.tree.as_ref(),
+        lines.start,
+    );
+    let selection = widened.chars.clone();
+    let outcome = file.ask(Action::Generate, global, fresh, widened).await?;
+    let (text, display) = (&file.text, &file.display);
     let code = outcome.code.clone().unwrap_or_default();
     if code.trim().is_empty() {
         return Err(Failure::provider(
             "codetier: the model returned no code; nothing was written",
         ));
     }
-    let fitted = crate::render::fit_generated(&text, selection.clone(), &code);
+    let fitted = crate::render::fit_generated(text, selection.clone(), &code);
     report_prompt(&outcome);
     if !write {
         emit(&with_newline(report::escape(&fitted, report::Breaks::Keep)));
@@ -132,63 +106,86 @@ fn parse_target(target: &str) -> Result<(std::path::PathBuf, Lines), Failure> {
     Ok((spec.path, lines))
 }
 
-/// Loads the configuration, checks the key, reads the file and builds the engine, in that
-/// order, so a missing key is reported before anything else happens.
-fn prepare(global: &Global, path: &Path) -> Result<(setup::Loaded, Engine, String, Rope), Failure> {
-    let mut loaded = setup::load(global)?;
-    loaded.config = setup::for_batch(loaded.config);
-    setup::require_key(&loaded.config)?;
-    let display = files::display_path(path, &loaded.root);
-    let real_root = std::fs::canonicalize(&loaded.root).unwrap_or_else(|_| loaded.root.clone());
-    if let Some(why) = files::excluded(&display, path, &real_root, &loaded.config.privacy.exclude) {
-        return Err(Failure::usage(format!(
-            "codetier: {display} {why}, so it is never sent to the model"
-        )));
-    }
-    let text = files::read_text(path)
-        .map_err(|why| Failure::usage(format!("codetier: {}: {why}", path.display())))?;
-    let engine = Engine::new(loaded.config.clone())
-        .map_err(|e| Failure::usage(format!("codetier: the provider endpoint is unusable: {e}")))?;
-    Ok((loaded, engine, display, Rope::from_str(&text)))
+/// The file an action runs on, with the engine that will answer it.
+struct File {
+    loaded: setup::Loaded,
+    engine: Engine,
+    /// The path as the prompt and messages name it (relative to the root where it can be).
+    display: String,
+    text: Rope,
+    tree: Option<Parsed>,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn ask(
-    engine: &Engine,
-    config: &crate::config::Config,
-    action: Action,
-    global: &Global,
-    fresh: bool,
-    display: &str,
-    text: &Rope,
-    tree: Option<Parsed>,
-    widened: Widened,
-) -> Result<Outcome, Failure> {
-    let job = Job {
-        tier: global.tier.clone(),
-        fresh,
-        tree,
-        block: widened.block,
-        verify: !global.no_verify,
-        ..Job::new(
-            action,
+impl File {
+    /// Loads the configuration, checks the key, reads the file (and checks `lines` are in it),
+    /// builds the engine and parses the file, in that order, so a missing key is reported
+    /// before anything else happens.
+    fn open(global: &Global, path: &Path, lines: Lines) -> Result<File, Failure> {
+        let mut loaded = setup::load(global)?;
+        loaded.config = setup::for_batch(loaded.config);
+        setup::require_key(&loaded.config)?;
+        let display = files::display_path(path, &loaded.root);
+        let real_root = std::fs::canonicalize(&loaded.root).unwrap_or_else(|_| loaded.root.clone());
+        if let Some(why) =
+            files::excluded(&display, path, &real_root, &loaded.config.privacy.exclude)
+        {
+            return Err(Failure::usage(format!(
+                "codetier: {display} {why}, so it is never sent to the model"
+            )));
+        }
+        let text = files::read_text(path)
+            .map_err(|why| Failure::usage(format!("codetier: {}: {why}", path.display())))?;
+        let text = Rope::from_str(&text);
+        files::check_lines(&text, lines, &display)?;
+        let engine = Engine::new(loaded.config.clone()).map_err(|e| {
+            Failure::usage(format!("codetier: the provider endpoint is unusable: {e}"))
+        })?;
+        let tree = tree_of(&display, &text);
+        Ok(File {
+            loaded,
+            engine,
             display,
-            files::language_id(display),
-            text.clone(),
-            widened.chars,
-        )
-    };
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let live = !global.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let (outcome, ()) = tokio::join!(engine.run(job, Some(tx)), show_progress(rx, live));
-    if let Some(team) = engine.team() {
-        // The spend is booked in the background; this process exits right after the answer.
-        team.flush(super::team::FLUSH_BOUND).await;
+            text,
+            tree,
+        })
     }
-    if let Some(warning) = engine.cache().take_warning() {
-        super::report(&warning);
+
+    /// Runs `action` on `widened`, with progress on stderr; the team's spend is flushed and any
+    /// cache warning shown before it returns.
+    async fn ask(
+        &self,
+        action: Action,
+        global: &Global,
+        fresh: bool,
+        widened: Widened,
+    ) -> Result<Outcome, Failure> {
+        let job = Job {
+            tier: global.tier.clone(),
+            fresh,
+            tree: self.tree.clone(),
+            block: widened.block,
+            verify: !global.no_verify,
+            ..Job::new(
+                action,
+                &self.display,
+                files::language_id(&self.display),
+                self.text.clone(),
+                widened.chars,
+            )
+        };
+        let engine = &self.engine;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let live = !global.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let (outcome, ()) = tokio::join!(engine.run(job, Some(tx)), show_progress(rx, live));
+        if let Some(team) = engine.team() {
+            // The spend is booked in the background; this process exits right after the answer.
+            team.flush(super::team::FLUSH_BOUND).await;
+        }
+        if let Some(warning) = engine.cache().take_warning() {
+            super::report(&warning);
+        }
+        outcome.map_err(|e| setup::engine_failure(&e, &self.loaded.config.api_key_env))
     }
-    outcome.map_err(|e| setup::engine_failure(&e, &config.api_key_env))
 }
 
 /// Follows a job on stderr: with `live` (stderr is a terminal, no `--quiet`) one line that is
