@@ -114,7 +114,7 @@ pub fn cache_hit(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         Summary::of(&times).context("samples")
     };
     let target = Target::P99Below(Duration::from_micros(100));
-    let name = |what: &str| format!("in process: {what} (cf. `cargo bench --bench cache_hit`)");
+    let name = |what: &str| format!("in process: {what}");
 
     let s = time(&mut || {
         std::hint::black_box(key(
@@ -172,8 +172,7 @@ pub fn cache_hit(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         target,
     ));
     report.note(
-        "**Cache hit in process.** The inputs of `server/benches/cache_hit.rs` (a 12 KB prompt, \
-         a 2 KB answer) with each call timed on its own; `share` runs on the bench's tokio \
+        "**Cache hit in process.** A 12 KB prompt and a 2 KB answer, with each call timed on its own; `share` runs on the bench's tokio \
          runtime through `block_on`, so its times include waking that runtime. A disk hit is \
          forced with `memory_entries = 0`.",
     );
