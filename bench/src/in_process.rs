@@ -1,6 +1,6 @@
 //! In-process benchmarks: the document store's edit path and the cache's hit path, timed one call at a time.
 //!
-//! Same inputs as the divan benches in `server/benches` (`doc_sync`, `cache_hit`), but every
+//! The edit path takes the inputs of the divan bench `server/benches/doc_sync.rs`, but every
 //! call is timed on its own so the report can give a p99 next to the median.
 
 use std::time::{Duration, Instant};
@@ -172,9 +172,9 @@ pub fn cache_hit(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         target,
     ));
     report.note(
-        "**Cache hit in process.** A 12 KB prompt and a 2 KB answer, with each call timed on its own; `share` runs on the bench's tokio \
-         runtime through `block_on`, so its times include waking that runtime. A disk hit is \
-         forced with `memory_entries = 0`.",
+        "**Cache hit in process.** A 12 KB prompt and a 2 KB answer, with each call timed on \
+         its own; `share` runs on the bench's tokio runtime through `block_on`, so its times \
+         include waking that runtime. A disk hit is forced with `memory_entries = 0`.",
     );
     Ok(())
 }

@@ -269,6 +269,26 @@ fn usd(x: Option<f64>, estimated: bool) -> String {
 
 impl fmt::Display for UsageReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_tiers(f)?;
+        self.write_actions(f)?;
+        write!(
+            f,
+            "Cost counts output tokens only: no input prices are known."
+        )?;
+        if self.estimated || self.saved_estimated {
+            write!(
+                f,
+                "\n~ marks figures from estimated tokens (about 4 characters a token): the \
+                 provider reported no usage, or the answer was cut off."
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl UsageReport {
+    /// The table of tiers, with its total row, columns aligned.
+    fn write_tiers(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let header = [
             "tier",
             "requests",
@@ -323,6 +343,11 @@ impl fmt::Display for UsageReport {
         for row in &rows {
             line(f, &row.each_ref().map(String::as_str))?;
         }
+        Ok(())
+    }
+
+    /// One line per action booked apart (completions): its hit rate and how many went stale.
+    fn write_actions(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for a in &self.per_action {
             let pct = |x: Option<f64>| x.map_or("n/a".to_owned(), |v| format!("{:.0}%", v * 100.0));
             writeln!(
@@ -335,17 +360,6 @@ impl fmt::Display for UsageReport {
                 pct(a.hit_rate),
                 pct(a.stale_share),
                 a.dropped_late
-            )?;
-        }
-        write!(
-            f,
-            "Cost counts output tokens only: no input prices are known."
-        )?;
-        if self.estimated || self.saved_estimated {
-            write!(
-                f,
-                "\n~ marks figures from estimated tokens (about 4 characters a token): the \
-                 provider reported no usage, or the answer was cut off."
             )?;
         }
         Ok(())

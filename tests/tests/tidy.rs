@@ -1,5 +1,6 @@
 //! Checks of the source tree itself: every Rust file of the project opens with a `//!` line that
-//! names its single responsibility.
+//! names its single responsibility, and `server/src` keeps its layers (no `use crate::` of a
+//! higher layer, no import circle).
 
 use std::path::{Path, PathBuf};
 

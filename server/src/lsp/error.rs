@@ -1,5 +1,6 @@
 //! Errors at the protocol edge: one type with named JSON-RPC codes, and the one function that
-//! decides whether the user reads an error in the reply, in a message, or both.
+//! decides whether the user reads an error in the reply or, once the reply went out, in a
+//! message.
 
 use tower_lsp_server::jsonrpc::{self, ErrorCode};
 use tower_lsp_server::ls_types as lsp;
