@@ -422,7 +422,8 @@ impl Cache {
                 async move {
                     let result = match &team {
                         Some(team) => {
-                            team::compute_once(team, key, inner.ttl_secs, &marks, compute).await
+                            team::compute_once(team, key, inner.ttl_secs, recheck, &marks, compute)
+                                .await
                         }
                         None => compute.await,
                     };

@@ -862,3 +862,71 @@ fn the_bucket_lock_and_ledger_scripts_hold_against_a_real_redis() {
         assert!(team.is_up());
     });
 }
+
+#[test]
+fn processes_racing_over_the_same_keys_compute_each_once() {
+    // Two caches on one Redis stand for two processes. The window this closes: a process
+    // misses in Redis, the other stores the answer and lets its lock go, and only then does
+    // the first take the lock: it must find the answer under the lock, not compute it again.
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    use codetier::cache::{key, Cache, Entry};
+    use codetier::config::{CacheConfig, TeamConfig};
+    use codetier::provider::Answer;
+    use codetier::team::Team;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    const KEYS: usize = 200;
+    let var = "CODETIER_TEAM_TEST_RACE_URL";
+    std::env::set_var(var, redis.url());
+    let cfg = TeamConfig {
+        redis_url_env: Some(var.to_owned()),
+        timeout_ms: 2000,
+        key_prefix: "race".to_owned(),
+        ..TeamConfig::default()
+    };
+    let caches: Vec<Cache> = (0..2)
+        .map(|_| {
+            let cache = Cache::memory_only(&CacheConfig::default());
+            cache.set_team(Team::from_config(&cfg).expect("a usable URL"));
+            cache
+        })
+        .collect();
+    let computed = Arc::new(AtomicUsize::new(0));
+    fake_rt().block_on(async {
+        let mut tasks = Vec::new();
+        for (p, cache) in caches.iter().enumerate() {
+            for i in 0..KEYS {
+                // The second process walks the keys backwards, so the two meet in the middle
+                // of each other's computations as often as possible.
+                let i = if p == 0 { i } else { KEYS - 1 - i };
+                let cache = cache.clone();
+                let computed = Arc::clone(&computed);
+                tasks.push(tokio::spawn(async move {
+                    let compute = async move {
+                        computed.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        Ok::<_, String>(Entry::new(Answer {
+                            text: format!("answer {i}"),
+                            ..Answer::default()
+                        }))
+                    };
+                    let k = key("explain", FLASH, 1, &format!("prompt {i}"));
+                    let served = cache.share_served(k, false, compute).await?;
+                    assert_eq!(served.entry.answer.text, format!("answer {i}"));
+                    Ok::<_, String>(())
+                }));
+                tokio::task::yield_now().await;
+            }
+        }
+        for task in tasks {
+            task.await.expect("no panic").expect("an answer");
+        }
+    });
+    assert_eq!(
+        computed.load(Ordering::SeqCst),
+        KEYS,
+        "each key computed once across both processes"
+    );
+}

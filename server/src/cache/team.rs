@@ -5,7 +5,8 @@
 //! prompt's hash). A damaged or foreign value is a miss.
 //!
 //! Single flight across processes: the process that misses takes a short lock in Redis
-//! ([`LOCK_TTL`]) and computes, extending the lock while it does; the others poll for the answer
+//! ([`LOCK_TTL`]), looks in Redis once more (the answer may have landed between its miss and
+//! its lock), and computes, extending the lock while it does; the others poll for the answer
 //! while the lock stands. When the lock goes without an answer (the holder failed, or died and
 //! its lock expired) or the wait passes [`MAX_WAIT`], they ask themselves. With Redis
 //! unavailable, each process computes on its own.
@@ -50,10 +51,14 @@ pub(crate) async fn write(team: &Team, key: &CacheKey, entry: &Entry, ttl_secs: 
 /// Runs `compute` unless another process already is, in which case its answer is awaited.
 /// An answer that came from another process sets `marks.mark_team()`. An answer computed here
 /// is written to Redis before the lock goes, so the waiters find it.
+///
+/// With `recheck` (not a `fresh` request), Redis is read again once the lock is ours: another
+/// process may have stored the answer and let its lock go between our miss and our lock.
 pub(crate) async fn compute_once<E, F>(
     team: &Team,
     key: CacheKey,
     ttl_secs: u64,
+    recheck: bool,
     marks: &Arc<Marks>,
     compute: F,
 ) -> Result<Entry, E>
@@ -70,6 +75,13 @@ where
                 hex: hex.clone(),
                 token: Some(token),
             };
+            if recheck {
+                if let Some(entry) = read(team, &key, Bound::Action).await {
+                    held.release().await;
+                    marks.mark_team();
+                    return Ok(entry);
+                }
+            }
             let token = held.token.clone().unwrap_or_default();
             let result = tokio::select! {
                 result = compute => result,
