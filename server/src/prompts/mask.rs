@@ -7,6 +7,7 @@
 //! and then every piece — selection rows, the exactly selected text, context rows, enclosing
 //! headers — is masked where it overlaps one, however it cuts it.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 
@@ -302,7 +303,13 @@ enum Marker {
 
 fn marker(text: &Rope, line: usize) -> Option<Marker> {
     let slice = text.line(line);
-    let head: String = slice.chars().take(MARKER_CHARS).collect();
+    let slice = slice.slice(..slice.len_chars().min(MARKER_CHARS));
+    // Looked at for up to [`PEM_LINES`] lines around every run: borrowed where the rope holds
+    // the line in one chunk (nearly always), copied only where it does not.
+    let head: Cow<str> = match slice.as_str() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(slice.to_string()),
+    };
     let begin = head
         .find("-----BEGIN ")
         .filter(|at| head[*at..].contains("PRIVATE KEY"));
