@@ -407,22 +407,32 @@ impl Engine {
                 parsed: n.parsed.clone(),
             })
             .collect();
-        let definitions = match &tree {
-            Some(tree) => syntax::definitions_used(tree, job.selection.clone(), &neighbours),
-            None => Vec::new(),
+        let file_name = display_path(&job.file_name);
+        let build = || {
+            let definitions = match &tree {
+                Some(tree) => syntax::definitions_used(tree, job.selection.clone(), &neighbours),
+                None => Vec::new(),
+            };
+            prompts::build(&prompts::ContextInput {
+                action: job.action,
+                file_name: &file_name,
+                language_id: &job.language_id,
+                text: &job.text,
+                selection: job.selection.clone(),
+                diagnostics: &job.diagnostics,
+                token_budget: config.context.token_budget,
+                surrounding_lines: config.context.surrounding_lines,
+                redact: config.privacy.redact_secrets,
+                definitions: &definitions,
+            })
         };
-        let prompt = prompts::build(&prompts::ContextInput {
-            action: job.action,
-            file_name: &display_path(&job.file_name),
-            language_id: &job.language_id,
-            text: &job.text,
-            selection: job.selection.clone(),
-            diagnostics: &job.diagnostics,
-            token_budget: config.context.token_budget,
-            surrounding_lines: config.context.surrounding_lines,
-            redact: config.privacy.redact_secrets,
-            definitions: &definitions,
-        });
+        let prompt = match &tree {
+            // The tree stands for exactly `job.text`: the same question on an unchanged
+            // document (a cache hit, the same range asked again) reuses the prompt laid out
+            // the first time, masking included.
+            Some(tree) => tree.memo(prompt_key(config, job, &file_name, &neighbours), build),
+            None => build(),
+        };
         Self::on_tier(config, job.action, tier_name, prompt, tree)
     }
 
@@ -774,6 +784,48 @@ struct Prepared {
     key: cache::CacheKey,
     /// The tree of the job's text, for the definitions and the checks.
     tree: Option<Parsed>,
+}
+
+/// What a prompt is built from besides the document's text (which the tree it is remembered
+/// on stands for): every other input of [`prompts::build`] and [`syntax::definitions_used`],
+/// the other documents by their trees.
+fn prompt_key(
+    config: &Config,
+    job: &Job,
+    file_name: &str,
+    neighbours: &[syntax::Source],
+) -> blake3::Hash {
+    let mut key = blake3::Hasher::new();
+    let mut text = |s: &str| {
+        key.update(&(s.len() as u64).to_le_bytes());
+        key.update(s.as_bytes());
+    };
+    text("prompt");
+    text(job.action.as_str());
+    text(file_name);
+    text(&job.language_id);
+    for d in &job.diagnostics {
+        text(d);
+    }
+    for n in neighbours {
+        text(&n.name);
+    }
+    let numbers = [
+        job.selection.start as u64,
+        job.selection.end as u64,
+        job.diagnostics.len() as u64,
+        config.context.token_budget as u64,
+        config.context.surrounding_lines as u64,
+        u64::from(config.privacy.redact_secrets),
+        neighbours.len() as u64,
+    ];
+    for n in numbers
+        .into_iter()
+        .chain(neighbours.iter().map(|n| n.parsed.id()))
+    {
+        key.update(&n.to_le_bytes());
+    }
+    key.finalize()
 }
 
 /// The job's tree: the caller's, else parsed here when the language has a grammar.
@@ -1202,5 +1254,118 @@ mod tests {
             Some("coder")
         );
         assert_eq!(tier_label(&config, "pro"), "DeepSeek V4 Pro");
+    }
+
+    #[test]
+    fn a_prompt_is_laid_out_once_per_tree_and_every_input_counts() {
+        let engine = Engine::new(Config::default()).expect("an engine");
+        let source = "fn a() {}\n\nfn total(values: &[i32]) -> i32 {\n    helper(values) + 1\n}\n";
+        let lib = "pub fn helper(values: &[i32]) -> i32 {\n    values.len() as i32\n}\n";
+        let rope = Rope::from_str(source);
+        let at = source.find("helper").unwrap_or(0);
+        let selection = rope.byte_to_char(at)..rope.byte_to_char(at + 6);
+        let neighbour = |text: &str| syntax::Source {
+            name: "src/util.rs".into(),
+            parsed: syntax::parse(Lang::Rust, &Rope::from_str(text)).expect("a tree"),
+        };
+        let base = Job {
+            tree: syntax::parse(Lang::Rust, &rope),
+            neighbours: vec![neighbour(lib)],
+            diagnostics: vec!["unused variable".into()],
+            ..Job::new(
+                Action::Explain,
+                "src/lib.rs",
+                "rust",
+                rope.clone(),
+                selection.clone(),
+            )
+        };
+        let config = Config::default();
+        let prompt = |config: &Config, job: &Job| {
+            engine
+                .prepare(config, job)
+                .expect("a prompt")
+                .prompt
+                .messages
+        };
+        // Asked without a tree, and with a new tree: what a prompt of this job is.
+        let fresh = |config: &Config, job: &Job| {
+            let job = Job {
+                tree: syntax::parse(Lang::Rust, &job.text),
+                ..job.clone()
+            };
+            prompt(config, &job)
+        };
+        let first = prompt(&config, &base);
+        assert!(
+            format!("{first:?}").contains("values.len()"),
+            "the neighbour is quoted"
+        );
+        // The second time on the same tree the text is not read again: a text that (against
+        // the contract) differs from the tree's gets the prompt made the first time.
+        let other_text = Job {
+            text: Rope::from_str(&source.replace("+ 1", "+ 2")),
+            ..base.clone()
+        };
+        assert_eq!(prompt(&config, &other_text), first);
+        // Every other input makes a prompt of its own, the one a new tree makes.
+        let mut tighter = Config::default();
+        tighter.context.surrounding_lines = 0;
+        let mut unredacted = Config::default();
+        unredacted.privacy.redact_secrets = false;
+        let variants = [
+            (
+                "diagnostics",
+                Job {
+                    diagnostics: vec!["shadowed".into()],
+                    ..base.clone()
+                },
+                &config,
+            ),
+            (
+                "selection",
+                Job {
+                    selection: selection.start..selection.end + 8,
+                    ..base.clone()
+                },
+                &config,
+            ),
+            (
+                "action",
+                Job {
+                    action: Action::Review,
+                    ..base.clone()
+                },
+                &config,
+            ),
+            (
+                "a neighbour's new tree",
+                Job {
+                    neighbours: vec![neighbour(&lib.replace("len()", "len() * 2"))],
+                    ..base.clone()
+                },
+                &config,
+            ),
+            (
+                "no neighbours",
+                Job {
+                    neighbours: Vec::new(),
+                    ..base.clone()
+                },
+                &config,
+            ),
+            ("surrounding lines", base.clone(), &tighter),
+        ];
+        for (what, job, config) in variants {
+            let got = prompt(config, &job);
+            assert_ne!(got, first, "{what} changes the prompt");
+            assert_eq!(
+                got,
+                fresh(config, &job),
+                "{what}: as a new tree lays it out"
+            );
+        }
+        // Redaction off changes nothing here (no secret), and is still its own entry.
+        assert_eq!(prompt(&unredacted, &base), fresh(&unredacted, &base));
     }
 }

@@ -4,6 +4,7 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::{ControlFlow, Range};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -31,7 +32,13 @@ pub struct Parsed {
     /// Results computed from this tree for one input each (a check of one replacement),
     /// the last [`MEMO_ENTRIES`], shared by its clones.
     memo: Arc<Mutex<Vec<Memo>>>,
+    /// This tree's number in this process, shared by its clones and never given to another
+    /// tree: what a memo keyed by several trees (a prompt quoting other documents) names them by.
+    id: u64,
 }
+
+/// The next [`Parsed::id`].
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// One remembered result: the hash of its input and the value.
 type Memo = (blake3::Hash, Arc<dyn Any + Send + Sync>);
@@ -94,6 +101,11 @@ impl Parsed {
 
     pub fn lang(&self) -> Lang {
         self.lang
+    }
+
+    /// See [`Parsed::id`](Parsed): equal for two values only when they are clones of one tree.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// The text the tree describes.
@@ -201,6 +213,7 @@ impl Parsed {
             text: text.clone(),
             derived: Arc::default(),
             memo: Arc::default(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 }
