@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 
-use ropey::Rope;
+use ropey::{Rope, RopeSlice};
 
 use super::redact::{self, Secret};
 
@@ -261,10 +261,14 @@ fn render(raw: &str, spans: Vec<(usize, usize, &'static str)>) -> String {
 /// Lines `first..=last`, extended to the `BEGIN` line of a PEM private key block they lie in,
 /// and to the `END` line of one they open.
 fn pem_extend(text: &Rope, (first, last): (usize, usize)) -> (usize, usize) {
+    // Walked with line iterators: a lookup by line number is a walk down the rope each.
     let lines = text.len_lines();
+    let start = first;
     let mut first = first;
-    for line in (first.saturating_sub(PEM_LINES)..first).rev() {
-        match marker(text, line) {
+    let mut above = text.lines_at(start);
+    for line in (start.saturating_sub(PEM_LINES)..start).rev() {
+        let Some(slice) = above.prev() else { break };
+        match marker(slice) {
             Some(Marker::End) => break,
             Some(Marker::Begin) => {
                 first = line;
@@ -274,8 +278,8 @@ fn pem_extend(text: &Rope, (first, last): (usize, usize)) -> (usize, usize) {
         }
     }
     let mut open = false;
-    for line in first..=last {
-        match marker(text, line) {
+    for slice in text.lines_at(first).take((last + 1).saturating_sub(first)) {
+        match marker(slice) {
             Some(Marker::Begin) => open = true,
             Some(Marker::End) => open = false,
             None => {}
@@ -283,8 +287,10 @@ fn pem_extend(text: &Rope, (first, last): (usize, usize)) -> (usize, usize) {
     }
     let mut last = last;
     if open {
-        for line in last + 1..lines.min(last + 1 + PEM_LINES) {
-            if marker(text, line) == Some(Marker::End) {
+        let below =
+            (last + 1..lines.min(last + 1 + PEM_LINES)).zip(text.lines_at((last + 1).min(lines)));
+        for (line, slice) in below {
+            if marker(slice) == Some(Marker::End) {
                 last = line;
                 break;
             }
@@ -301,15 +307,20 @@ enum Marker {
     End,
 }
 
-fn marker(text: &Rope, line: usize) -> Option<Marker> {
-    let slice = text.line(line);
-    let slice = slice.slice(..slice.len_chars().min(MARKER_CHARS));
+/// What `line` (one line of the document) marks.
+fn marker(line: RopeSlice) -> Option<Marker> {
+    let slice = line.slice(..line.len_chars().min(MARKER_CHARS));
     // Looked at for up to [`PEM_LINES`] lines around every run: borrowed where the rope holds
     // the line in one chunk (nearly always), copied only where it does not.
     let head: Cow<str> = match slice.as_str() {
         Some(s) => Cow::Borrowed(s),
         None => Cow::Owned(slice.to_string()),
     };
+    // Nearly no line holds five dashes in a row: only those that do are searched for a marker.
+    let bytes = head.as_bytes();
+    if !bytes.contains(&b'-') || !bytes.windows(5).any(|w| w == b"-----") {
+        return None;
+    }
     let begin = head
         .find("-----BEGIN ")
         .filter(|at| head[*at..].contains("PRIVATE KEY"));
