@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::client::{Lsp, Options};
 use crate::over_lsp::{provider_env, EXPLANATION};
 use crate::report::{Report, Row, Target};
-use crate::source::{rust_source, Typist};
+use crate::source::{rust_source, Typist, FUNCTION_BYTES, FUNCTION_LINES};
 use crate::Ctx;
 
 const GROUP: &str = "Instructions (callgrind)";
@@ -37,17 +37,22 @@ pub fn instruction_counts(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> 
         ..Script::default()
     }))?;
     let uri = "file:///bench/src/weigh.rs";
-    let command = |fresh: bool, token: Option<&str>| {
-        let mut params = json!({
-            "command": "codetier.explain",
-            "arguments": [{ "uri": uri, "fresh": fresh, "range": {
-                "start": { "line": 3, "character": 0 }, "end": { "line": 10, "character": 5 } } }],
-        });
-        if let Some(token) = token {
-            params["workDoneToken"] = json!(token);
-        }
-        params
-    };
+    // Lines `3 + shift` to `3 + shift + more` of `uri`, to character `to` of the last (past
+    // its end: to its end, as the protocol says).
+    let command_in =
+        |uri: &str, shift: usize, more: usize, to: usize, fresh: bool, token: Option<&str>| {
+            let mut params = json!({
+                "command": "codetier.explain",
+                "arguments": [{ "uri": uri, "fresh": fresh, "range": {
+                    "start": { "line": 3 + shift, "character": 0 },
+                    "end": { "line": 3 + shift + more, "character": to } } }],
+            });
+            if let Some(token) = token {
+                params["workDoneToken"] = json!(token);
+            }
+            params
+        };
+    let command = |fresh: bool, token: Option<&str>| command_in(uri, 0, 7, 5, fresh, token);
     let prepare = |lsp: &mut Lsp| -> anyhow::Result<()> {
         lsp.open(uri, &rust_source(8_000))?;
         let first = lsp.request("workspace/executeCommand", command(false, Some("warm")))?;
@@ -66,6 +71,28 @@ pub fn instruction_counts(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> 
         prepare(lsp)?;
         for _ in 0..n {
             let reply = lsp.request("workspace/executeCommand", command(true, None))?;
+            ensure!(reply["cached"] == false, "came from the cache: {reply}");
+        }
+        Ok(())
+    };
+    // Each request on a function of its own, its loop header selected: the prompt is laid
+    // out and the answer's fix checked anew every time (the row above asks one range again,
+    // whose prompt and check are remembered for the unchanged document). The fake's fix is
+    // that header rewritten, so here it parses in place, as a good answer's does; above it
+    // replaces the whole loop with its header and fails the check.
+    let new_ranges = |lsp: &mut Lsp, n: usize| -> anyhow::Result<()> {
+        prepare(lsp)?;
+        // The same document in both runs, so its parse and index cancel out.
+        const FUNCTIONS: usize = 64;
+        ensure!(n <= FUNCTIONS, "{n} requests, {FUNCTIONS} functions");
+        let many = "file:///bench/src/many.rs";
+        lsp.open(many, &rust_source(FUNCTION_BYTES * FUNCTIONS))?;
+        for i in 0..n {
+            let shift = FUNCTION_LINES * i;
+            let reply = lsp.request(
+                "workspace/executeCommand",
+                command_in(many, shift, 0, 1000, true, None),
+            )?;
             ensure!(reply["cached"] == false, "came from the cache: {reply}");
         }
         Ok(())
@@ -123,7 +150,7 @@ pub fn instruction_counts(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> 
     };
     let env = provider_env(&fake);
     let (few, many) = (ctx.scaled(10, 5), ctx.scaled(60, 25));
-    let rows: [(&str, Workload<'_>, usize, usize); 4] = [
+    let rows: [(&str, Workload<'_>, usize, usize); 5] = [
         (
             "cache hit over LSP, no `workDoneToken`, per request",
             &hits,
@@ -133,6 +160,12 @@ pub fn instruction_counts(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> 
         (
             "AI round trip over LSP, provider at 0 ms, per request (whole server)",
             &round_trips,
+            few,
+            many,
+        ),
+        (
+            "AI round trip over LSP, provider at 0 ms, a new function's loop header each time (the prompt laid out, the fix checked anew), per request",
+            &new_ranges,
             few,
             many,
         ),

@@ -22,6 +22,23 @@ pub fn weigh_{n}(items: &[Item], limit: usize) -> Result<u64, Error> {
 
 ";
 
+/// Lines of one generated function, the blank line after it included: function `i` of
+/// [`rust_source`] starts on line `i * FUNCTION_LINES`.
+pub const FUNCTION_LINES: usize = newlines(FUNCTION);
+/// At most the bytes of one generated function: `rust_source(k * FUNCTION_BYTES)` holds at least `k`.
+pub const FUNCTION_BYTES: usize = FUNCTION.len();
+
+const fn newlines(s: &str) -> usize {
+    let (bytes, mut i, mut n) = (s.as_bytes(), 0, 0);
+    while i < bytes.len() {
+        if bytes[i] == b'\n' {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
 /// Source text of at least `bytes` bytes (whole functions), ASCII only.
 pub fn rust_source(bytes: usize) -> String {
     let mut text = String::with_capacity(bytes + FUNCTION.len() * 2);
