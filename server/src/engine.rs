@@ -572,7 +572,9 @@ impl Engine {
             fim: None,
             action: None,
         };
-        let compute = upstream(self.router_handle(), request, progress.clone());
+        // Boxed: the router's future is large, and the cache moves it several times (into
+        // the flight, the team's lock) before it runs, or drops it unpolled on a hit.
+        let compute = Box::pin(upstream(self.router_handle(), request, progress.clone()));
         let cache = self.cache();
         let shared = if config.cache.enabled {
             // One Redis budget (`team.timeout_ms`) for the lookup and, on a miss, the lock,

@@ -319,7 +319,8 @@ async fn ask(
     cancel: &CancellationToken,
 ) -> Result<crate::engine::Outcome, EngineError> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let work = engine.run(job.clone(), Some(tx));
+    // Boxed, so the command's task (moved whole into `tokio::spawn`) stays small.
+    let work = Box::pin(engine.run(job.clone(), Some(tx)));
     let reports = async {
         let mut last = Instant::now() - Duration::from_secs(1);
         let mut tokens = TokenCount::default();
