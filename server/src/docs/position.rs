@@ -128,17 +128,18 @@ pub fn line_content_len(text: &Rope, line: usize) -> usize {
 
 /// The char offset where `line`'s content ends, before its line break (if any).
 fn line_content_end(text: &Rope, line: usize, start: usize) -> usize {
-    // `line + 1 <= len_lines()` because callers pass an existing line.
-    let mut end = text.line_to_char(line + 1);
-    if end > start && text.char(end - 1) == '\n' {
-        end -= 1;
-        if end > start && text.char(end - 1) == '\r' {
-            end -= 1;
-        }
-    } else if end > start && text.char(end - 1) == '\r' {
-        end -= 1;
-    }
-    end
+    // `line < len_lines()` because callers pass an existing line. Its break is at the end
+    // of its last chunk: the rope never splits a `\r\n` between chunks, and a line slice ends
+    // where its break does. One walk down the rope, where a lookup per char is one each.
+    let slice = text.line(line);
+    let (mut chunks, ..) = slice.chunks_at_byte(slice.len_bytes());
+    let tail = chunks.prev().unwrap_or_default().as_bytes();
+    let cut = match tail {
+        [.., b'\r', b'\n'] => 2,
+        [.., b'\n' | b'\r'] => 1,
+        _ => 0,
+    };
+    start + slice.len_chars() - cut
 }
 
 fn saturating_u32(n: usize) -> u32 {

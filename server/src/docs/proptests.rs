@@ -431,3 +431,44 @@ proptest! {
         }
     }
 }
+
+/// Content lengths in chars of the lines of `text`, split at `\n`, `\r\n` and `\r`.
+fn naive_content_lens(text: &str) -> Vec<usize> {
+    let mut lens = vec![0];
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' if chars.peek() == Some(&'\n') => {
+                chars.next();
+                lens.push(0);
+            }
+            '\n' | '\r' => lens.push(0),
+            _ => *lens.last_mut().expect("one line at least") += 1,
+        }
+    }
+    lens
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Texts of many chunks, built by insertions at random places so chunk boundaries fall
+    /// anywhere (inside lines, next to breaks): every line's content length is the naive one.
+    #[test]
+    fn line_content_lengths_match_naive_model_across_chunks(
+        pieces in proptest::collection::vec((text(400), any::<prop::sample::Index>()), 1..12),
+    ) {
+        let mut rope = Rope::new();
+        for (piece, at) in &pieces {
+            let at = at.index(rope.len_chars() + 1);
+            rope.insert(at, piece);
+        }
+        let text = rope.to_string();
+        let lens = naive_content_lens(&text);
+        prop_assert_eq!(rope.len_lines(), lens.len());
+        for (line, want) in lens.iter().enumerate() {
+            prop_assert_eq!(line_content_len(&rope, line), *want, "line {}", line);
+        }
+        prop_assert_eq!(line_content_len(&rope, lens.len()), 0, "past the end");
+    }
+}
