@@ -249,7 +249,9 @@ impl Window {
         }
         let mut lines = Vec::with_capacity(described - lo + 1);
         let (mut width, mut first, mut at_start) = (0, None, true);
-        for (i, &c) in bytes.iter().enumerate() {
+        let mut i = 0;
+        while i < bytes.len() {
+            let c = bytes[i];
             let newline = c == b'\n' || (c == b'\r' && bytes.get(i + 1) != Some(&b'\n'));
             if newline {
                 lines.push(first.map(|f| (width, f)));
@@ -264,7 +266,15 @@ impl Window {
                     b'\r' => {}
                     _ => (first, at_start) = (Some(c), false),
                 }
+            } else if c != b'\r' {
+                // Past its first character a line says nothing more: on to its break.
+                i += bytes[i..]
+                    .iter()
+                    .position(|&b| b == b'\n' || b == b'\r')
+                    .unwrap_or(bytes.len() - i);
+                continue;
             }
+            i += 1;
         }
         lines.push(first.map(|f| (width, f)));
         // A terminator on the last line described opened an entry for a line past it.
@@ -402,6 +412,19 @@ impl Window {
 ///
 /// Long on purpose: one lexer loop whose states (strings, comments, brackets) share the
 /// position, the line count and the stack; split up, each part would take all of them.
+/// The bytes [`bracket_pairs`] acts on (line breaks, comment and string openers, brackets);
+/// it passes over every other byte alike, blanks only keeping a line's start as it is.
+const SIGNIFICANT: [bool; 256] = {
+    let mut table = [false; 256];
+    let bytes = b"\n\r/#\"'`([{)]}";
+    let mut i = 0;
+    while i < bytes.len() {
+        table[bytes[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
 fn bracket_pairs(bytes: &[u8], lo: usize, enclosing: Option<(usize, usize)>) -> Vec<Pair> {
     let at = |i: usize| bytes.get(i).copied().unwrap_or(0);
     let mut pairs = Vec::new();
@@ -444,6 +467,16 @@ fn bracket_pairs(bytes: &[u8], lo: usize, enclosing: Option<(usize, usize)>) -> 
     };
     while i < bytes.len() {
         let c = bytes[i];
+        // Most bytes open, close, quote or break nothing: a run of them is skipped at once,
+        // with the blanks in it (a blank leaves `fresh` as it is, and the run has cleared it).
+        if !SIGNIFICANT[usize::from(c)] && c != b' ' && c != b'\t' {
+            fresh = false;
+            i += bytes[i..]
+                .iter()
+                .position(|&b| SIGNIFICANT[usize::from(b)])
+                .unwrap_or(bytes.len() - i);
+            continue;
+        }
         let leads = fresh;
         match c {
             b'\n' => {
