@@ -201,12 +201,13 @@ impl Cache {
     }
 
     /// Like [`Cache::open`], but returns at once: the disk store opens on a thread of its
-    /// own, and whatever needs it first waits for it. Memory hits never wait.
+    /// own once [`Cache::open_in_background`] is called, or else on its first use; whatever
+    /// needs it first waits for it. Memory hits never wait.
     pub fn open_lazily(cfg: &CacheConfig) -> Cache {
         Cache::with_disk(cfg, true)
     }
 
-    fn with_disk(cfg: &CacheConfig, in_background: bool) -> Cache {
+    fn with_disk(cfg: &CacheConfig, lazily: bool) -> Cache {
         if !cfg.enabled {
             return Cache::build(cfg, None, None);
         }
@@ -214,9 +215,7 @@ impl Cache {
             Some(dir) => {
                 let disk = Disk::lazy(&dir, cfg.ttl_days, cfg.max_disk_bytes, unix_now());
                 let cache = Cache::build(cfg, Some(disk), None);
-                if in_background {
-                    cache.open_in_background();
-                } else {
+                if !lazily {
                     cache.wait_open();
                 }
                 cache
@@ -232,9 +231,10 @@ impl Cache {
         }
     }
 
-    /// Opens the disk store on a thread of its own. The thread holds no strong reference: a
-    /// cache dropped meanwhile closes its store as soon as the opening is done.
-    fn open_in_background(&self) {
+    /// Opens the disk store on a thread of its own (at once when it is open already). The
+    /// thread holds no strong reference: a cache dropped meanwhile closes its store as soon
+    /// as the opening is done.
+    pub fn open_in_background(&self) {
         let opening = Arc::downgrade(&self.inner);
         let spawned = std::thread::Builder::new()
             .name("codetier-cache-open".into())

@@ -254,8 +254,9 @@ impl Engine {
     pub fn new(config: Config) -> Result<Engine, crate::provider::ProviderError> {
         let config = Arc::new(config);
         let usage = Arc::new(Ledger::new());
-        // Opened off this path (`initialize` answers first); its warnings are logged where
-        // they arise and shown once by `editor::show_cache_warning`.
+        // Opened off this path (`initialize` answers first), once there is work coming (the
+        // server's first document, `Cache::open_in_background`) or on first use; its warnings
+        // are logged where they arise and shown once by `editor::show_cache_warning`.
         let cache = Arc::new(Cache::open_lazily(&config.cache));
         let router = Arc::new(Self::router(&config, &usage)?);
         let team = Team::from_config_logged(&config.team);
@@ -310,6 +311,7 @@ impl Engine {
         }
         if live.config.cache != config.cache {
             let cache = Arc::new(Cache::open_lazily(&config.cache));
+            cache.open_in_background();
             cache.set_team(self.team());
             *self.cache.write().unwrap_or_else(|e| e.into_inner()) = cache;
         } else if team_changed {

@@ -255,3 +255,30 @@ fn version_and_help() {
         "{help}"
     );
 }
+
+#[test]
+fn the_disk_cache_opens_at_the_first_document_not_at_startup() {
+    // An editor starts a server per workspace; one never given a document touches no disk
+    // cache. The first document gets it ready before its first action.
+    let mut server = TestServer::builder().start();
+    let file = server.home().join("cache/codetier/cache.sqlite3");
+    // A request answered after `initialized`: anything it started has had its turn.
+    server.request(
+        "textDocument/hover",
+        json!({
+        "textDocument": { "uri": URI }, "position": { "line": 0, "character": 0 } }),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        !file.exists(),
+        "no document yet, and {} exists",
+        file.display()
+    );
+    server.open(URI, "rust", "fn main() {}\n");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !file.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(file.exists(), "the first document opened the disk cache");
+    server.shutdown();
+}

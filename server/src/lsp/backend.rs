@@ -206,18 +206,6 @@ impl LanguageServer for Backend {
                 editor::show_message(client, typ, note).await;
             }
         }
-        if let Some(engine) = self.session.engine().cloned() {
-            let client = self.session.client().cloned();
-            tokio::spawn(async move {
-                // The disk cache opens off the request path; its warning, if any, once open.
-                let cache = engine.cache();
-                let _ = tokio::task::spawn_blocking(move || cache.wait_open()).await;
-                if let Some(client) = &client {
-                    editor::show_cache_warning(client, &engine).await;
-                }
-                engine.warm_up().await;
-            });
-        }
     }
 
     async fn shutdown(&self) -> Result<()> {

@@ -221,9 +221,11 @@ pub struct Session {
     pub completions: Completions,
     next_token: AtomicU64,
     shutdown: CancellationToken,
-    /// Errors found before the client could be told (shown at `initialized`).
-    /// Messages for the user found before the editor could be told (configuration, provider).
+    /// Messages for the user found before the editor could be told (configuration, provider),
+    /// shown at `initialized`.
     pub startup_errors: Mutex<Vec<(tower_lsp_server::ls_types::MessageType, String)>>,
+    /// The disk cache and the provider's connection were got ready (see [`Session::warm_up`]).
+    warmed: AtomicBool,
 }
 
 impl Session {
@@ -251,7 +253,30 @@ impl Session {
             next_token: AtomicU64::new(1),
             shutdown: CancellationToken::new(),
             startup_errors: Mutex::new(Vec::new()),
+            warmed: AtomicBool::new(false),
         }
+    }
+
+    /// Opens the disk cache and the provider's connection off the request path, once: at the
+    /// first document, so they are ready before its first action, and a server that is never
+    /// given a document (an editor starts one per workspace) touches neither. The cache's
+    /// warning, if any, is shown once it is open.
+    pub fn warm_up(&self) {
+        if self.warmed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let Some(engine) = self.engine().cloned() else {
+            return;
+        };
+        let client = self.client().cloned();
+        tokio::spawn(async move {
+            let cache = engine.cache();
+            let _ = tokio::task::spawn_blocking(move || cache.wait_open()).await;
+            if let Some(client) = &client {
+                super::editor::show_cache_warning(client, &engine).await;
+            }
+            engine.warm_up().await;
+        });
     }
 
     pub fn attach_client(self: &Arc<Self>, client: Client) {

@@ -30,6 +30,7 @@ pub fn apply(session: &Session, method: &str, params: Value) {
                     session
                         .docs
                         .open(uri, &doc.language_id, doc.version, &doc.text);
+                    session.warm_up();
                     // The tree is parsed off this path; this only records the document.
                     if let Some(snap) = session.docs.snapshot(uri) {
                         session
