@@ -485,4 +485,70 @@ mod tests {
         );
         assert!(!parsed.has_errors());
     }
+
+    /// Typing as an editor types (lines inserted, words inserted inside lines, lines
+    /// deleted), with the tree brought up to date after a random few edits each time: the
+    /// incremental tree always equals a full parse of the same text.
+    #[test]
+    fn incremental_trees_under_random_typing_match_a_full_parse() {
+        use proptest::prelude::*;
+        let src: String = (0..6)
+            .map(|i| format!("/// Doc {i}.\nfn f{i}(x: i32) -> i32 {{\n    let a = x + {i};\n    a * 2\n}} // end f{i}\n\n"))
+            .collect();
+        let edit = (0usize..200, 0usize..40, 0u8..10, 0usize..1000);
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(48));
+        runner
+            .run(
+                &proptest::collection::vec((edit, any::<bool>()), 1..40),
+                |edits| {
+                    let (store, trees) = (Store::new(), Trees::on_demand());
+                    store.open("u", "rust", 1, &src);
+                    trees.open("u", "rust", 1, &Rope::from_str(&src));
+                    trees.catch_up();
+                    for (version, ((line, column, kind, n), catch_up)) in
+                        edits.into_iter().enumerate()
+                    {
+                        let text = store.snapshot("u").expect("open").text;
+                        let lines = text.len_lines().saturating_sub(1).max(1);
+                        let l = (line % lines) as u32;
+                        let len = crate::docs::line_content_len(&text, l as usize) as u32;
+                        let c = (column as u32).min(len);
+                        let v = version as i32 + 2;
+                        match kind {
+                            0..=4 => change(
+                                &store,
+                                &trees,
+                                "u",
+                                v,
+                                (l, 0),
+                                (l, 0),
+                                &format!("// typed {n}\n"),
+                            ),
+                            5..=7 => {
+                                change(&store, &trees, "u", v, (l, c), (l, c), &format!(" t{n} "))
+                            }
+                            _ => change(&store, &trees, "u", v, (l, 0), (l + 1, 0), ""),
+                        }
+                        if catch_up {
+                            trees.catch_up();
+                        }
+                        let now = trees.stamp("u").expect("followed");
+                        if catch_up || n % 3 == 0 {
+                            let incremental = now.wait().expect("parses");
+                            let full = parse(Lang::Rust, now.text()).expect("parses");
+                            prop_assert_eq!(incremental.text().to_string(), now.text().to_string());
+                            prop_assert_eq!(
+                                incremental.root().to_sexp(),
+                                full.root().to_sexp(),
+                                "after edit {} of {:?}",
+                                version,
+                                now.text().to_string()
+                            );
+                        }
+                    }
+                    Ok(())
+                },
+            )
+            .expect("incremental trees match full parses");
+    }
 }
