@@ -415,8 +415,10 @@ fn hundreds_of_actions_under_random_faults_while_typing() {
         if e.label.as_deref() == Some("codetier: generate function") {
             assert!(
                 targets.contains(&(e.uri.clone(), e.replaced.clone())),
-                "an edit applied to a stale range: it replaced {:?}, which no generate selected ({e:?})",
-                e.replaced
+                "an edit applied to a stale range: it replaced {:?}, which no generate selected ({e:?}); the generates of {} selected {:#?}",
+                e.replaced,
+                e.uri,
+                targets.iter().filter(|(u, _)| *u == e.uri).map(|(_, t)| t).collect::<Vec<_>>()
             );
         }
     }
