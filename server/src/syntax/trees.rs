@@ -38,8 +38,13 @@ struct State {
     revision: u64,
     version: i32,
     text: Rope,
-    /// Edits after the parsed tree's revision, each with the revision it produced.
+    /// Edits after the parsed tree's revision, each with the revision it produced; recorded
+    /// with no tree too, since a parse under way may yet store one for an earlier revision.
     edits: Vec<(u64, InputEdit)>,
+    /// The edits after this revision are all in `edits` (they were dropped up to it, when
+    /// too many piled up): only a tree of this revision or a later one can be edited into
+    /// the next.
+    floor: u64,
     parsed: Option<Stamped>,
     /// The document could not be parsed (too large or too slow): it stays on the heuristics
     /// until it is opened again.
@@ -98,6 +103,7 @@ impl Trees {
                 version,
                 text: text.clone(),
                 edits: Vec::new(),
+                floor: 0,
                 parsed: None,
                 gave_up: false,
             }),
@@ -127,15 +133,16 @@ impl Trees {
             state.revision += 1;
             state.version = version;
             state.text = text;
-            if state.parsed.is_some() {
-                let revision = state.revision;
-                state
-                    .edits
-                    .extend(edits.iter().map(|e| (revision, input_edit(e))));
-                if state.edits.len() > MAX_PENDING_EDITS {
-                    state.parsed = None;
-                    state.edits.clear();
-                }
+            // Kept even with no tree yet: the first parse may be under way for the text
+            // before this change, and its tree is the base the next one is edited from.
+            let revision = state.revision;
+            state
+                .edits
+                .extend(edits.iter().map(|e| (revision, input_edit(e))));
+            if state.edits.len() > MAX_PENDING_EDITS {
+                state.parsed = None;
+                state.edits.clear();
+                state.floor = revision;
             }
         }
         self.schedule(entry);
@@ -292,7 +299,10 @@ impl Entry {
         let mut state = lock(&self.state);
         match &parsed {
             Some(p) => {
-                if state.parsed.as_ref().is_none_or(|s| s.revision < revision) {
+                // Older than the floor, its later edits are gone: it cannot be a base.
+                if revision >= state.floor
+                    && state.parsed.as_ref().is_none_or(|s| s.revision < revision)
+                {
                     tracing::trace!(version, revision, "tree current");
                     state.parsed = Some(Stamped {
                         revision,
@@ -486,9 +496,38 @@ mod tests {
         assert!(!parsed.has_errors());
     }
 
+    #[test]
+    fn an_edit_made_while_the_first_tree_is_parsed_reaches_the_next_tree() {
+        // The first tree is parsed for the text a request stamped, after the document has
+        // changed again (the background parse of a document just opened, typing meanwhile):
+        // the next tree is made from it, so that change must have been kept for it.
+        let (store, trees) = (Store::new(), Trees::on_demand());
+        let src = "fn a() -> u32 {\n    1\n}\n\nfn b() {}\n";
+        store.open("u", "rust", 1, src);
+        trees.open("u", "rust", 1, &Rope::from_str(src));
+        let opened = trees.stamp("u").expect("followed");
+        change(
+            &store,
+            &trees,
+            "u",
+            2,
+            (0, 0),
+            (0, 0),
+            "// a comment above\n",
+        );
+        change(&store, &trees, "u", 3, (4, 0), (5, 0), "");
+        assert!(opened.wait().is_some_and(|p| *p.text() == src));
+        let now = trees.stamp("u").expect("followed");
+        let incremental = now.wait().expect("parses");
+        let full = parse(Lang::Rust, now.text()).expect("parses");
+        assert_eq!(incremental.root().to_sexp(), full.root().to_sexp());
+        assert_eq!(incremental.text().to_string(), now.text().to_string());
+    }
+
     /// Typing as an editor types (lines inserted, words inserted inside lines, lines
-    /// deleted), with the tree brought up to date after a random few edits each time: the
-    /// incremental tree always equals a full parse of the same text.
+    /// deleted), with the tree brought up to date after a random few edits each time and
+    /// older stamps parsed late: the incremental tree always equals a full parse of the same
+    /// text.
     #[test]
     fn incremental_trees_under_random_typing_match_a_full_parse() {
         use proptest::prelude::*;
@@ -504,7 +543,9 @@ mod tests {
                     let (store, trees) = (Store::new(), Trees::on_demand());
                     store.open("u", "rust", 1, &src);
                     trees.open("u", "rust", 1, &Rope::from_str(&src));
-                    trees.catch_up();
+                    // A request's stamp, parsed only some edits later (as the background
+                    // parse of a text that has changed since); first, the text as opened.
+                    let mut held = trees.stamp("u");
                     for (version, ((line, column, kind, n), catch_up)) in
                         edits.into_iter().enumerate()
                     {
@@ -528,6 +569,13 @@ mod tests {
                                 change(&store, &trees, "u", v, (l, c), (l, c), &format!(" t{n} "))
                             }
                             _ => change(&store, &trees, "u", v, (l, 0), (l + 1, 0), ""),
+                        }
+                        if n % 4 == 0 {
+                            if let Some(stamp) = held.take() {
+                                let old = stamp.wait().expect("parses");
+                                prop_assert_eq!(old.text().to_string(), stamp.text().to_string());
+                            }
+                            held = trees.stamp("u");
                         }
                         if catch_up {
                             trees.catch_up();
