@@ -407,13 +407,21 @@ mod tests {
         });
     }
 
-    #[test]
-    fn trees_follow_edits_incrementally_and_match_a_full_parse() {
+    const TWO_FNS: &str = "fn a() -> u32 {\n    1\n}\n\nfn b() {}\n";
+
+    /// `src` open as document "u" in a store and followed (not yet parsed), and its stamp.
+    fn followed(src: &str) -> (Store, Trees, Stamp) {
         let (store, trees) = (Store::new(), Trees::on_demand());
-        let src = "fn a() -> u32 {\n    1\n}\n\nfn b() {}\n";
         store.open("u", "rust", 1, src);
         trees.open("u", "rust", 1, &Rope::from_str(src));
-        let first = trees.stamp("u").expect("followed");
+        let stamp = trees.stamp("u").expect("followed");
+        (store, trees, stamp)
+    }
+
+    #[test]
+    fn trees_follow_edits_incrementally_and_match_a_full_parse() {
+        let src = TWO_FNS;
+        let (store, trees, first) = followed(src);
         assert!(first.ready().is_none(), "nothing parsed yet");
         let tree = first.wait().expect("parses");
         assert_eq!(
@@ -501,11 +509,8 @@ mod tests {
         // The first tree is parsed for the text a request stamped, after the document has
         // changed again (the background parse of a document just opened, typing meanwhile):
         // the next tree is made from it, so that change must have been kept for it.
-        let (store, trees) = (Store::new(), Trees::on_demand());
-        let src = "fn a() -> u32 {\n    1\n}\n\nfn b() {}\n";
-        store.open("u", "rust", 1, src);
-        trees.open("u", "rust", 1, &Rope::from_str(src));
-        let opened = trees.stamp("u").expect("followed");
+        let src = TWO_FNS;
+        let (store, trees, opened) = followed(src);
         change(
             &store,
             &trees,
