@@ -410,6 +410,9 @@ impl Engine {
             })
             .collect();
         let file_name = display_path(&job.file_name);
+        // The text the tree was parsed from (the job's, by contract): what the prompt is
+        // remembered on below is then exactly what it was built from.
+        let text = tree.as_ref().map_or(&job.text, Parsed::text);
         let build = || {
             let definitions = match &tree {
                 Some(tree) => syntax::definitions_used(tree, job.selection.clone(), &neighbours),
@@ -419,7 +422,7 @@ impl Engine {
                 action: job.action,
                 file_name: &file_name,
                 language_id: &job.language_id,
-                text: &job.text,
+                text,
                 selection: job.selection.clone(),
                 diagnostics: &job.diagnostics,
                 token_budget: config.context.token_budget,
@@ -429,9 +432,8 @@ impl Engine {
             })
         };
         let prompt = match &tree {
-            // The tree stands for exactly `job.text`: the same question on an unchanged
-            // document (a cache hit, the same range asked again) reuses the prompt laid out
-            // the first time, masking included.
+            // The same question on an unchanged document (a cache hit, the same range asked
+            // again) reuses the prompt laid out the first time, masking included.
             Some(tree) => tree.memo(prompt_key(config, job, &file_name, &neighbours), build),
             None => build(),
         };
