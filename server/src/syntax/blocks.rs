@@ -152,9 +152,12 @@ fn same_lines_block<'a>(parsed: &Parsed, node: Node<'a>) -> Option<Vec<Node<'a>>
         if is_block(parsed, current) {
             return (current.id() != node.id()).then_some(below);
         }
+        // Only the children that start on the first line can span the same lines, and they
+        // come first: a file's thousands of items after them are never visited.
         let mut cursor = current.walk();
         let next = current
             .named_children(&mut cursor)
+            .take_while(|c| parsed.line_of(c.start_byte()) == want.0)
             .find(|c| lines(*c) == want);
         current = next?;
         below.push(current);
