@@ -9,6 +9,8 @@ pub(crate) mod framing;
 mod handlers;
 mod proto;
 mod session;
+#[cfg(unix)]
+mod stdio;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -55,14 +57,14 @@ pub async fn serve_stdio(options: ServeOptions) -> anyhow::Result<Ending> {
     })
     .finish();
     let service = dispatch::Dispatch::new(service, session.clone());
-    Server::new(
-        framing::guard(tokio::io::stdin()),
-        tokio::io::stdout(),
-        socket,
-    )
-    .concurrency_level(CONCURRENCY_LEVEL)
-    .serve(service)
-    .await;
+    #[cfg(unix)]
+    let (input, output, _restore) = stdio::open();
+    #[cfg(not(unix))]
+    let (input, output) = (tokio::io::stdin(), tokio::io::stdout());
+    Server::new(framing::guard(input), output, socket)
+        .concurrency_level(CONCURRENCY_LEVEL)
+        .serve(service)
+        .await;
     session.shutdown_background();
     if session.exit_received() && !session.shutdown_requested() {
         return Ok(Ending::ExitWithoutShutdown);
