@@ -146,7 +146,11 @@ pub fn widen(text: &Rope, selection: Range<usize>) -> Range<usize> {
 /// The enclosing block of `line` as an inclusive range of 0-based lines.
 pub(crate) fn enclosing_lines(text: &Rope, line: usize) -> (usize, usize) {
     let line = line.min(text.len_lines().saturating_sub(1));
-    let window = Window::scan(text, line);
+    block_in(&Window::scan_block(text, line), line)
+}
+
+/// [`enclosing_lines`] as `window` (around `line`) shows it.
+fn block_in(window: &Window, line: usize) -> (usize, usize) {
     window
         .brace_block(line)
         .or_else(|| window.indent_block(line))
@@ -225,7 +229,17 @@ struct Window {
 
 impl Window {
     fn scan(text: &Rope, line: usize) -> Window {
-        Window::scan_with(text, line, None)
+        Window::scan_with(text, line, None, None)
+    }
+
+    /// The window of [`Window::scan`] around `line`, as far as [`enclosing_lines`] needs it:
+    /// every line is described, but the brackets are read only until, past `line`, no
+    /// bracket opened on or above it is still open. A pair found later opens below `line`,
+    /// so it can neither enclose `line` nor end the header of a block that does. What
+    /// [`block_in`] reads of it is exactly what it reads of the whole window; a cursor
+    /// between two items lexes half the window.
+    fn scan_block(text: &Rope, line: usize) -> Window {
+        Window::scan_with(text, line, None, Some((line + 1, line + 1)))
     }
 
     /// The window of [`Window::scan`] around `first`, as far as the blocks that start above
@@ -234,13 +248,21 @@ impl Window {
     /// open (no later pair could be such a block). What [`enclosing_headers`] reads of it is
     /// exactly what it reads of the whole window; the lines below the selection are skipped.
     fn scan_enclosing(text: &Rope, first: usize, last: usize) -> Window {
-        Window::scan_with(text, first, Some((first, last.max(first))))
+        let last = last.max(first);
+        Window::scan_with(text, first, Some(last), Some((first, last)))
     }
 
-    fn scan_with(text: &Rope, line: usize, enclosing: Option<(usize, usize)>) -> Window {
+    /// The window around `line`: its lines described up to `described` (all of them for
+    /// `None`), its brackets read as [`bracket_pairs`] reads them with `enclosing`.
+    fn scan_with(
+        text: &Rope,
+        line: usize,
+        described: Option<usize>,
+        enclosing: Option<(usize, usize)>,
+    ) -> Window {
         let lo = line.saturating_sub(SCAN_LINES);
         let hi = (line + SCAN_LINES).min(text.len_lines().saturating_sub(1));
-        let described = enclosing.map_or(hi, |(first, last)| last.max(first).min(hi));
+        let described = described.map_or(hi, |last| last.min(hi));
         let begin = text.line_to_char(lo);
         let end = text.line_to_char(hi) + text.line(hi).len_chars();
         let mut bytes = Vec::new();
@@ -973,6 +995,18 @@ impl Stats {
         }
     }
 
+    /// The block of every line from the shortened scan against the whole window's.
+    fn same_blocks_as_the_whole_window(text: &str) {
+        let rope = Rope::from_str(text);
+        for line in 0..rope.len_lines() {
+            assert_eq!(
+                enclosing_lines(&rope, line),
+                block_in(&Window::scan(&rope, line), line),
+                "line {line} of:\n{text}"
+            );
+        }
+    }
+
     #[test]
     fn shortened_header_scans_match_the_whole_window_on_fixtures() {
         for fixture in [
@@ -984,6 +1018,7 @@ impl Stats {
             "no brackets\n  indented\n    deeper\n",
         ] {
             same_headers_as_the_whole_window(fixture);
+            same_blocks_as_the_whole_window(fixture);
         }
     }
 
@@ -1000,6 +1035,19 @@ impl Stats {
         ) {
             same_headers_as_the_whole_window(&pieces.concat());
         }
+
+        #[test]
+        fn shortened_block_scans_match_the_whole_window(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "fn f() {", "}", "{", "(", ")", "[", "]", "\n", "\r\n", "\n\n", "    ",
+                    "\t", "\"", "'", "//", "/*", "*/", "#", "x", "def g():", "\"\"\"", "`",
+                ]),
+                0..80,
+            )
+        ) {
+            same_blocks_as_the_whole_window(&pieces.concat());
+        }
     }
 
     #[test]
@@ -1015,6 +1063,11 @@ impl Stats {
             assert_eq!(
                 enclosing_headers(&rope, first, first + 2, 3),
                 whole,
+                "line {first}"
+            );
+            assert_eq!(
+                enclosing_lines(&rope, first),
+                block_in(&Window::scan(&rope, first), first),
                 "line {first}"
             );
         }
