@@ -290,10 +290,7 @@ impl Window {
                 }
             } else if c != b'\r' {
                 // Past its first character a line says nothing more: on to its break.
-                i += bytes[i..]
-                    .iter()
-                    .position(|&b| b == b'\n' || b == b'\r')
-                    .unwrap_or(bytes.len() - i);
+                i += memchr::memchr2(b'\n', b'\r', &bytes[i..]).unwrap_or(bytes.len() - i);
                 continue;
             }
             i += 1;
@@ -473,12 +470,8 @@ fn bracket_pairs(bytes: &[u8], lo: usize, enclosing: Option<(usize, usize)>) -> 
         }
         j
     };
-    let line_end = |mut i: usize| {
-        while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
-            i += 1;
-        }
-        i
-    };
+    let line_end =
+        |i: usize| i + memchr::memchr2(b'\n', b'\r', &bytes[i..]).unwrap_or(bytes.len() - i);
     let done = |line: usize, stack: &[(u8, usize, usize)]| {
         enclosing.is_some_and(|(first, last)| {
             line >= last
