@@ -204,7 +204,7 @@ pub(crate) fn lines_to_chars(text: &Rope, first: usize, last: usize) -> Range<us
 
 pub(crate) use crate::docs::line_content_len as content_len;
 
-/// A matched bracket pair found by [`Window::scan`].
+/// A matched bracket pair found by [`Window::scan_with`].
 struct Pair {
     kind: u8,
     open: usize,
@@ -228,11 +228,14 @@ struct Window {
 }
 
 impl Window {
+    /// The whole window around `line`: every line described, every bracket read. The
+    /// shortened scans below are held to it by the tests.
+    #[cfg(test)]
     fn scan(text: &Rope, line: usize) -> Window {
         Window::scan_with(text, line, None, None)
     }
 
-    /// The window of [`Window::scan`] around `line`, as far as [`enclosing_lines`] needs it:
+    /// The window around `line` (±[`SCAN_LINES`]), as far as [`enclosing_lines`] needs it:
     /// every line is described, but the brackets are read only until, past `line`, no
     /// bracket opened on or above it is still open. A pair found later opens below `line`,
     /// so it can neither enclose `line` nor end the header of a block that does. What
@@ -242,7 +245,7 @@ impl Window {
         Window::scan_with(text, line, None, Some((line + 1, line + 1)))
     }
 
-    /// The window of [`Window::scan`] around `first`, as far as the blocks that start above
+    /// The window around `first` (±[`SCAN_LINES`]), as far as the blocks that start above
     /// `first` and enclose `first..=last` need it: lines are described up to `last`, and the
     /// brackets are read until, at or past `last`, no bracket opened above `first` is still
     /// open (no later pair could be such a block). What [`enclosing_headers`] reads of it is
