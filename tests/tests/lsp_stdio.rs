@@ -21,16 +21,38 @@ struct OnSockets {
     _home: tempfile::TempDir,
 }
 
-fn spawn_on_sockets() -> OnSockets {
+/// How the server's three standard descriptors are wired to the sockets.
+#[derive(Clone, Copy, PartialEq)]
+enum Wiring {
+    /// A socket pair each for stdin and stdout (libuv).
+    TwoPairs,
+    /// One socket for stdin and stdout, one open file description (socat, inetd).
+    OneSocket,
+    /// That socket for stderr as well.
+    OneSocketWithStderr,
+}
+
+fn spawn_on_sockets(wiring: Wiring) -> OnSockets {
     let (to_server, server_in) = UnixStream::pair().expect("socket pair");
-    let (from_server, server_out) = UnixStream::pair().expect("socket pair");
+    let (from_server, server_out) = if wiring == Wiring::TwoPairs {
+        UnixStream::pair().expect("socket pair")
+    } else {
+        let reader = to_server.try_clone().expect("dup");
+        (reader, server_in.try_clone().expect("dup"))
+    };
+    let stderr = if wiring == Wiring::OneSocketWithStderr {
+        Stdio::from(OwnedFd::from(server_in.try_clone().expect("dup")))
+    } else {
+        Stdio::null()
+    };
     let keep = server_in.try_clone().expect("dup");
     let home = tempfile::tempdir().expect("tempdir");
     let child = Command::new(codetier_bin())
         .stdin(Stdio::from(OwnedFd::from(server_in)))
         .stdout(Stdio::from(OwnedFd::from(server_out)))
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .env_remove("GLOBAL_API_KEY")
+        .env("CODETIER_LOG", "error")
         .env("HOME", home.path())
         .env("XDG_CONFIG_HOME", home.path().join("config"))
         .env("XDG_CACHE_HOME", home.path().join("cache"))
@@ -107,9 +129,10 @@ fn non_blocking(fd: &impl AsRawFd) -> bool {
     flags & O_NONBLOCK != 0
 }
 
-#[test]
-fn a_server_on_socket_pairs_answers_and_leaves_them_blocking_when_it_exits() {
-    let mut server = spawn_on_sockets();
+/// Initialize, a listing, shutdown and exit over `wiring`; `polled`: whether the server
+/// should serve the socket in non-blocking mode.
+fn serves_and_leaves_the_socket_blocking(wiring: Wiring, polled: bool) {
+    let mut server = spawn_on_sockets(wiring);
     assert!(!non_blocking(&server.keep), "the socket starts blocking");
     let init = server.request(
         1,
@@ -141,10 +164,11 @@ fn a_server_on_socket_pairs_answers_and_leaves_them_blocking_when_it_exits() {
         .filter_map(|a| a["title"].as_str())
         .collect();
     assert_eq!(titles.len(), 3, "{actions}");
-    // Served on the reactor: the description the server reads is non-blocking now.
-    assert!(
+    // Served on the reactor (or not): the mode of the description the server reads.
+    assert_eq!(
         non_blocking(&server.keep),
-        "the server reads its socket in blocking mode"
+        polled,
+        "the server's socket is in the wrong mode while it serves"
     );
 
     let shutdown = server.request(3, "shutdown", Value::Null);
@@ -159,8 +183,24 @@ fn a_server_on_socket_pairs_answers_and_leaves_them_blocking_when_it_exits() {
 }
 
 #[test]
+fn a_server_on_socket_pairs_answers_and_leaves_them_blocking_when_it_exits() {
+    serves_and_leaves_the_socket_blocking(Wiring::TwoPairs, true);
+}
+
+#[test]
+fn a_server_on_one_socket_for_stdin_and_stdout_serves_it_polled() {
+    serves_and_leaves_the_socket_blocking(Wiring::OneSocket, true);
+}
+
+#[test]
+fn a_server_whose_stderr_is_its_stdout_keeps_both_blocking() {
+    // Non-blocking, the log's lines could be lost; and stdin is the same description.
+    serves_and_leaves_the_socket_blocking(Wiring::OneSocketWithStderr, false);
+}
+
+#[test]
 fn a_server_on_socket_pairs_stops_when_the_editor_closes_them() {
-    let mut server = spawn_on_sockets();
+    let mut server = spawn_on_sockets(Wiring::TwoPairs);
     server.request(
         1,
         "initialize",

@@ -66,23 +66,27 @@ pub fn open() -> (Input, Output, Restore) {
         stdin: !non_blocking(io::stdin().as_fd()),
         stdout: !non_blocking(io::stdout().as_fd()),
     };
+    // Stdout stays blocking when stderr is the same file; then so must stdin if it is that
+    // file too (one socket for all three, inetd-style): the mode is the description's.
+    let stdout_polls = !same_file(io::stdout().as_fd(), io::stderr().as_fd());
+    let stdin_polls = stdout_polls || !same_file(io::stdin().as_fd(), io::stdout().as_fd());
     let input = match kind(io::stdin().as_fd()) {
+        _ if !stdin_polls => Err(io::ErrorKind::Unsupported.into()),
         Kind::Pipe => dup(io::stdin().as_fd())
             .and_then(pipe::Receiver::from_owned_fd)
             .map(Input::Pipe),
         Kind::Socket => socket(io::stdin().as_fd()).map(Input::Socket),
         Kind::Other => Err(io::ErrorKind::Unsupported.into()),
     }
-    .unwrap_or_else(|_| {
+    .unwrap_or_else(|_: io::Error| {
         // tokio's blocking reads need a blocking descriptor, whatever step failed.
         if std::mem::take(&mut restore.stdin) {
             blocking(io::stdin().as_fd());
         }
         Input::Blocking(tokio::io::stdin())
     });
-    let shared_with_stderr = same_file(io::stdout().as_fd(), io::stderr().as_fd());
     let output = match kind(io::stdout().as_fd()) {
-        _ if shared_with_stderr => Err(io::ErrorKind::Unsupported.into()),
+        _ if !stdout_polls => Err(io::ErrorKind::Unsupported.into()),
         Kind::Pipe => dup(io::stdout().as_fd())
             .and_then(pipe::Sender::from_owned_fd)
             .map(Output::Pipe),
