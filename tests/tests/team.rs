@@ -753,14 +753,16 @@ fn a_lock_holder_killed_with_sigkill_is_outwaited_and_the_other_process_asks_its
         "arguments": [{ "uri": URI, "range": range(0, 6) }],
     });
     a.server.send("workspace/executeCommand", params.clone());
-    let locked = (0..200).any(|_| {
-        let found = !redis.keys("codetier:lock:*").is_empty();
+    // A holds the lock and its request reached the provider (the one that hangs). Killed
+    // between the two, A would leave the hanging first request to B.
+    let asked = (0..200).any(|_| {
+        let found = !redis.keys("codetier:lock:*").is_empty() && upstream(&a.fake) == 1;
         if !found {
             std::thread::sleep(Duration::from_millis(25));
         }
         found
     });
-    assert!(locked, "A never took the lock");
+    assert!(asked, "A never took the lock and asked upstream");
     // No release, no more extensions: the lock can only expire (15 s after its last extension).
     a.server.kill();
     let id_b = b.send("workspace/executeCommand", params);
