@@ -293,7 +293,7 @@ impl Window {
                 }
             } else if c != b'\r' {
                 // Past its first character a line says nothing more: on to its break.
-                i += memchr::memchr2(b'\n', b'\r', &bytes[i..]).unwrap_or(bytes.len() - i);
+                i = line_end(&bytes, i);
                 continue;
             }
             i += 1;
@@ -473,8 +473,6 @@ fn bracket_pairs(bytes: &[u8], lo: usize, enclosing: Option<(usize, usize)>) -> 
         }
         j
     };
-    let line_end =
-        |i: usize| i + memchr::memchr2(b'\n', b'\r', &bytes[i..]).unwrap_or(bytes.len() - i);
     let done = |line: usize, stack: &[(u8, usize, usize)]| {
         enclosing.is_some_and(|(first, last)| {
             line >= last
@@ -524,8 +522,10 @@ fn bracket_pairs(bytes: &[u8], lo: usize, enclosing: Option<(usize, usize)>) -> 
             _ => fresh = false,
         }
         match c {
-            b'/' if at(i + 1) == b'/' => i = line_end(i),
-            b'#' if matches!(at(i + 1), b' ' | b'\t' | b'\n' | b'\r' | b'#' | 0) => i = line_end(i),
+            b'/' if at(i + 1) == b'/' => i = line_end(bytes, i),
+            b'#' if matches!(at(i + 1), b' ' | b'\t' | b'\n' | b'\r' | b'#' | 0) => {
+                i = line_end(bytes, i)
+            }
             b'/' if at(i + 1) == b'*' => i = skip_string(i + 2, b"*/", &mut line),
             b'"' if at(i + 1) == b'"' && at(i + 2) == b'"' => {
                 i = skip_string(i + 3, b"\"\"\"", &mut line);
@@ -564,6 +564,11 @@ fn bracket_pairs(bytes: &[u8], lo: usize, enclosing: Option<(usize, usize)>) -> 
         }
     }
     pairs
+}
+
+/// Where the line holding byte `i` of `bytes` breaks (its `\n` or `\r`), or the end.
+fn line_end(bytes: &[u8], i: usize) -> usize {
+    i + memchr::memchr2(b'\n', b'\r', &bytes[i..]).unwrap_or(bytes.len() - i)
 }
 
 /// Skips a `'`: a char literal (`'x'`, `'é'`, `'\n'`), a single-quoted string closed on the
